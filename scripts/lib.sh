@@ -1,0 +1,58 @@
+# Shared by scripts/run.sh and scripts/test.sh: installs what is missing and says so.
+# Sourced, not run.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# One build folder outside the checkout, so fresh clones (CI) reuse earlier builds.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/loopstack-secrets/target}"
+# cargo-leptos builds the server with this flag in debug; plain `cargo test` uses the same so
+# the two share compiled dependencies instead of rebuilding everything.
+export RUSTFLAGS="${RUSTFLAGS:---cfg erase_components}"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+CARGO_LEPTOS_VERSION=0.3.10
+WASM_BINDGEN_VERSION=0.2.130
+
+step() { printf '\n==> %s\n' "$*"; }
+
+ensure_rust_tools() {
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    step "Installing the wasm32-unknown-unknown Rust target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  if ! cargo leptos --version 2>/dev/null | grep -q "$CARGO_LEPTOS_VERSION"; then
+    step "Installing cargo-leptos $CARGO_LEPTOS_VERSION (builds with Rust 1.95; takes about 20 minutes, once)"
+    cargo install cargo-leptos --locked --version "$CARGO_LEPTOS_VERSION"
+  fi
+  if ! wasm-bindgen --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
+    step "Installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (must match the crate's wasm-bindgen)"
+    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+  fi
+}
+
+ensure_e2e_tools() {
+  if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ]; then
+      step "Installing Debian's Chromium for the end-to-end tests"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+    else
+      echo "Chromium is missing: run 'sudo apt-get install chromium' and try again" >&2
+      exit 1
+    fi
+  fi
+  if [ ! -d end2end/node_modules/@playwright/test ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
+    step "Installing the end-to-end test packages (npm ci)"
+    (cd end2end && npm ci --no-audit --no-fund)
+  fi
+}
+
+build_app() {
+  step "Building the server and the WASM front end (cargo leptos build)"
+  cargo leptos build
+}
+
+# The server binary built by cargo-leptos.
+server_bin() {
+  echo "$CARGO_TARGET_DIR/debug/loopstack-secrets"
+}

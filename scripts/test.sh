@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Builds everything and runs every test: the Rust suites (SQLite and PostgreSQL) and the
+# Playwright specs in Chromium against a freshly started server.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+PG_URL="${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+ensure_rust_tools
+ensure_e2e_tools
+
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v pg_ctlcluster >/dev/null; then
+    step "Starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  fi
+fi
+if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  export REQUIRE_POSTGRES=1
+  step "Dropping databases left by earlier test runs"
+  psql "$PG_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'lss_test_%'" \
+    | while read -r db; do psql "$PG_URL" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null || true; done
+else
+  echo "PostgreSQL does not answer at 127.0.0.1:5432: the Rust suite runs on SQLite only" >&2
+fi
+
+build_app
+
+step "Rust tests (unit and integration, SQLite and PostgreSQL)"
+cargo test --features ssr --no-fail-fast
+
+step "End-to-end tests (Playwright, Chromium)"
+E2E_DIR="$(mktemp -d)"
+PORT="${E2E_PORT:-3999}"
+export LOOPSTACK_SECRETS_DATA_DIR="$E2E_DIR/data"
+export LOOPSTACK_SECRETS_MASTER_KEY="$(head -c 32 /dev/urandom | base64)"
+export LEPTOS_SITE_ADDR="127.0.0.1:$PORT"
+export LEPTOS_SITE_ROOT="target/site"
+unset DATABASE_URL
+export LOOPSTACK_BIN="$(server_bin)"
+export E2E_BASE_URL="http://127.0.0.1:$PORT"
+"$LOOPSTACK_BIN" serve >"$E2E_DIR/server.log" 2>&1 &
+SERVER_PID=$!
+trap 'kill $SERVER_PID 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  curl -fsS "$E2E_BASE_URL/healthz" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+curl -fsS "$E2E_BASE_URL/healthz" >/dev/null || { cat "$E2E_DIR/server.log"; exit 1; }
+status=0
+(cd end2end && npx playwright test) || status=$?
+if [ "$status" != 0 ]; then
+  echo "--- server log ---"; tail -n 100 "$E2E_DIR/server.log"
+fi
+exit "$status"

@@ -1,0 +1,66 @@
+//! The HTML shell and the router of the Studio.
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Redirect, Route, Router, Routes};
+use leptos_router::{path, SsrMode};
+
+use crate::ui::secrets_table::SecretsPage;
+use crate::ui::sign_in::SignInPage;
+use crate::ui::workspaces::WorkspacesPage;
+
+/// The document around the app, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The Studio. Pages that read data render fully on the server (`SsrMode::Async`) so a
+/// missing session can answer with a real redirect and pages work without JavaScript.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/loopstack-secrets.css"/>
+        <Title text="loopstack-secrets"/>
+        <Router>
+            <main>
+                <Routes fallback=NotFound>
+                    <Route path=path!("/") view=|| view! { <Redirect path="/workspaces"/> } ssr=SsrMode::Async/>
+                    <Route path=path!("/sign-in") view=SignInPage/>
+                    <Route path=path!("/workspaces") view=WorkspacesPage ssr=SsrMode::Async/>
+                    <Route path=path!("/workspaces/:id") view=SecretsPage ssr=SsrMode::Async/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+/// Any other path.
+#[component]
+fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(axum::http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <section class="panel">
+            <h1>"Page not found"</h1>
+            <p role="alert">"Not found"</p>
+            <p><a href="/workspaces">"Back to workspaces"</a></p>
+        </section>
+    }
+}

@@ -1,0 +1,140 @@
+//! Types shared by the server, the REST JSON, the server functions and the components.
+//!
+//! Nothing here carries a secret value outward: listings hold `has_value`, never the value.
+//! Request bodies that carry a value are deserialize-only on the server side of the REST API.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// One secret as any listing shows it: its key and whether it has a value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SecretItem {
+    pub id: Uuid,
+    pub key: String,
+    pub has_value: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Body of `POST .../secrets` and `PUT .../secrets/upsert`.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SecretInput {
+    pub key: String,
+    /// The value; stored encrypted, never returned.
+    pub value: String,
+}
+
+/// Body of `PUT .../secrets/:id`: an absent value leaves the stored one as it is.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SecretUpdate {
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+/// Answer of `DELETE .../secrets/:id`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Deleted {
+    pub success: bool,
+}
+
+/// A workspace as the Studio lists it, with the caller's role in it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceItem {
+    pub id: Uuid,
+    pub name: String,
+    pub role: Role,
+}
+
+/// What a member may do in a workspace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Editor,
+    Owner,
+}
+
+impl Role {
+    /// The name stored in the database and shown in the Studio.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Editor => "editor",
+            Role::Owner => "owner",
+        }
+    }
+
+    /// Parses a stored role name.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "editor" => Some(Role::Editor),
+            "owner" => Some(Role::Owner),
+            _ => None,
+        }
+    }
+}
+
+/// The signed-in person as the Studio shows them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CurrentUser {
+    pub id: Uuid,
+    pub username: String,
+    pub is_admin: bool,
+}
+
+/// A workspace page: the workspace and its secrets, read in one server-function call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceSecrets {
+    pub workspace: WorkspaceItem,
+    pub secrets: Vec<SecretItem>,
+}
+
+/// The error body every API answers with, and the error type of every server function:
+/// `{"error": {"code": "...", "message": "..."}}` on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[error("{message}")]
+pub struct ApiError {
+    pub code: String,
+    pub message: String,
+}
+
+/// The JSON envelope of [`ApiError`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    pub error: ApiError,
+}
+
+impl ApiError {
+    /// An error with the given machine-readable code and human message.
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        ApiError { code: code.to_string(), message: message.into() }
+    }
+}
+
+impl leptos::server_fn::error::FromServerFnError for ApiError {
+    type Encoder = leptos::server_fn::codec::JsonEncoding;
+
+    fn from_server_fn_error(value: leptos::server_fn::error::ServerFnErrorErr) -> Self {
+        use leptos::server_fn::error::ServerFnErrorErr as E;
+        match value {
+            E::Request(_) => ApiError::new("network", "The server could not be reached."),
+            E::Args(m) | E::MissingArg(m) => ApiError::new("bad_request", m),
+            other => ApiError::new("server_fn", other.to_string()),
+        }
+    }
+}

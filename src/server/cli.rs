@@ -1,0 +1,264 @@
+//! The command line: `serve` (default) and the admin commands, all in the one binary. Commands
+//! print their result alone on the last stdout line so scripts can take it with `tail -n1`.
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use uuid::Uuid;
+
+use crate::server::auth;
+use crate::server::config::{Cli, Command, Config, ExportFormat, TokenCommand, UserCommand, WorkspaceCommand};
+use crate::server::crypto::KeySource;
+use crate::server::db::Db;
+use crate::server::domain::{Scope, Username};
+use crate::server::state::{self, AppState};
+use crate::server::store;
+
+/// Name of the workspace created on first run.
+pub const DEFAULT_WORKSPACE: &str = "default";
+/// Name of the administrator created on first run.
+pub const ADMIN_USER: &str = "admin";
+
+/// Runs the parsed command line; `master_key_env` is `LOOPSTACK_SECRETS_MASTER_KEY`.
+pub async fn run(cli: Cli, master_key_env: Option<&str>) -> anyhow::Result<ExitCode> {
+    let config = cli.config;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config, master_key_env).await,
+        Command::Migrate => {
+            let db = Db::connect(&config.database_url()).await?;
+            db.migrate().await?;
+            println!("migrations applied ({})", db.engine());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Workspace(cmd) => {
+            let state = state::open(config, master_key_env).await?.state;
+            workspace(&state, cmd).await
+        }
+        Command::User(cmd) => {
+            let state = state::open(config, master_key_env).await?.state;
+            user(&state, cmd).await
+        }
+        Command::Token(cmd) => {
+            let state = state::open(config, master_key_env).await?.state;
+            token(&state, cmd).await
+        }
+        Command::Run { workspace, command } => {
+            let state = state::open(config, master_key_env).await?.state;
+            run_with_secrets(&state, workspace, &command).await
+        }
+        Command::Export { workspace, format } => {
+            let state = state::open(config, master_key_env).await?.state;
+            export(&state, workspace, format).await
+        }
+    }
+}
+
+async fn serve(config: Config, master_key_env: Option<&str>) -> anyhow::Result<ExitCode> {
+    let opened = state::open(config, master_key_env).await?;
+    let state = opened.state;
+    let first_run = first_run_setup(&state).await?;
+    let listener = tokio::net::TcpListener::bind(state.config.addr)
+        .await
+        .with_context(|| format!("failed to listen on {}", state.config.addr))?;
+    let addr = listener.local_addr()?;
+    let base = format!("http://{addr}");
+
+    println!("loopstack-secrets is listening on {base} ({} database)", state.db.engine());
+    match &opened.key_source {
+        KeySource::NewFile(path) => println!("Created a new master key file at {} (mode 0600). Back it up: without it the secrets cannot be read.", path.display()),
+        KeySource::ExistingFile(path) => println!("Master key: {}", path.display()),
+        KeySource::Environment => println!("Master key: LOOPSTACK_SECRETS_MASTER_KEY"),
+    }
+    if let Some((username, password)) = &first_run {
+        println!("First run: created the administrator '{username}' with the password below (shown only this once).");
+        println!("  password: {password}");
+    }
+    println!("Sign in at {base}/sign-in");
+    if let Some((id, name)) = default_workspace(&state.db).await? {
+        println!("Workspace '{name}': {id}");
+        println!(
+            "Get an API token: loopstack-secrets token create --workspace {id} --name my-agent --scope secrets:list --scope secrets:write"
+        );
+    }
+    std::io::stdout().flush().ok();
+
+    let app = crate::server::app_router(state.clone());
+    axum::serve(listener, app.into_make_service()).with_graceful_shutdown(shutdown_signal()).await?;
+    state.db.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// On an empty database: an administrator with a generated password and a default workspace.
+async fn first_run_setup(state: &AppState) -> anyhow::Result<Option<(String, String)>> {
+    if store::count_users(&state.db).await? > 0 {
+        return Ok(None);
+    }
+    let password = auth::generate_password();
+    let user_id = auth::create_user(&state.db, ADMIN_USER, &password, true).await?;
+    state.create_workspace(DEFAULT_WORKSPACE, Some(user_id)).await?;
+    Ok(Some((ADMIN_USER.to_string(), password)))
+}
+
+async fn default_workspace(db: &Db) -> anyhow::Result<Option<(Uuid, String)>> {
+    let all = store::all_workspaces(db).await?;
+    Ok(all.iter().find(|(_, name)| name == DEFAULT_WORKSPACE).or(all.first()).cloned())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
+
+async fn workspace(state: &AppState, cmd: WorkspaceCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        WorkspaceCommand::Create { name, owner } => {
+            let owner_id = match owner {
+                Some(username) => {
+                    let username = Username::parse(&username)?;
+                    let user = store::user_by_username(&state.db, username.as_str()).await?;
+                    Some(user.with_context(|| format!("no user named '{}'", username.as_str()))?.id)
+                }
+                None => None,
+            };
+            let id = state.create_workspace(&name, owner_id).await?;
+            println!("{id}");
+        }
+        WorkspaceCommand::List => {
+            for (id, name) in store::all_workspaces(&state.db).await? {
+                println!("{id}\t{name}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn user(state: &AppState, cmd: UserCommand) -> anyhow::Result<ExitCode> {
+    let UserCommand::Create { username, admin, password_stdin } = cmd;
+    let (password, generated) = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("failed to read the password from stdin")?;
+        (line.trim_end_matches(['\r', '\n']).to_string(), false)
+    } else {
+        (auth::generate_password(), true)
+    };
+    auth::create_user(&state.db, &username, &password, admin).await?;
+    if generated {
+        println!("Created user '{}'. Its password is shown only this once:", username.to_ascii_lowercase());
+        println!("{password}");
+    } else {
+        println!("Created user '{}'.", username.to_ascii_lowercase());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn token(state: &AppState, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        TokenCommand::Create { workspace, name, scopes, expires_in_days } => {
+            let scopes = scopes.iter().map(|s| Scope::parse(s)).collect::<Result<Vec<_>, _>>()?;
+            let (row, token) = auth::create_token(&state.db, workspace, &name, &scopes, expires_in_days).await?;
+            println!("Created token {} ('{}') for workspace {} with scopes: {}.", row.id, row.name, row.workspace_id, row.scopes);
+            println!("It is shown only this once:");
+            println!("{token}");
+        }
+        TokenCommand::List { workspace } => {
+            println!("id\tworkspace\tname\tscopes\tstatus");
+            let now = chrono::Utc::now();
+            for t in store::list_tokens(&state.db, workspace).await? {
+                let status = match (t.revoked_at, t.expires_at) {
+                    (Some(_), _) => "revoked".to_string(),
+                    (None, Some(at)) if at <= now => "expired".to_string(),
+                    (None, Some(at)) => format!("active until {}", at.format("%Y-%m-%d")),
+                    (None, None) => "active".to_string(),
+                };
+                println!("{}\t{}\t{}\t{}\t{}", t.id, t.workspace_id, t.name, t.scopes, status);
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            if !store::revoke_token(&state.db, id).await? {
+                bail!("no active token with id {id}");
+            }
+            println!("Revoked token {id}.");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_with_secrets(state: &AppState, workspace: Uuid, command: &[String]) -> anyhow::Result<ExitCode> {
+    if !store::workspace_exists(&state.db, workspace).await? {
+        bail!("no workspace with id {workspace}");
+    }
+    let values = state.secrets.read_all_values(workspace).await?;
+    let (program, args) = command.split_first().context("no command given after --")?;
+    let mut child = std::process::Command::new(program);
+    child.args(args);
+    for (key, value) in &values {
+        child.env(key, value.expose());
+    }
+    state.db.close().await;
+    let status = child.status().with_context(|| format!("failed to start '{program}'"))?;
+    drop(values);
+    Ok(exit_code_of(status))
+}
+
+/// The child's exit code, or 128 + signal as shells report it.
+fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {
+    use std::os::unix::process::ExitStatusExt;
+    let code = status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1);
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+async fn export(state: &AppState, workspace: Uuid, format: ExportFormat) -> anyhow::Result<ExitCode> {
+    if !store::workspace_exists(&state.db, workspace).await? {
+        bail!("no workspace with id {workspace}");
+    }
+    let values = state.secrets.read_all_values(workspace).await?;
+    let mut out = std::io::stdout().lock();
+    match format {
+        ExportFormat::Dotenv => {
+            for (key, value) in &values {
+                writeln!(out, "{key}=\"{}\"", dotenv_escape(value.expose()))?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Escapes a value for a double-quoted dotenv line.
+fn dotenv_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '$' => out.push_str("\\$"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotenv_values_escape_quotes_newlines_and_dollars() {
+        assert_eq!(dotenv_escape("a\"b\nc$d\\e"), "a\\\"b\\nc\\$d\\\\e");
+    }
+}

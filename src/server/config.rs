@@ -1,0 +1,179 @@
+//! Typed configuration and the command line: one `clap` parser whose options also read the
+//! environment (and `.env`, loaded in `main`), with defaults that run on a fresh machine.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use uuid::Uuid;
+
+/// `loopstack-secrets`: workspace-scoped secrets for LLM automation.
+#[derive(Parser, Debug)]
+#[command(name = "loopstack-secrets", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Settings shared by the server and every command.
+#[derive(Args, Debug, Clone)]
+pub struct Config {
+    /// Database URL: `postgres://...` for PostgreSQL, `sqlite://PATH` for a SQLite file.
+    /// Default: `sqlite://<data dir>/loopstack-secrets.db`.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Folder for the SQLite database and the master key file.
+    #[arg(long, env = "LOOPSTACK_SECRETS_DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+
+    /// Address the server listens on.
+    #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = "127.0.0.1:3000", global = true)]
+    pub addr: SocketAddr,
+
+    /// Feature toggle: when false the server mounts no secrets routes and no tools.
+    #[arg(long, env = "LOOPSTACK_SECRETS_ENABLED", default_value_t = true, global = true, action = clap::ArgAction::Set)]
+    pub enabled: bool,
+
+    /// Largest accepted secret value, in bytes.
+    #[arg(long, env = "LOOPSTACK_SECRETS_MAX_VALUE_BYTES", default_value_t = 64 * 1024, global = true)]
+    pub max_value_bytes: usize,
+
+    /// Longest accepted secret key, in characters.
+    #[arg(long, env = "LOOPSTACK_SECRETS_MAX_KEY_LEN", default_value_t = 200, global = true)]
+    pub max_key_len: usize,
+
+    /// How long a Studio session lasts, in hours.
+    #[arg(long, env = "LOOPSTACK_SECRETS_SESSION_HOURS", default_value_t = 12, global = true)]
+    pub session_hours: i64,
+
+    /// Mark the session cookie `Secure` (set this when serving behind TLS; a request with
+    /// `X-Forwarded-Proto: https` gets it too).
+    #[arg(long, env = "LOOPSTACK_SECRETS_SECURE_COOKIES", default_value_t = false, global = true, action = clap::ArgAction::Set)]
+    pub secure_cookies: bool,
+
+    /// Folder holding the compiled site (WASM, JS, CSS); cargo-leptos sets it.
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site", global = true)]
+    pub site_root: String,
+}
+
+impl Config {
+    /// The database URL in effect: the configured one or the SQLite file in the data dir.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) if !url.trim().is_empty() => url.clone(),
+            _ => format!("sqlite://{}", self.data_dir.join("loopstack-secrets.db").display()),
+        }
+    }
+
+    /// Limits applied when input is parsed.
+    pub fn limits(&self) -> crate::server::domain::Limits {
+        crate::server::domain::Limits { max_key_len: self.max_key_len, max_value_bytes: self.max_value_bytes }
+    }
+}
+
+/// What the binary does; `serve` when none is given.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the web server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage workspaces.
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Run a command with the workspace's secrets as environment variables.
+    Run {
+        /// Workspace id.
+        #[arg(long)]
+        workspace: Uuid,
+        /// The command and its arguments (after `--`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, num_args = 1..)]
+        command: Vec<String>,
+    },
+    /// Print the workspace's secrets in a file format.
+    Export {
+        /// Workspace id.
+        #[arg(long)]
+        workspace: Uuid,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Dotenv)]
+        format: ExportFormat,
+    },
+}
+
+/// Formats `export` can write.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum ExportFormat {
+    /// `KEY="value"` lines, as `.env` files use.
+    Dotenv,
+}
+
+/// `workspace ...`
+#[derive(Subcommand, Debug)]
+pub enum WorkspaceCommand {
+    /// Create a workspace; prints its id alone on the last line.
+    Create {
+        /// Display name.
+        name: String,
+        /// Username of the member who becomes its owner.
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// List all workspaces.
+    List,
+}
+
+/// `user ...`
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user; prints a generated password unless one is read from stdin.
+    Create {
+        /// Username (3 to 64 letters, digits, `_`, `.`, `-`).
+        username: String,
+        /// Make the user an administrator.
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+/// `token ...`
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create an API token; prints it alone on the last line (it is shown only once).
+    Create {
+        /// Workspace the token is bound to.
+        #[arg(long)]
+        workspace: Uuid,
+        /// A name to recognise it by.
+        #[arg(long)]
+        name: String,
+        /// Scopes: secrets:list, secrets:write, secrets:read, tools:call, workflows:run.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// Days until it expires (never, when absent).
+        #[arg(long)]
+        expires_in_days: Option<i64>,
+    },
+    /// List tokens (never their values).
+    List {
+        /// Only the tokens of this workspace.
+        #[arg(long)]
+        workspace: Option<Uuid>,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        /// Token id, as `token list` shows it.
+        id: Uuid,
+    },
+}

@@ -1,0 +1,300 @@
+//! Envelope encryption. The master key (KEK) wraps one data key (DEK) per workspace; values
+//! are sealed with AES-256-GCM under the DEK with a fresh random nonce and associated data that
+//! binds each ciphertext to its workspace and secret, so a row copied elsewhere does not open.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use anyhow::{bail, Context};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use rand::RngCore;
+use std::path::Path;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::server::error::AppError;
+
+/// Length of an AES-GCM nonce.
+pub const NONCE_LEN: usize = 12;
+/// Name of the key file created in the data dir when no key is configured.
+pub const KEY_FILE_NAME: &str = "master.key";
+/// Plaintext sealed under the master key to recognise it again at start.
+const KEY_CHECK_PLAINTEXT: &[u8] = b"loopstack-secrets master key check v1";
+
+/// The key-encryption key. Never leaves the process; zeroized on drop.
+pub struct MasterKey {
+    raw: Zeroizing<[u8; 32]>,
+    cipher: Aes256Gcm,
+}
+
+/// Where the master key came from, for the start-up message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    Environment,
+    ExistingFile(std::path::PathBuf),
+    NewFile(std::path::PathBuf),
+}
+
+impl MasterKey {
+    fn from_bytes(raw: Zeroizing<[u8; 32]>) -> MasterKey {
+        let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(raw.as_ref()));
+        MasterKey { raw, cipher }
+    }
+
+    /// A new random key.
+    pub fn generate() -> MasterKey {
+        let mut raw = Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(raw.as_mut());
+        MasterKey::from_bytes(raw)
+    }
+
+    /// Parses a base64 key of exactly 32 bytes.
+    pub fn from_base64(text: &str) -> anyhow::Result<MasterKey> {
+        let bytes = Zeroizing::new(B64.decode(text.trim()).context("the master key is not valid base64")?);
+        if bytes.len() != 32 {
+            bail!("the master key must be 32 bytes (base64 of 32 random bytes), got {} bytes", bytes.len());
+        }
+        let mut raw = Zeroizing::new([0u8; 32]);
+        raw.copy_from_slice(&bytes);
+        Ok(MasterKey::from_bytes(raw))
+    }
+
+    /// The key as base64, for writing the key file.
+    pub fn to_base64(&self) -> Zeroizing<String> {
+        Zeroizing::new(B64.encode(self.raw.as_ref()))
+    }
+
+    /// Seals a workspace's data key; the result is `nonce || ciphertext`.
+    pub fn wrap(&self, dek: &DataKey, workspace_id: Uuid, version: i32) -> Vec<u8> {
+        seal(&self.cipher, dek.raw.as_ref(), &dek_aad(workspace_id, version))
+    }
+
+    /// Opens a wrapped data key; fails on a wrong master key or a tampered row.
+    pub fn unwrap(&self, wrapped: &[u8], workspace_id: Uuid, version: i32) -> Result<DataKey, AppError> {
+        let raw = open(&self.cipher, wrapped, &dek_aad(workspace_id, version))?;
+        if raw.len() != 32 {
+            return Err(AppError::Crypto);
+        }
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(&raw);
+        Ok(DataKey::from_bytes(key))
+    }
+
+    /// A blob stored once per database that only this key opens.
+    pub fn key_check(&self) -> Vec<u8> {
+        seal(&self.cipher, KEY_CHECK_PLAINTEXT, b"key-check")
+    }
+
+    /// Whether `blob` was made by [`MasterKey::key_check`] with this key.
+    pub fn verifies(&self, blob: &[u8]) -> bool {
+        open(&self.cipher, blob, b"key-check").map(|p| p.as_slice() == KEY_CHECK_PLAINTEXT).unwrap_or(false)
+    }
+}
+
+/// A workspace's data key; zeroized on drop.
+pub struct DataKey {
+    raw: Zeroizing<[u8; 32]>,
+    cipher: Aes256Gcm,
+}
+
+impl DataKey {
+    fn from_bytes(raw: Zeroizing<[u8; 32]>) -> DataKey {
+        let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(raw.as_ref()));
+        DataKey { raw, cipher }
+    }
+
+    /// A new random data key.
+    pub fn generate() -> DataKey {
+        let mut raw = Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(raw.as_mut());
+        DataKey::from_bytes(raw)
+    }
+
+    /// Seals a secret value bound to its workspace and secret id: `(nonce, ciphertext)`.
+    pub fn seal_value(&self, value: &[u8], workspace_id: Uuid, secret_id: Uuid) -> (Vec<u8>, Vec<u8>) {
+        let mut blob = seal(&self.cipher, value, &value_aad(workspace_id, secret_id));
+        let ciphertext = blob.split_off(NONCE_LEN);
+        (blob, ciphertext)
+    }
+
+    /// Opens a value sealed by [`DataKey::seal_value`] for the same workspace and secret.
+    pub fn open_value(
+        &self,
+        nonce: &[u8],
+        ciphertext: &[u8],
+        workspace_id: Uuid,
+        secret_id: Uuid,
+    ) -> Result<Zeroizing<Vec<u8>>, AppError> {
+        if nonce.len() != NONCE_LEN {
+            return Err(AppError::Crypto);
+        }
+        let payload = Payload { msg: ciphertext, aad: &value_aad(workspace_id, secret_id) };
+        self.cipher.decrypt(Nonce::from_slice(nonce), payload).map(Zeroizing::new).map_err(|_| AppError::Crypto)
+    }
+}
+
+fn seal(cipher: &Aes256Gcm, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let ciphertext = cipher
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+        .expect("BUG: AES-GCM encryption only fails for plaintexts over 64 GiB");
+    let mut out = Vec::with_capacity(NONCE_LEN + ciphertext.len());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ciphertext);
+    out
+}
+
+fn open(cipher: &Aes256Gcm, blob: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, AppError> {
+    if blob.len() < NONCE_LEN {
+        return Err(AppError::Crypto);
+    }
+    let (nonce, ciphertext) = blob.split_at(NONCE_LEN);
+    cipher
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad })
+        .map(Zeroizing::new)
+        .map_err(|_| AppError::Crypto)
+}
+
+fn dek_aad(workspace_id: Uuid, version: i32) -> Vec<u8> {
+    let mut aad = b"loopstack-secrets:dek:v1:".to_vec();
+    aad.extend_from_slice(workspace_id.as_bytes());
+    aad.extend_from_slice(&version.to_be_bytes());
+    aad
+}
+
+fn value_aad(workspace_id: Uuid, secret_id: Uuid) -> Vec<u8> {
+    let mut aad = b"loopstack-secrets:secret:v1:".to_vec();
+    aad.extend_from_slice(workspace_id.as_bytes());
+    aad.extend_from_slice(secret_id.as_bytes());
+    aad
+}
+
+/// Finds the master key: `from_env` (the value of `LOOPSTACK_SECRETS_MASTER_KEY`) first, then
+/// the key file in the data dir. A new key file is created only when `may_create` (the
+/// database holds no encrypted data yet).
+pub fn load_master_key(
+    from_env: Option<&str>,
+    data_dir: &Path,
+    may_create: bool,
+) -> anyhow::Result<(MasterKey, KeySource)> {
+    if let Some(text) = from_env {
+        if !text.trim().is_empty() {
+            let key = MasterKey::from_base64(text).context("LOOPSTACK_SECRETS_MASTER_KEY is invalid")?;
+            return Ok((key, KeySource::Environment));
+        }
+    }
+    let path = data_dir.join(KEY_FILE_NAME);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let key = MasterKey::from_base64(&text).with_context(|| format!("the key file {} is invalid", path.display()))?;
+            Ok((key, KeySource::ExistingFile(path)))
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            if !may_create {
+                bail!(
+                    "the master key is missing: the database holds encrypted data but neither \
+                     LOOPSTACK_SECRETS_MASTER_KEY is set nor {} exists. Restore the key; a new one \
+                     would not open the existing secrets",
+                    path.display()
+                );
+            }
+            let key = MasterKey::generate();
+            write_key_file(&path, &key)?;
+            Ok((key, KeySource::NewFile(path)))
+        }
+        Err(err) => Err(err).with_context(|| format!("failed to read the key file {}", path.display())),
+    }
+}
+
+/// Writes a key file readable by its owner only (mode 0600), refusing to overwrite one.
+pub fn write_key_file(path: &Path, key: &MasterKey) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("failed to create the key file {}", path.display()))?;
+    file.write_all(key.to_base64().as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all().context("failed to sync the key file")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_opens_only_for_its_own_workspace_and_secret() {
+        let dek = DataKey::generate();
+        let (ws, id) = (Uuid::new_v4(), Uuid::new_v4());
+        let (nonce, ct) = dek.seal_value(b"sk-live-123", ws, id);
+        assert_eq!(dek.open_value(&nonce, &ct, ws, id).unwrap().as_slice(), b"sk-live-123");
+        assert!(dek.open_value(&nonce, &ct, Uuid::new_v4(), id).is_err());
+        assert!(dek.open_value(&nonce, &ct, ws, Uuid::new_v4()).is_err());
+    }
+
+    #[test]
+    fn a_tampered_ciphertext_does_not_open() {
+        let dek = DataKey::generate();
+        let (ws, id) = (Uuid::new_v4(), Uuid::new_v4());
+        let (nonce, mut ct) = dek.seal_value(b"value", ws, id);
+        ct[0] ^= 1;
+        assert!(matches!(dek.open_value(&nonce, &ct, ws, id), Err(AppError::Crypto)));
+    }
+
+    #[test]
+    fn each_seal_uses_a_fresh_nonce() {
+        let dek = DataKey::generate();
+        let (ws, id) = (Uuid::new_v4(), Uuid::new_v4());
+        let (n1, c1) = dek.seal_value(b"same", ws, id);
+        let (n2, c2) = dek.seal_value(b"same", ws, id);
+        assert_ne!(n1, n2);
+        assert_ne!(c1, c2);
+    }
+
+    #[test]
+    fn a_data_key_unwraps_only_with_the_master_key_that_wrapped_it() {
+        let (kek, other) = (MasterKey::generate(), MasterKey::generate());
+        let dek = DataKey::generate();
+        let ws = Uuid::new_v4();
+        let wrapped = kek.wrap(&dek, ws, 1);
+        let back = kek.unwrap(&wrapped, ws, 1).unwrap();
+        assert_eq!(back.raw.as_ref(), dek.raw.as_ref());
+        assert!(other.unwrap(&wrapped, ws, 1).is_err());
+        assert!(kek.unwrap(&wrapped, ws, 2).is_err());
+    }
+
+    #[test]
+    fn the_key_check_recognises_only_its_key() {
+        let (kek, other) = (MasterKey::generate(), MasterKey::generate());
+        let check = kek.key_check();
+        assert!(kek.verifies(&check));
+        assert!(!other.verifies(&check));
+    }
+
+    #[test]
+    fn a_master_key_must_be_32_bytes_of_base64() {
+        assert!(MasterKey::from_base64("not base64!").is_err());
+        assert!(MasterKey::from_base64(&B64.encode([0u8; 16])).is_err());
+        let key = MasterKey::generate();
+        assert!(MasterKey::from_base64(&key.to_base64()).is_ok());
+    }
+
+    #[test]
+    fn the_key_file_is_created_with_mode_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(KEY_FILE_NAME);
+        write_key_file(&path, &MasterKey::generate()).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(write_key_file(&path, &MasterKey::generate()).is_err(), "an existing key file is never overwritten");
+    }
+}

@@ -1,0 +1,155 @@
+//! The one application error. Each variant maps to an HTTP status; a 5xx is logged with its
+//! cause chain and the client only hears an opaque message.
+
+use crate::model::{ApiError, ErrorBody};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+/// Everything that can go wrong while serving a request or running a command.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// 400: the input is malformed or breaks a rule; the message says which.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: no credentials, or credentials that are not valid.
+    #[error("authentication required")]
+    Unauthorized,
+    /// 401 on sign-in: silent about which part was wrong.
+    #[error("Invalid username or password")]
+    InvalidCredentials,
+    /// 403: authenticated, but the scope or role is too small.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: no such thing, or a workspace the caller may not see (the same answer).
+    #[error("not found")]
+    NotFound,
+    /// 409: it already exists, or a state conflict.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413: a body or value over the limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 429: too many attempts; retry after the given seconds.
+    #[error("too many attempts, retry in {0} seconds")]
+    TooManyRequests(u64),
+    /// 503: the database is not reachable.
+    #[error("service unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// 500: a stored value could not be decrypted (tampered row or wrong key).
+    #[error("failed to decrypt a stored value")]
+    Crypto,
+    /// 500: anything else; the cause is logged, never sent.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => AppError::Unavailable(err),
+            _ => AppError::Internal(anyhow::Error::new(err).context("database error")),
+        }
+    }
+}
+
+impl AppError {
+    /// The HTTP status this error answers with.
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized | AppError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Crypto | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The machine-readable code of the error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::BadRequest(_) => "bad_request",
+            AppError::Unauthorized => "unauthorized",
+            AppError::InvalidCredentials => "invalid_credentials",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::NotFound => "not_found",
+            AppError::Conflict(_) => "conflict",
+            AppError::PayloadTooLarge(_) => "payload_too_large",
+            AppError::TooManyRequests(_) => "rate_limited",
+            AppError::Unavailable(_) => "unavailable",
+            AppError::Crypto => "decryption_failed",
+            AppError::Internal(_) => "internal",
+        }
+    }
+
+    /// The body sent to clients; server-side causes are logged here and left out of it.
+    pub fn to_api_error(&self) -> ApiError {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(error = ?anyhow_chain(self), code = self.code(), "request failed");
+        }
+        let message = match self {
+            AppError::Internal(_) => "internal server error".to_string(),
+            AppError::Unavailable(_) => "the database is not available; try again shortly".to_string(),
+            AppError::NotFound => "Not found".to_string(),
+            other => other.to_string(),
+        };
+        ApiError::new(self.code(), message)
+    }
+}
+
+/// Formats an error with its sources, for logs only.
+fn anyhow_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let body = ErrorBody { error: self.to_api_error() };
+        let mut response = (status, Json(body)).into_response();
+        if let AppError::TooManyRequests(secs) = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_str(&secs.to_string()).expect("BUG: digits are a valid header"));
+        }
+        response
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(err: AppError) -> Self {
+        err.to_api_error()
+    }
+}
+
+/// Maps a unique-constraint violation on `constraint` to a 409 with `message`; other errors
+/// pass through.
+pub fn on_constraint(constraint: &'static str, message: &'static str) -> impl FnOnce(sqlx::Error) -> AppError {
+    move |err| match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() && constraint_matches(db.as_ref(), constraint) => {
+            AppError::Conflict(message.to_string())
+        }
+        _ => err.into(),
+    }
+}
+
+/// PostgreSQL names the violated constraint. SQLite does not, so there any unique violation of
+/// the statement counts (each statement that uses this touches one unique constraint).
+fn constraint_matches(db: &dyn sqlx::error::DatabaseError, constraint: &str) -> bool {
+    match db.constraint() {
+        Some(name) => name == constraint,
+        None => true,
+    }
+}

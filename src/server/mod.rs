@@ -1,0 +1,47 @@
+//! The back end (compiled with `ssr` only): configuration, storage, cryptography, the services,
+//! authentication, the REST API, the Studio's server side and the CLI.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod rest;
+pub mod secrets;
+pub mod state;
+pub mod store;
+pub mod studio;
+
+use axum::Router;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower_http::trace::TraceLayer;
+
+use crate::app::{shell, App};
+use state::AppState;
+
+/// The REST routes alone (secrets, OpenAPI, health), for mounting into another axum app.
+pub fn api_router(state: AppState) -> Router {
+    let enabled = state.config.enabled;
+    rest::router(enabled).with_state(state)
+}
+
+/// The whole application: REST API, Studio pages, server functions and static files.
+pub fn app_router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let context_state = state.clone();
+    let shell_options = state.leptos_options.clone();
+    Router::new()
+        .merge(rest::router(state.config.enabled))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(context_state.clone()),
+            move || shell(shell_options.clone()),
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,132 @@
+//! `SecretService`: the Rust API for a workspace's secrets, used by the REST layer, the server
+//! functions, the CLI and any trusted code that mounts this crate. It parses input, seals and
+//! opens values and calls the store; it knows nothing about HTTP or callers' permissions.
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use crate::model::SecretItem;
+use crate::server::crypto::{DataKey, MasterKey};
+use crate::server::db::Db;
+use crate::server::domain::{Limits, SecretKey, SecretValue};
+use crate::server::error::AppError;
+use crate::server::store::{self, Sealed, SecretRow};
+
+/// Who made a change, as stored in `created_by` / `updated_by` (never a credential).
+#[derive(Clone, Debug)]
+pub struct Actor(pub String);
+
+/// Workspace-scoped CRUD over encrypted secrets.
+#[derive(Clone)]
+pub struct SecretService {
+    db: Db,
+    kek: Arc<MasterKey>,
+    limits: Limits,
+}
+
+impl SecretService {
+    /// A service over `db`, sealing with data keys wrapped by `kek`.
+    pub fn new(db: Db, kek: Arc<MasterKey>, limits: Limits) -> SecretService {
+        SecretService { db, kek, limits }
+    }
+
+    /// The input limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Keys and `has_value` flags of a workspace, sorted by key. Never values.
+    #[tracing::instrument(skip(self), err)]
+    pub async fn find_all_by_workspace(&self, workspace_id: Uuid) -> Result<Vec<SecretItem>, AppError> {
+        store::list_secrets(&self.db, workspace_id).await
+    }
+
+    /// Creates a secret; 409 when the key exists.
+    #[tracing::instrument(skip(self, key, value), fields(key = %key), err)]
+    pub async fn create(&self, workspace_id: Uuid, key: &SecretKey, value: &SecretValue, actor: &Actor) -> Result<SecretItem, AppError> {
+        let (version, dek) = self.active_key(workspace_id).await?;
+        let id = Uuid::new_v4();
+        let sealed = seal(&dek, version, value, workspace_id, id);
+        store::insert_secret(&self.db, workspace_id, id, key.as_str(), &sealed, &actor.0).await
+    }
+
+    /// Replaces a secret's value; `None` leaves it as it is. 404 when there is no such secret.
+    #[tracing::instrument(skip(self, value), err)]
+    pub async fn update(&self, workspace_id: Uuid, id: Uuid, value: Option<&SecretValue>, actor: &Actor) -> Result<SecretItem, AppError> {
+        let Some(value) = value else {
+            return store::secret_item(&self.db, workspace_id, id).await?.ok_or(AppError::NotFound);
+        };
+        let (version, dek) = self.active_key(workspace_id).await?;
+        let sealed = seal(&dek, version, value, workspace_id, id);
+        store::update_secret_value(&self.db, workspace_id, id, &sealed, &actor.0).await?.ok_or(AppError::NotFound)
+    }
+
+    /// Creates or updates a secret by key, atomically even under concurrent calls.
+    #[tracing::instrument(skip(self, key, value), fields(key = %key), err)]
+    pub async fn upsert(&self, workspace_id: Uuid, key: &SecretKey, value: &SecretValue, actor: &Actor) -> Result<SecretItem, AppError> {
+        let (version, dek) = self.active_key(workspace_id).await?;
+        let sealer = |id: Uuid| seal(&dek, version, value, workspace_id, id);
+        store::upsert_secret(&self.db, workspace_id, key.as_str(), Uuid::new_v4(), sealer, &actor.0).await
+    }
+
+    /// Deletes a secret; 404 when there is no such secret.
+    #[tracing::instrument(skip(self), err)]
+    pub async fn delete(&self, workspace_id: Uuid, id: Uuid) -> Result<(), AppError> {
+        if store::delete_secret(&self.db, workspace_id, id).await? {
+            Ok(())
+        } else {
+            Err(AppError::NotFound)
+        }
+    }
+
+    /// The value of one secret, by key, for trusted server code. `None` when the key is absent.
+    #[tracing::instrument(skip(self, key), fields(key = %key), err)]
+    pub async fn read_value(&self, workspace_id: Uuid, key: &SecretKey) -> Result<Option<SecretValue>, AppError> {
+        match store::secret_by_key(&self.db, workspace_id, key.as_str()).await? {
+            Some(row) => Ok(Some(self.open(&row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every key and value of a workspace, by key, for `run` and `export`.
+    #[tracing::instrument(skip(self), err)]
+    pub async fn read_all_values(&self, workspace_id: Uuid) -> Result<Vec<(String, SecretValue)>, AppError> {
+        let rows = store::secrets_with_ciphertext(&self.db, workspace_id).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let value = self.open(&row).await?;
+            out.push((row.key.clone(), value));
+        }
+        Ok(out)
+    }
+
+    /// Parses raw input into a key, with this service's limits.
+    pub fn parse_key(&self, raw: &str) -> Result<SecretKey, AppError> {
+        SecretKey::parse(raw, &self.limits)
+    }
+
+    /// Parses raw input into a value, with this service's limits.
+    pub fn parse_value(&self, raw: String) -> Result<SecretValue, AppError> {
+        SecretValue::parse(raw, &self.limits)
+    }
+
+    async fn active_key(&self, workspace_id: Uuid) -> Result<(i32, DataKey), AppError> {
+        let (version, wrapped) = store::active_data_key(&self.db, workspace_id).await?.ok_or(AppError::NotFound)?;
+        Ok((version, self.kek.unwrap(&wrapped, workspace_id, version)?))
+    }
+
+    async fn open(&self, row: &SecretRow) -> Result<SecretValue, AppError> {
+        let wrapped = store::data_key(&self.db, row.workspace_id, row.key_version).await?.ok_or(AppError::Crypto)?;
+        let dek = self.kek.unwrap(&wrapped, row.workspace_id, row.key_version)?;
+        let plain = dek.open_value(&row.nonce, &row.ciphertext, row.workspace_id, row.id)?;
+        let text = String::from_utf8(plain.to_vec()).map_err(|_| AppError::Crypto)?;
+        Ok(SecretValue::from_plaintext(SecretString::from(text)))
+    }
+}
+
+fn seal(dek: &DataKey, version: i32, value: &SecretValue, workspace_id: Uuid, id: Uuid) -> Sealed {
+    let (nonce, ciphertext) = dek.seal_value(value.expose().as_bytes(), workspace_id, id);
+    Sealed { nonce, ciphertext, key_version: version, has_value: !value.is_empty() }
+}

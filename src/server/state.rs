@@ -1,0 +1,85 @@
+//! `AppState`: everything a request needs (pool, config, keys, services), built once at start.
+//! Building it also opens the database, migrates it and proves the master key is the right one.
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+use uuid::Uuid;
+
+use crate::server::config::Config;
+use crate::server::crypto::{load_master_key, DataKey, KeySource, MasterKey};
+use crate::server::db::Db;
+use crate::server::error::AppError;
+use crate::server::secrets::SecretService;
+use crate::server::store;
+
+/// Shared application state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub kek: Arc<MasterKey>,
+    pub secrets: SecretService,
+    pub leptos_options: LeptosOptions,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+/// What [`open`] found, for the start-up message.
+pub struct Opened {
+    pub state: AppState,
+    pub key_source: KeySource,
+}
+
+/// Connects, migrates and loads the master key. `master_key_env` is the value of
+/// `LOOPSTACK_SECRETS_MASTER_KEY`, if set. A missing or wrong key over existing data is an
+/// error and nothing is written.
+pub async fn open(config: Config, master_key_env: Option<&str>) -> anyhow::Result<Opened> {
+    let db = Db::connect(&config.database_url()).await?;
+    db.migrate().await?;
+
+    let check = store::key_check(&db).await.context("failed to read the key check")?;
+    let has_data = check.is_some() || store::has_encrypted_data(&db).await.context("failed to inspect the database")?;
+    let (kek, key_source) = load_master_key(master_key_env, &config.data_dir, !has_data)?;
+    match check {
+        Some(blob) if !kek.verifies(&blob) => bail!(
+            "the master key does not match this database: it was encrypted with another key. \
+             Set LOOPSTACK_SECRETS_MASTER_KEY (or restore {}) to the key used before; nothing was changed",
+            config.data_dir.join(crate::server::crypto::KEY_FILE_NAME).display()
+        ),
+        Some(_) => {}
+        None if has_data => bail!("the database holds encrypted data but no key check; refusing to guess the master key"),
+        None => store::insert_key_check(&db, &kek.key_check()).await.context("failed to store the key check")?,
+    }
+
+    let kek = Arc::new(kek);
+    let secrets = SecretService::new(db.clone(), kek.clone(), config.limits());
+    let leptos_options = LeptosOptions::builder()
+        .output_name(std::env::var("LEPTOS_OUTPUT_NAME").unwrap_or_else(|_| "loopstack-secrets".into()))
+        .site_root(config.site_root.clone())
+        .site_pkg_dir(std::env::var("LEPTOS_SITE_PKG_DIR").unwrap_or_else(|_| "pkg".into()))
+        .site_addr(config.addr)
+        .build();
+    let state = AppState { db, config: Arc::new(config), kek, secrets, leptos_options };
+    Ok(Opened { state, key_source })
+}
+
+impl AppState {
+    /// Creates a workspace with a fresh data key and, optionally, its owner.
+    pub async fn create_workspace(&self, name: &str, owner: Option<Uuid>) -> Result<Uuid, AppError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(AppError::BadRequest("workspace name must be 1 to 100 characters".into()));
+        }
+        let id = Uuid::new_v4();
+        let wrapped = self.kek.wrap(&DataKey::generate(), id, 1);
+        store::insert_workspace(&self.db, id, name, &wrapped, owner).await?;
+        Ok(id)
+    }
+}

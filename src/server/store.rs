@@ -1,0 +1,407 @@
+//! Every SQL statement of the application, written once for both engines. Functions here know
+//! rows, not HTTP; each write that spans rows runs in one transaction.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::model::{Role, SecretItem, WorkspaceItem};
+use crate::server::db::{on_pool, Db};
+use crate::server::error::{on_constraint, AppError};
+
+/// A secret row with its ciphertext (never leaves the server).
+#[derive(sqlx::FromRow)]
+pub struct SecretRow {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub key: String,
+    pub ciphertext: Vec<u8>,
+    pub nonce: Vec<u8>,
+    pub key_version: i32,
+}
+
+/// The listing columns of a secret.
+#[derive(sqlx::FromRow)]
+struct SecretItemRow {
+    id: Uuid,
+    key: String,
+    has_value: bool,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<SecretItemRow> for SecretItem {
+    fn from(r: SecretItemRow) -> Self {
+        SecretItem { id: r.id, key: r.key, has_value: r.has_value, updated_at: r.updated_at }
+    }
+}
+
+/// A sealed value ready to store.
+pub struct Sealed {
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+    pub key_version: i32,
+    pub has_value: bool,
+}
+
+/// A user row.
+#[derive(sqlx::FromRow, Clone)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub username: String,
+    pub password_hash: String,
+    pub is_admin: bool,
+}
+
+/// An API token row (hash only).
+#[derive(sqlx::FromRow, Clone)]
+pub struct TokenRow {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub name: String,
+    pub secret_hash: Vec<u8>,
+    pub scopes: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A session row joined with its user.
+#[derive(sqlx::FromRow)]
+pub struct SessionRow {
+    pub secret_hash: Vec<u8>,
+    pub expires_at: DateTime<Utc>,
+    pub user_id: Uuid,
+    pub username: String,
+    pub is_admin: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct WorkspaceRoleRow {
+    id: Uuid,
+    name: String,
+    role: String,
+}
+
+impl WorkspaceRoleRow {
+    fn into_item(self) -> Result<WorkspaceItem, AppError> {
+        let role = Role::parse(&self.role).ok_or_else(|| anyhow::anyhow!("unknown role {:?} in memberships", self.role))?;
+        Ok(WorkspaceItem { id: self.id, name: self.name, role })
+    }
+}
+
+/// The listing columns of `secrets`, spliced into statements with `concat!`.
+macro_rules! item_columns {
+    () => {
+        "id, key, has_value, updated_at"
+    };
+}
+
+// ---- master key check -------------------------------------------------------------------
+
+/// The stored key-check blob, if the database has one.
+pub async fn key_check(db: &Db) -> Result<Option<Vec<u8>>, AppError> {
+    Ok(on_pool!(db, pool => sqlx::query_scalar("SELECT blob FROM key_check WHERE id = 1").fetch_optional(pool).await?))
+}
+
+/// Whether any encrypted data (a wrapped data key) exists.
+pub async fn has_encrypted_data(db: &Db) -> Result<bool, AppError> {
+    let n: i64 = on_pool!(db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM workspace_keys").fetch_one(pool).await?);
+    Ok(n > 0)
+}
+
+/// Stores the key-check blob once.
+pub async fn insert_key_check(db: &Db, blob: &[u8]) -> Result<(), AppError> {
+    on_pool!(db, pool => sqlx::query("INSERT INTO key_check (id, blob, created_at) VALUES (1, $1, $2)")
+        .bind(blob).bind(Utc::now()).execute(pool).await?.rows_affected());
+    Ok(())
+}
+
+// ---- users, memberships, workspaces -----------------------------------------------------
+
+/// Inserts a user; 409 when the username is taken.
+pub async fn insert_user(db: &Db, id: Uuid, username: &str, password_hash: &str, is_admin: bool) -> Result<(), AppError> {
+    on_pool!(db, pool => sqlx::query(
+        "INSERT INTO users (id, username, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(id).bind(username).bind(password_hash).bind(is_admin).bind(Utc::now())
+        .execute(pool).await
+        .map_err(on_constraint("users_username_unique", "a user with this username exists"))?.rows_affected());
+    Ok(())
+}
+
+/// Finds a user by (lowercased) username.
+pub async fn user_by_username(db: &Db, username: &str) -> Result<Option<UserRow>, AppError> {
+    Ok(on_pool!(db, pool => sqlx::query_as(
+        "SELECT id, username, password_hash, is_admin FROM users WHERE username = $1")
+        .bind(username).fetch_optional(pool).await?))
+}
+
+/// How many users exist.
+pub async fn count_users(db: &Db) -> Result<i64, AppError> {
+    Ok(on_pool!(db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await?))
+}
+
+/// Creates a workspace with its first data key and, optionally, its owner: one transaction.
+pub async fn insert_workspace(
+    db: &Db,
+    id: Uuid,
+    name: &str,
+    wrapped_key: &[u8],
+    owner: Option<Uuid>,
+) -> Result<(), AppError> {
+    let now = Utc::now();
+    on_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        sqlx::query("INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(id).bind(name).bind(now).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO workspace_keys (workspace_id, version, wrapped_key, created_at) VALUES ($1, 1, $2, $3)")
+            .bind(id).bind(wrapped_key).bind(now).execute(&mut *tx).await?;
+        if let Some(user_id) = owner {
+            sqlx::query("INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES ($1, $2, 'owner', $3)")
+                .bind(id).bind(user_id).bind(now).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+    });
+    Ok(())
+}
+
+/// Adds a member with a role; 409 when already a member.
+pub async fn insert_membership(db: &Db, workspace_id: Uuid, user_id: Uuid, role: &str) -> Result<(), AppError> {
+    on_pool!(db, pool => sqlx::query("INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(workspace_id).bind(user_id).bind(role).bind(Utc::now()).execute(pool).await
+        .map_err(on_constraint("memberships_pkey", "the user is already a member"))?.rows_affected());
+    Ok(())
+}
+
+/// All workspaces, by name (for the CLI).
+pub async fn all_workspaces(db: &Db) -> Result<Vec<(Uuid, String)>, AppError> {
+    Ok(on_pool!(db, pool => sqlx::query_as("SELECT id, name FROM workspaces ORDER BY name, id").fetch_all(pool).await?))
+}
+
+/// Whether a workspace exists.
+pub async fn workspace_exists(db: &Db, id: Uuid) -> Result<bool, AppError> {
+    let n: i64 = on_pool!(db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM workspaces WHERE id = $1").bind(id).fetch_one(pool).await?);
+    Ok(n > 0)
+}
+
+/// The workspaces a user belongs to, with the user's role, by name.
+pub async fn workspaces_of_user(db: &Db, user_id: Uuid) -> Result<Vec<WorkspaceItem>, AppError> {
+    let rows: Vec<WorkspaceRoleRow> = on_pool!(db, pool => sqlx::query_as(
+        "SELECT w.id, w.name, m.role FROM workspaces w JOIN memberships m ON m.workspace_id = w.id
+         WHERE m.user_id = $1 ORDER BY w.name, w.id")
+        .bind(user_id).fetch_all(pool).await?);
+    rows.into_iter().map(WorkspaceRoleRow::into_item).collect()
+}
+
+/// One workspace as a member sees it, or `None` when the user is not a member.
+pub async fn workspace_of_user(db: &Db, user_id: Uuid, workspace_id: Uuid) -> Result<Option<WorkspaceItem>, AppError> {
+    let row: Option<WorkspaceRoleRow> = on_pool!(db, pool => sqlx::query_as(
+        "SELECT w.id, w.name, m.role FROM workspaces w JOIN memberships m ON m.workspace_id = w.id
+         WHERE m.user_id = $1 AND w.id = $2")
+        .bind(user_id).bind(workspace_id).fetch_optional(pool).await?);
+    row.map(WorkspaceRoleRow::into_item).transpose()
+}
+
+// ---- data keys ---------------------------------------------------------------------------
+
+/// The active (highest) data key version of a workspace and its wrapped bytes.
+pub async fn active_data_key(db: &Db, workspace_id: Uuid) -> Result<Option<(i32, Vec<u8>)>, AppError> {
+    Ok(on_pool!(db, pool => sqlx::query_as(
+        "SELECT version, wrapped_key FROM workspace_keys WHERE workspace_id = $1 ORDER BY version DESC LIMIT 1")
+        .bind(workspace_id).fetch_optional(pool).await?))
+}
+
+/// One version of a workspace's wrapped data key.
+pub async fn data_key(db: &Db, workspace_id: Uuid, version: i32) -> Result<Option<Vec<u8>>, AppError> {
+    Ok(on_pool!(db, pool => sqlx::query_scalar(
+        "SELECT wrapped_key FROM workspace_keys WHERE workspace_id = $1 AND version = $2")
+        .bind(workspace_id).bind(version).fetch_optional(pool).await?))
+}
+
+// ---- secrets -----------------------------------------------------------------------------
+
+/// A workspace's secrets, sorted by key; no ciphertext is read.
+pub async fn list_secrets(db: &Db, workspace_id: Uuid) -> Result<Vec<SecretItem>, AppError> {
+    let sql = concat!("SELECT ", item_columns!(), " FROM secrets WHERE workspace_id = $1 ORDER BY key");
+    let rows: Vec<SecretItemRow> = on_pool!(db, pool => sqlx::query_as(sql).bind(workspace_id).fetch_all(pool).await?);
+    Ok(rows.into_iter().map(SecretItem::from).collect())
+}
+
+/// One secret with its ciphertext.
+pub async fn secret_by_id(db: &Db, workspace_id: Uuid, id: Uuid) -> Result<Option<SecretRow>, AppError> {
+    Ok(on_pool!(db, pool => sqlx::query_as(
+        "SELECT id, workspace_id, key, ciphertext, nonce, key_version FROM secrets WHERE workspace_id = $1 AND id = $2")
+        .bind(workspace_id).bind(id).fetch_optional(pool).await?))
+}
+
+/// One secret by key, with its ciphertext.
+pub async fn secret_by_key(db: &Db, workspace_id: Uuid, key: &str) -> Result<Option<SecretRow>, AppError> {
+    Ok(on_pool!(db, pool => sqlx::query_as(
+        "SELECT id, workspace_id, key, ciphertext, nonce, key_version FROM secrets WHERE workspace_id = $1 AND key = $2")
+        .bind(workspace_id).bind(key).fetch_optional(pool).await?))
+}
+
+/// Every secret of a workspace with its ciphertext, by key.
+pub async fn secrets_with_ciphertext(db: &Db, workspace_id: Uuid) -> Result<Vec<SecretRow>, AppError> {
+    Ok(on_pool!(db, pool => sqlx::query_as(
+        "SELECT id, workspace_id, key, ciphertext, nonce, key_version FROM secrets WHERE workspace_id = $1 ORDER BY key")
+        .bind(workspace_id).fetch_all(pool).await?))
+}
+
+/// Inserts a new secret; 409 when the key exists in the workspace.
+pub async fn insert_secret(db: &Db, workspace_id: Uuid, id: Uuid, key: &str, sealed: &Sealed, actor: &str) -> Result<SecretItem, AppError> {
+    let sql = concat!(
+        "INSERT INTO secrets (id, workspace_id, key, ciphertext, nonce, key_version, has_value, created_at, created_by, updated_at, updated_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $9) RETURNING ", item_columns!());
+    let row: SecretItemRow = on_pool!(db, pool => sqlx::query_as(sql)
+        .bind(id).bind(workspace_id).bind(key).bind(&sealed.ciphertext).bind(&sealed.nonce)
+        .bind(sealed.key_version).bind(sealed.has_value).bind(Utc::now()).bind(actor)
+        .fetch_one(pool).await
+        .map_err(on_constraint("secrets_workspace_key_unique", "a secret with this key already exists"))?);
+    Ok(row.into())
+}
+
+/// Replaces a secret's sealed value; `None` when there is no such secret.
+pub async fn update_secret_value(db: &Db, workspace_id: Uuid, id: Uuid, sealed: &Sealed, actor: &str) -> Result<Option<SecretItem>, AppError> {
+    let sql = concat!(
+        "UPDATE secrets SET ciphertext = $1, nonce = $2, key_version = $3, has_value = $4, updated_at = $5, updated_by = $6
+         WHERE workspace_id = $7 AND id = $8 RETURNING ", item_columns!());
+    let row: Option<SecretItemRow> = on_pool!(db, pool => sqlx::query_as(sql)
+        .bind(&sealed.ciphertext).bind(&sealed.nonce).bind(sealed.key_version).bind(sealed.has_value)
+        .bind(Utc::now()).bind(actor).bind(workspace_id).bind(id)
+        .fetch_optional(pool).await?);
+    Ok(row.map(SecretItem::from))
+}
+
+/// A secret's listing columns, unchanged.
+pub async fn secret_item(db: &Db, workspace_id: Uuid, id: Uuid) -> Result<Option<SecretItem>, AppError> {
+    let sql = concat!("SELECT ", item_columns!(), " FROM secrets WHERE workspace_id = $1 AND id = $2");
+    let row: Option<SecretItemRow> = on_pool!(db, pool => sqlx::query_as(sql).bind(workspace_id).bind(id).fetch_optional(pool).await?);
+    Ok(row.map(SecretItem::from))
+}
+
+/// Creates or updates a secret by key, atomically under concurrent calls.
+///
+/// The value's associated data binds the secret id, which is only known once the row is
+/// claimed: one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING id` claims (and locks) the row,
+/// sealed for `new_id`; when an existing row won, the value is sealed again for its id and
+/// written in the same transaction.
+pub async fn upsert_secret(
+    db: &Db,
+    workspace_id: Uuid,
+    key: &str,
+    new_id: Uuid,
+    seal: impl Fn(Uuid) -> Sealed,
+    actor: &str,
+) -> Result<SecretItem, AppError> {
+    let now = Utc::now();
+    let first = seal(new_id);
+    let claim = concat!(
+        "INSERT INTO secrets (id, workspace_id, key, ciphertext, nonce, key_version, has_value, created_at, created_by, updated_at, updated_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $9)
+         ON CONFLICT (workspace_id, key) DO UPDATE SET updated_at = excluded.updated_at, updated_by = excluded.updated_by
+         RETURNING ", item_columns!());
+    let rewrite = concat!(
+        "UPDATE secrets SET ciphertext = $1, nonce = $2, key_version = $3, has_value = $4 WHERE id = $5
+         RETURNING ", item_columns!());
+    let row: SecretItemRow = on_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let claimed: SecretItemRow = sqlx::query_as(claim)
+            .bind(new_id).bind(workspace_id).bind(key).bind(&first.ciphertext).bind(&first.nonce)
+            .bind(first.key_version).bind(first.has_value).bind(now).bind(actor)
+            .fetch_one(&mut *tx).await?;
+        let row = if claimed.id == new_id {
+            claimed
+        } else {
+            let sealed = seal(claimed.id);
+            sqlx::query_as(rewrite)
+                .bind(&sealed.ciphertext).bind(&sealed.nonce).bind(sealed.key_version).bind(sealed.has_value).bind(claimed.id)
+                .fetch_one(&mut *tx).await?
+        };
+        tx.commit().await?;
+        row
+    });
+    Ok(row.into())
+}
+
+/// Deletes a secret; whether it existed.
+pub async fn delete_secret(db: &Db, workspace_id: Uuid, id: Uuid) -> Result<bool, AppError> {
+    let done = on_pool!(db, pool => sqlx::query("DELETE FROM secrets WHERE workspace_id = $1 AND id = $2")
+        .bind(workspace_id).bind(id).execute(pool).await?.rows_affected());
+    Ok(done > 0)
+}
+
+// ---- API tokens --------------------------------------------------------------------------
+
+/// Stores a new token (hash only).
+pub async fn insert_token(db: &Db, row: &TokenRow) -> Result<(), AppError> {
+    on_pool!(db, pool => sqlx::query(
+        "INSERT INTO api_tokens (id, workspace_id, name, secret_hash, scopes, created_at, expires_at, revoked_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)")
+        .bind(row.id).bind(row.workspace_id).bind(&row.name).bind(&row.secret_hash).bind(&row.scopes)
+        .bind(row.created_at).bind(row.expires_at).execute(pool).await?.rows_affected());
+    Ok(())
+}
+
+/// One token by id.
+pub async fn token_by_id(db: &Db, id: Uuid) -> Result<Option<TokenRow>, AppError> {
+    Ok(on_pool!(db, pool => sqlx::query_as(
+        "SELECT id, workspace_id, name, secret_hash, scopes, created_at, expires_at, revoked_at FROM api_tokens WHERE id = $1")
+        .bind(id).fetch_optional(pool).await?))
+}
+
+/// Tokens, newest first, optionally of one workspace.
+pub async fn list_tokens(db: &Db, workspace_id: Option<Uuid>) -> Result<Vec<TokenRow>, AppError> {
+    Ok(on_pool!(db, pool => sqlx::query_as(
+        "SELECT id, workspace_id, name, secret_hash, scopes, created_at, expires_at, revoked_at FROM api_tokens
+         WHERE ($1 IS NULL OR workspace_id = $1) ORDER BY created_at DESC, id")
+        .bind(workspace_id).fetch_all(pool).await?))
+}
+
+/// Marks a token revoked; whether it existed and was not already revoked.
+pub async fn revoke_token(db: &Db, id: Uuid) -> Result<bool, AppError> {
+    let n = on_pool!(db, pool => sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        .bind(Utc::now()).bind(id).execute(pool).await?.rows_affected());
+    Ok(n > 0)
+}
+
+// ---- sessions and sign-in failures -------------------------------------------------------
+
+/// Stores a new session.
+pub async fn insert_session(db: &Db, id: Uuid, secret_hash: &[u8], user_id: Uuid, expires_at: DateTime<Utc>) -> Result<(), AppError> {
+    on_pool!(db, pool => sqlx::query(
+        "INSERT INTO sessions (id, secret_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(id).bind(secret_hash).bind(user_id).bind(Utc::now()).bind(expires_at).execute(pool).await?.rows_affected());
+    Ok(())
+}
+
+/// A session with its user.
+pub async fn session_by_id(db: &Db, id: Uuid) -> Result<Option<SessionRow>, AppError> {
+    Ok(on_pool!(db, pool => sqlx::query_as(
+        "SELECT s.secret_hash, s.expires_at, u.id AS user_id, u.username, u.is_admin
+         FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1")
+        .bind(id).fetch_optional(pool).await?))
+}
+
+/// Ends a session.
+pub async fn delete_session(db: &Db, id: Uuid) -> Result<(), AppError> {
+    on_pool!(db, pool => sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id).execute(pool).await?.rows_affected());
+    Ok(())
+}
+
+/// Records a failed sign-in for `username`.
+pub async fn record_sign_in_failure(db: &Db, username: &str) -> Result<(), AppError> {
+    on_pool!(db, pool => sqlx::query("INSERT INTO sign_in_failures (username, at) VALUES ($1, $2)")
+        .bind(username).bind(Utc::now()).execute(pool).await?.rows_affected());
+    Ok(())
+}
+
+/// Failed sign-ins for `username` since `since`.
+pub async fn sign_in_failures_since(db: &Db, username: &str, since: DateTime<Utc>) -> Result<i64, AppError> {
+    Ok(on_pool!(db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM sign_in_failures WHERE username = $1 AND at > $2")
+        .bind(username).bind(since).fetch_one(pool).await?))
+}
+
+/// Forgets the failures of `username` (after a successful sign-in).
+pub async fn clear_sign_in_failures(db: &Db, username: &str) -> Result<(), AppError> {
+    on_pool!(db, pool => sqlx::query("DELETE FROM sign_in_failures WHERE username = $1").bind(username).execute(pool).await?.rows_affected());
+    Ok(())
+}

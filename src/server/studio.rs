@@ -1,0 +1,97 @@
+//! The server side of the Studio's server functions: the same services and the same
+//! authorization as the REST API, with the request and state taken from the Leptos context.
+
+use axum::http::header::SET_COOKIE;
+use axum::http::request::Parts;
+use axum::http::HeaderValue;
+use leptos::prelude::use_context;
+use leptos_axum::ResponseOptions;
+use uuid::Uuid;
+
+use crate::model::{CurrentUser, WorkspaceItem, WorkspaceSecrets};
+use crate::server::auth::{self, Principal, SessionUser};
+use crate::server::domain::Scope;
+use crate::server::error::AppError;
+use crate::server::state::AppState;
+use crate::server::store;
+
+/// The application state, provided to every render and server function in `main`.
+pub fn state() -> AppState {
+    use_context::<AppState>().expect("BUG: AppState is provided by the Leptos routes in server::app_router")
+}
+
+fn parts() -> Parts {
+    use_context::<Parts>().expect("BUG: leptos_axum provides the request parts to every server function and render")
+}
+
+/// The signed-in user of this request, or 401. Writes also pass the same-origin check.
+pub async fn signed_in() -> Result<SessionUser, AppError> {
+    let state = state();
+    let parts = parts();
+    let cookie = auth::session_cookie_value(&parts.headers).ok_or(AppError::Unauthorized)?;
+    let user = auth::session_user(&state.db, &cookie).await?;
+    auth::check_same_origin(&parts.method, &parts.headers)?;
+    Ok(user)
+}
+
+/// The signed-in user, or `None`.
+pub async fn current_user() -> Result<Option<CurrentUser>, AppError> {
+    match signed_in().await {
+        Ok(user) => Ok(Some(CurrentUser { id: user.user_id, username: user.username, is_admin: user.is_admin })),
+        Err(AppError::Unauthorized) => Ok(None),
+        Err(other) => Err(other),
+    }
+}
+
+/// Signs in and sets a fresh session cookie (a new session id every time).
+pub async fn sign_in(username: &str, password: &str) -> Result<(), AppError> {
+    let state = state();
+    let parts = parts();
+    auth::check_same_origin(&parts.method, &parts.headers)?;
+    let session = auth::sign_in(&state.db, username, password, state.config.session_hours).await?;
+    let secure = auth::is_secure(&parts.headers, state.config.secure_cookies);
+    let cookie = auth::session_cookie(&session.cookie_value, state.config.session_hours * 3600, secure);
+    set_cookie(&cookie);
+    Ok(())
+}
+
+/// Ends the session (if any) and clears the cookie.
+pub async fn sign_out() -> Result<(), AppError> {
+    let state = state();
+    if let Ok(user) = signed_in().await {
+        auth::sign_out(&state.db, user.session_id).await?;
+    }
+    let secure = auth::is_secure(&parts().headers, state.config.secure_cookies);
+    set_cookie(&auth::session_cookie("", 0, secure));
+    Ok(())
+}
+
+/// The workspaces the signed-in user belongs to.
+pub async fn workspaces() -> Result<Vec<WorkspaceItem>, AppError> {
+    let user = signed_in().await?;
+    store::workspaces_of_user(&state().db, user.user_id).await
+}
+
+/// A workspace and its secrets, authorized exactly as `GET .../secrets` is.
+pub async fn workspace_secrets(workspace_id: Uuid) -> Result<WorkspaceSecrets, AppError> {
+    let state = state();
+    let user = signed_in().await?;
+    let workspace = user.workspace(&state.db, workspace_id).await?;
+    Principal::User(user).authorize(&state.db, workspace_id, Scope::SecretsList).await?;
+    let secrets = state.secrets.find_all_by_workspace(workspace_id).await?;
+    Ok(WorkspaceSecrets { workspace, secrets })
+}
+
+fn set_cookie(cookie: &str) {
+    if let Some(response) = use_context::<ResponseOptions>() {
+        response.append_header(SET_COOKIE, HeaderValue::from_str(cookie).expect("BUG: a built cookie is a valid header value"));
+    }
+}
+
+/// Turns an error into the server function's error, answering with its HTTP status.
+pub fn fail(err: AppError) -> crate::model::ApiError {
+    if let Some(response) = use_context::<ResponseOptions>() {
+        response.set_status(err.status_code());
+    }
+    err.into()
+}

@@ -1,0 +1,7 @@
+//! Leptos components of the Studio, one page or piece per file.
+
+pub mod layout;
+pub mod secrets_table;
+pub mod server_fns;
+pub mod sign_in;
+pub mod workspaces;

@@ -1,0 +1,225 @@
+//! The binary as a user runs it: admin commands, `run`, `export`, the first-run message, a
+//! refused start with the wrong key, and values absent from the server's log output.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use rand::RngCore;
+
+const BIN: &str = env!("CARGO_BIN_EXE_loopstack-secrets");
+
+struct Env {
+    dir: tempfile::TempDir,
+    key: String,
+}
+
+impl Env {
+    fn new() -> Env {
+        let mut raw = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut raw);
+        Env { dir: tempfile::tempdir().unwrap(), key: base64::engine::general_purpose::STANDARD.encode(raw) }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_remove("DATABASE_URL")
+            .env("LOOPSTACK_SECRETS_DATA_DIR", self.dir.path().join("data"))
+            .env("LOOPSTACK_SECRETS_MASTER_KEY", &self.key)
+            .env("LEPTOS_SITE_ADDR", "127.0.0.1:0");
+        cmd
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().unwrap();
+        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn workspace(&self) -> String {
+        last_line(&self.ok(&["workspace", "create", "main"]))
+    }
+
+    fn token(&self, ws: &str) -> String {
+        last_line(&self.ok(&["token", "create", "--workspace", ws, "--name", "t", "--scope", "secrets:list", "--scope", "secrets:write"]))
+    }
+}
+
+fn last_line(out: &str) -> String {
+    out.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or_default().to_string()
+}
+
+/// A running `serve` process with its stdout lines read until the sign-in line.
+struct Server {
+    child: std::process::Child,
+    stdout: Vec<String>,
+    base: String,
+}
+
+impl Server {
+    fn start(env: &Env, extra_env: &[(&str, &str)], log: &Path) -> Server {
+        let mut cmd = env.cmd(&["serve"]);
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(std::fs::File::create(log).unwrap()).spawn().unwrap();
+        let mut reader = BufReader::new(child.stdout.take().unwrap());
+        let (mut stdout, mut base) = (Vec::new(), String::new());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 {
+                panic!("server exited early: {stdout:?}\n{}", std::fs::read_to_string(log).unwrap_or_default());
+            }
+            if let Some(rest) = line.strip_prefix("loopstack-secrets is listening on ") {
+                base = rest.split_whitespace().next().unwrap().to_string();
+            }
+            let done = line.starts_with("Get an API token");
+            stdout.push(line.trim_end().to_string());
+            if done {
+                break;
+            }
+        }
+        Server { child, stdout, base }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn workspace_and_token_commands_print_their_result_on_the_last_line() {
+    let env = Env::new();
+
+    let ws = env.workspace();
+    let token = env.token(&ws);
+    let listed = env.ok(&["token", "list", "--workspace", &ws]);
+    let workspaces = env.ok(&["workspace", "list"]);
+
+    assert!(uuid::Uuid::parse_str(&ws).is_ok(), "{ws}");
+    assert!(token.starts_with("lss_") && !token.contains(' '), "{token}");
+    assert!(workspaces.contains(&ws));
+    assert!(listed.contains("secrets:list secrets:write") && listed.contains("active"));
+    assert!(!listed.contains(&token), "token list never shows a token");
+    let token_id = listed.lines().nth(1).unwrap().split('\t').next().unwrap().to_string();
+    env.ok(&["token", "revoke", &token_id]);
+    assert!(env.ok(&["token", "list"]).contains("revoked"));
+}
+
+#[test]
+fn bad_arguments_are_clear_errors() {
+    let env = Env::new();
+    let ws = env.workspace();
+
+    let bad_scope = env.cmd(&["token", "create", "--workspace", &ws, "--name", "t", "--scope", "root"]).output().unwrap();
+    let no_such_ws = env.cmd(&["run", "--workspace", &uuid::Uuid::new_v4().to_string(), "--", "true"]).output().unwrap();
+    let help = env.cmd(&["token", "create", "--help"]).output().unwrap();
+
+    assert!(!bad_scope.status.success());
+    assert!(String::from_utf8_lossy(&bad_scope.stderr).contains("unknown scope 'root'"));
+    assert!(!no_such_ws.status.success());
+    assert!(String::from_utf8_lossy(&no_such_ws.stderr).contains("no workspace"));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--scope"));
+}
+
+#[test]
+fn run_injects_the_secrets_and_passes_the_exit_code_on_and_export_writes_dotenv() {
+    let env = Env::new();
+    let ws = env.workspace();
+    let server_log = env.dir.path().join("server.log");
+    let server = Server::start(&env, &[], &server_log);
+    let token = env.token(&ws);
+    let client = reqwest::blocking::Client::new();
+    for (key, value) in [("API_KEY", "sk-live \"quoted\" $HOME"), ("EMPTY", "")] {
+        let response = client
+            .put(format!("{}/api/v1/workspaces/{ws}/secrets/upsert", server.base))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"key": key, "value": value}))
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+
+    let script = r#"test "$API_KEY" = 'sk-live "quoted" $HOME' && test -z "$EMPTY" && exit 7; exit 1"#;
+    let run: Output = env.cmd(&["run", "--workspace", &ws, "--", "sh", "-c", script]).output().unwrap();
+    let exported = env.ok(&["export", "--workspace", &ws, "--format", "dotenv"]);
+
+    assert_eq!(run.status.code(), Some(7), "the command saw the values and its exit code came back: {}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(exported, "API_KEY=\"sk-live \\\"quoted\\\" \\$HOME\"\nEMPTY=\"\"\n");
+}
+
+#[test]
+fn the_first_start_prints_how_to_sign_in_and_creates_the_admin() {
+    let env = Env::new();
+    let log = env.dir.path().join("server.log");
+
+    let server = Server::start(&env, &[], &log);
+
+    let out = server.stdout.join("\n");
+    assert!(out.contains("First run: created the administrator 'admin'"), "{out}");
+    let password = server.stdout.iter().find_map(|l| l.trim().strip_prefix("password: ")).expect("a printed password").to_string();
+    assert!(password.len() >= 20);
+    assert!(out.contains(&format!("Sign in at {}/sign-in", server.base)));
+    assert!(out.contains("Workspace 'default': "));
+    let client = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let signed_in = client
+        .post(format!("{}/studio/sign_in", server.base))
+        .header("accept", "text/html")
+        .form(&[("username", "admin"), ("password", password.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(signed_in.status(), 302);
+    assert!(signed_in.headers()["set-cookie"].to_str().unwrap().starts_with("lss_session="));
+    drop(server);
+
+    let again = Server::start(&env, &[], &log);
+    assert!(!again.stdout.join("\n").contains("password"), "the password is shown only on the first run");
+}
+
+#[test]
+fn serve_with_the_wrong_master_key_exits_non_zero_and_the_right_key_still_works() {
+    let env = Env::new();
+    let ws = env.workspace();
+    let mut other = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut other);
+    let wrong = base64::engine::general_purpose::STANDARD.encode(other);
+
+    let refused = env.cmd(&["serve"]).env("LOOPSTACK_SECRETS_MASTER_KEY", &wrong).output().unwrap();
+
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("does not match"), "{stderr}");
+    assert!(env.ok(&["workspace", "list"]).contains(&ws));
+}
+
+#[test]
+fn values_and_passwords_never_appear_in_the_server_log() {
+    let env = Env::new();
+    let log = env.dir.path().join("server.log");
+    let server = Server::start(&env, &[("RUST_LOG", "trace")], &log);
+    let ws = env.workspace();
+    let token = env.token(&ws);
+    let canary = format!("canary{}", uuid::Uuid::new_v4().simple());
+    let client = reqwest::blocking::Client::new();
+    let url = format!("{}/api/v1/workspaces/{ws}/secrets", server.base);
+
+    let created: serde_json::Value = client.post(&url).bearer_auth(&token).json(&serde_json::json!({"key": "K1", "value": canary})).send().unwrap().json().unwrap();
+    client.put(format!("{url}/upsert")).bearer_auth(&token).json(&serde_json::json!({"key": "K2", "value": canary})).send().unwrap();
+    client.put(format!("{url}/{}", created["id"].as_str().unwrap())).bearer_auth(&token).json(&serde_json::json!({"value": canary})).send().unwrap();
+    client.post(&url).bearer_auth(&token).json(&serde_json::json!({"key": "bad key", "value": canary})).send().unwrap();
+    client.post(format!("{}/studio/sign_in", server.base)).form(&[("username", "admin"), ("password", canary.as_str())]).send().unwrap();
+    drop(server);
+
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("K1") || log.contains("secrets"), "trace logging was on: {} bytes", log.len());
+    assert!(!log.contains(&canary), "a value reached the log");
+    assert!(!log.contains(&token), "a token reached the log");
+}

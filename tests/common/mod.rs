@@ -1,0 +1,264 @@
+//! Test harness: `spawn_app` starts the real application on port 0 over a fresh, migrated
+//! database (a SQLite file in a temp dir, or a new PostgreSQL database), with typed helpers.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use clap::Parser;
+use loopstack_secrets::server::auth;
+use loopstack_secrets::server::config::Cli;
+use loopstack_secrets::server::domain::Scope;
+use loopstack_secrets::server::state::{self, AppState};
+use rand::RngCore;
+use reqwest::{Client, Method, RequestBuilder, Response};
+use serde_json::Value;
+use tempfile::TempDir;
+use uuid::Uuid;
+
+/// Which database a test runs on.
+#[derive(Clone, Debug)]
+pub enum Engine {
+    Sqlite,
+    /// PostgreSQL, with the URL of a server database to create test databases from.
+    Postgres(String),
+}
+
+/// The PostgreSQL server to test against, when one answers (`DATABASE_URL`, else the local
+/// default). With `REQUIRE_POSTGRES=1` (the test command sets it) an absent server fails.
+pub fn postgres() -> Option<Engine> {
+    let url = std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    let reachable = std::net::TcpStream::connect_timeout(&"127.0.0.1:5432".parse().unwrap(), std::time::Duration::from_secs(1)).is_ok()
+        || std::env::var("DATABASE_URL").is_ok_and(|u| u.starts_with("postgres"));
+    if reachable {
+        Some(Engine::Postgres(url))
+    } else if std::env::var("REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+        panic!("REQUIRE_POSTGRES=1 but PostgreSQL does not answer at 127.0.0.1:5432");
+    } else {
+        eprintln!("PostgreSQL not reachable: skipping the PostgreSQL variant");
+        None
+    }
+}
+
+/// Runs an async test body on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! both_engines {
+    ($($name:ident),* $(,)?) => { $(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::common::Engine::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(engine) = $crate::common::postgres() {
+                    super::$name(engine).await
+                }
+            }
+        }
+    )* };
+}
+
+/// A running application and everything a test needs to talk to it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub state: AppState,
+    pub client: Client,
+    pub dir: TempDir,
+    pub database_url: String,
+    pub master_key: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+/// A fresh random master key, base64.
+pub fn new_master_key() -> String {
+    let mut raw = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    base64::engine::general_purpose::STANDARD.encode(raw)
+}
+
+/// A fresh database URL for `engine` inside `dir` (SQLite) or as a new database (PostgreSQL).
+pub async fn fresh_database(engine: &Engine, dir: &std::path::Path) -> String {
+    match engine {
+        Engine::Sqlite => format!("sqlite://{}", dir.join("test.db").display()),
+        Engine::Postgres(server_url) => {
+            use sqlx::Connection;
+            let name = format!("lss_test_{}", Uuid::new_v4().simple());
+            let mut conn = sqlx::PgConnection::connect(server_url).await.expect("connect to PostgreSQL");
+            // The name is a UUID made here, not input.
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create test database");
+            let (base, _) = server_url.rsplit_once('/').expect("a PostgreSQL URL has a database part");
+            format!("{base}/{name}")
+        }
+    }
+}
+
+/// The configuration a test server runs with.
+pub fn config_for(dir: &std::path::Path, database_url: &str, extra: &[&str]) -> loopstack_secrets::server::config::Config {
+    let mut args = vec![
+        "loopstack-secrets".to_string(),
+        "--data-dir".into(),
+        dir.display().to_string(),
+        "--database-url".into(),
+        database_url.to_string(),
+        "--addr".into(),
+        "127.0.0.1:0".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Cli::parse_from(args).config
+}
+
+/// Starts the app on a fresh database.
+pub async fn spawn_app(engine: Engine) -> TestApp {
+    spawn_app_with(engine, &[]).await
+}
+
+/// Starts the app on a fresh database with extra command-line settings.
+pub async fn spawn_app_with(engine: Engine, extra: &[&str]) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = fresh_database(&engine, dir.path()).await;
+    let master_key = new_master_key();
+    serve(dir, database_url, master_key, extra).await
+}
+
+/// Starts the app over an existing data dir and database.
+pub async fn serve(dir: TempDir, database_url: String, master_key: String, extra: &[&str]) -> TestApp {
+    let config = config_for(dir.path(), &database_url, extra);
+    let opened = state::open(config, Some(&master_key)).await.expect("open app state");
+    let state = opened.state;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let app = loopstack_secrets::server::app_router(state.clone());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service()).await.expect("server");
+    });
+    let client = Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    TestApp { addr, base: format!("http://{addr}"), state, client, dir, database_url, master_key, server }
+}
+
+impl TestApp {
+    /// Stops the server and closes the pool, keeping the data dir and database.
+    pub async fn stop(self) -> (TempDir, String, String) {
+        self.server.abort();
+        let _ = self.server.await;
+        self.state.db.close().await;
+        (self.dir, self.database_url, self.master_key)
+    }
+
+    /// A new workspace (no members).
+    pub async fn workspace(&self, name: &str) -> Uuid {
+        self.state.create_workspace(name, None).await.expect("create workspace")
+    }
+
+    /// A token for `workspace` with `scopes`.
+    pub async fn token(&self, workspace: Uuid, scopes: &[Scope]) -> String {
+        auth::create_token(&self.state.db, workspace, "test", scopes, None).await.expect("create token").1
+    }
+
+    /// A token with every secrets scope.
+    pub async fn writer_token(&self, workspace: Uuid) -> String {
+        self.token(workspace, &[Scope::SecretsList, Scope::SecretsWrite, Scope::SecretsRead]).await
+    }
+
+    /// A request to `path` with a bearer token.
+    pub fn req(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base)).bearer_auth(token)
+    }
+
+    /// `GET .../secrets`
+    pub async fn list(&self, ws: Uuid, token: &str) -> Response {
+        self.req(Method::GET, &format!("/api/v1/workspaces/{ws}/secrets"), token).send().await.unwrap()
+    }
+
+    /// `POST .../secrets`
+    pub async fn create(&self, ws: Uuid, token: &str, key: &str, value: &str) -> Response {
+        self.req(Method::POST, &format!("/api/v1/workspaces/{ws}/secrets"), token)
+            .json(&serde_json::json!({"key": key, "value": value}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `PUT .../secrets/upsert`
+    pub async fn upsert(&self, ws: Uuid, token: &str, key: &str, value: &str) -> Response {
+        self.req(Method::PUT, &format!("/api/v1/workspaces/{ws}/secrets/upsert"), token)
+            .json(&serde_json::json!({"key": key, "value": value}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `PUT .../secrets/:id`
+    pub async fn update(&self, ws: Uuid, token: &str, id: &str, body: Value) -> Response {
+        self.req(Method::PUT, &format!("/api/v1/workspaces/{ws}/secrets/{id}"), token).json(&body).send().await.unwrap()
+    }
+
+    /// `DELETE .../secrets/:id`
+    pub async fn delete(&self, ws: Uuid, token: &str, id: &str) -> Response {
+        self.req(Method::DELETE, &format!("/api/v1/workspaces/{ws}/secrets/{id}"), token).send().await.unwrap()
+    }
+
+    /// The decrypted value of `key`, read through the service as trusted code would.
+    pub async fn value_of(&self, ws: Uuid, key: &str) -> Option<String> {
+        let key = self.state.secrets.parse_key(key).unwrap();
+        self.state.secrets.read_value(ws, &key).await.expect("read value").map(|v| v.expose().to_string())
+    }
+
+    /// A user with a password; returns the user id.
+    pub async fn user(&self, username: &str, password: &str) -> Uuid {
+        auth::create_user(&self.state.db, username, password, false).await.expect("create user")
+    }
+
+    /// Makes `user` a member of `ws` with `role`.
+    pub async fn add_member(&self, ws: Uuid, user: Uuid, role: &str) {
+        loopstack_secrets::server::store::insert_membership(&self.state.db, ws, user, role).await.expect("add member");
+    }
+
+    /// Signs in through the Studio's form endpoint; returns the response (cookie in it).
+    pub async fn sign_in(&self, username: &str, password: &str) -> Response {
+        self.client
+            .post(format!("{}/studio/sign_in", self.base))
+            .header("origin", &self.base)
+            .header("accept", "text/html")
+            .form(&[("username", username), ("password", password)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The session cookie (`name=value`) set by a sign-in response.
+    pub fn session_cookie(response: &Response) -> Option<String> {
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("lss_session=") && !c.starts_with("lss_session=;"))
+            .map(|c| c.split(';').next().unwrap().to_string())
+    }
+
+    /// The path of the SQLite file and its WAL, for byte-level checks.
+    pub fn sqlite_files(&self) -> Vec<PathBuf> {
+        let db = self.dir.path().join("test.db");
+        vec![db.clone(), PathBuf::from(format!("{}-wal", db.display()))]
+    }
+}
+
+/// The JSON body of a response.
+pub async fn json(response: Response) -> Value {
+    response.json().await.expect("JSON body")
+}
+
+/// Asserts the standard error body and returns its code.
+pub async fn error_code(response: Response, status: u16) -> String {
+    assert_eq!(response.status().as_u16(), status, "unexpected status");
+    let body = json(response).await;
+    let code = body["error"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {body}")).to_string();
+    assert!(body["error"]["message"].is_string(), "no error message in {body}");
+    code
+}

@@ -1,0 +1,208 @@
+//! Studio sign-in, sessions and the server-rendered pages, on both engines.
+
+mod common;
+
+use common::{error_code, json, spawn_app, Engine, TestApp};
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn member(app: &TestApp, name: &str, ws: uuid::Uuid, role: &str) -> String {
+    let user = app.user(name, PASSWORD).await;
+    app.add_member(ws, user, role).await;
+    let response = app.sign_in(name, PASSWORD).await;
+    TestApp::session_cookie(&response).expect("a session cookie")
+}
+
+async fn get_page(app: &TestApp, path: &str, cookie: Option<&str>) -> reqwest::Response {
+    let mut request = app.client.get(format!("{}{path}", app.base));
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    request.send().await.unwrap()
+}
+
+async fn sign_in_sets_a_strict_http_only_cookie_with_a_fresh_session_each_time(engine: Engine) {
+    let app = spawn_app(engine).await;
+    app.user("alice", PASSWORD).await;
+
+    let first = app.sign_in("alice", PASSWORD).await;
+    let second = app.sign_in("ALICE", PASSWORD).await;
+
+    assert!(first.status().is_redirection(), "a form sign-in redirects, got {}", first.status());
+    assert_eq!(first.headers()["location"], "/workspaces");
+    let raw = first.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect::<Vec<_>>().join("\n");
+    assert!(raw.contains("HttpOnly") && raw.contains("SameSite=Strict") && raw.contains("Path=/"), "{raw}");
+    assert!(!raw.contains("Secure"), "no Secure flag over plain HTTP");
+    let (c1, c2) = (TestApp::session_cookie(&first).unwrap(), TestApp::session_cookie(&second).unwrap());
+    assert_ne!(c1, c2, "every sign-in starts a new session");
+}
+
+async fn the_cookie_is_secure_behind_tls(engine: Engine) {
+    let app = spawn_app(engine).await;
+    app.user("alice", PASSWORD).await;
+
+    let response = app
+        .client
+        .post(format!("{}/studio/sign_in", app.base))
+        .header("x-forwarded-proto", "https")
+        .form(&[("username", "alice"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+
+    let raw = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(raw.contains("Secure"), "{raw}");
+}
+
+async fn a_wrong_password_and_an_unknown_user_get_the_same_answer(engine: Engine) {
+    let app = spawn_app(engine).await;
+    app.user("alice", PASSWORD).await;
+
+    let wrong = app.client.post(format!("{}/studio/sign_in", app.base)).form(&[("username", "alice"), ("password", "nope-nope")]).send().await.unwrap();
+    let unknown = app.client.post(format!("{}/studio/sign_in", app.base)).form(&[("username", "mallory"), ("password", "nope-nope")]).send().await.unwrap();
+
+    assert_eq!(wrong.status(), unknown.status());
+    assert!(TestApp::session_cookie(&wrong).is_none());
+    let (a, b) = (wrong.text().await.unwrap(), unknown.text().await.unwrap());
+    assert_eq!(a, b);
+    assert!(a.contains("Invalid username or password"), "{a}");
+}
+
+async fn sign_in_is_rate_limited_per_username(engine: Engine) {
+    let app = spawn_app(engine).await;
+    app.user("alice", PASSWORD).await;
+    for _ in 0..10 {
+        app.sign_in("alice", "wrong-password").await;
+    }
+
+    let blocked = app.sign_in("alice", PASSWORD).await;
+
+    assert!(TestApp::session_cookie(&blocked).is_none(), "even the right password waits out the limit");
+    assert!(blocked.text().await.unwrap().contains("rate_limited"));
+}
+
+async fn sign_out_ends_the_session(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let ws = app.workspace("main").await;
+    let cookie = member(&app, "alice", ws, "owner").await;
+    assert_eq!(get_page(&app, "/workspaces", Some(&cookie)).await.status(), 200);
+
+    let out = app.client.post(format!("{}/studio/sign_out", app.base)).header("cookie", &cookie).header("origin", &app.base).send().await.unwrap();
+
+    assert!(out.status().is_redirection() || out.status().is_success(), "{}", out.status());
+    let after = get_page(&app, "/workspaces", Some(&cookie)).await;
+    assert_eq!(after.status(), 302);
+    assert_eq!(after.headers()["location"], "/sign-in");
+}
+
+async fn a_session_uses_the_rest_api_with_its_role_and_only_in_its_workspaces(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let (ws, other) = (app.workspace("mine").await, app.workspace("theirs").await);
+    let viewer = member(&app, "vera", ws, "viewer").await;
+    let editor = member(&app, "eddie", ws, "editor").await;
+    let url = format!("{}/api/v1/workspaces/{ws}/secrets", app.base);
+    let body = serde_json::json!({"key": "K", "value": "v"});
+
+    let viewer_lists = app.client.get(&url).header("cookie", &viewer).send().await.unwrap();
+    let viewer_writes = app.client.post(&url).header("cookie", &viewer).json(&body).send().await.unwrap();
+    let editor_writes = app.client.post(&url).header("cookie", &editor).json(&body).send().await.unwrap();
+    let foreign = app.client.get(format!("{}/api/v1/workspaces/{other}/secrets", app.base)).header("cookie", &editor).send().await.unwrap();
+    let cross_site = app.client.post(&url).header("cookie", &editor).header("origin", "https://evil.example").json(&body).send().await.unwrap();
+
+    assert_eq!(viewer_lists.status(), 200);
+    assert_eq!(error_code(viewer_writes, 403).await, "forbidden");
+    assert_eq!(editor_writes.status(), 201);
+    assert_eq!(error_code(foreign, 404).await, "not_found");
+    assert_eq!(error_code(cross_site, 403).await, "forbidden");
+}
+
+async fn pages_redirect_to_sign_in_without_a_session(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let ws = app.workspace("main").await;
+
+    for path in ["/workspaces".to_string(), format!("/workspaces/{ws}"), "/".to_string()] {
+        let response = get_page(&app, &path, None).await;
+        assert_eq!(response.status(), 302, "{path}");
+        let location = response.headers()["location"].to_str().unwrap().to_string();
+        assert!(location == "/sign-in" || location == "/workspaces", "{path} -> {location}");
+    }
+    let sign_in = get_page(&app, "/sign-in", None).await;
+    assert_eq!(sign_in.status(), 200);
+    let html = sign_in.text().await.unwrap();
+    assert!(html.contains("name=\"username\"") && html.contains("type=\"password\""));
+}
+
+async fn the_secrets_page_lists_keys_and_states_but_never_values(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let ws = app.workspace("Team <Prod>").await;
+    let token = app.writer_token(ws).await;
+    let canary = format!("canary-{}", uuid::Uuid::new_v4().simple());
+    app.create(ws, &token, "OPENAI_API_KEY", &canary).await;
+    app.create(ws, &token, "EMPTY_ONE", "").await;
+    let cookie = member(&app, "alice", ws, "viewer").await;
+
+    let list_page = get_page(&app, "/workspaces", Some(&cookie)).await.text().await.unwrap();
+    let page = get_page(&app, &format!("/workspaces/{ws}"), Some(&cookie)).await;
+
+    assert!(list_page.contains("Team &lt;Prod&gt;"), "names are escaped");
+    assert!(!list_page.contains("Team <Prod>"));
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("OPENAI_API_KEY") && html.contains("EMPTY_ONE"));
+    assert!(html.contains("Value set") && html.contains("No value"));
+    assert!(!html.contains(&canary), "a value leaked into the page or its hydration state");
+}
+
+async fn another_users_workspace_page_is_not_found(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let (ws, other) = (app.workspace("mine").await, app.workspace("secret-project").await);
+    let cookie = member(&app, "alice", ws, "owner").await;
+
+    let list = get_page(&app, "/workspaces", Some(&cookie)).await.text().await.unwrap();
+    let page = get_page(&app, &format!("/workspaces/{other}"), Some(&cookie)).await;
+
+    assert!(!list.contains("secret-project"));
+    assert_eq!(page.status(), 404);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Not found") && !html.contains("secret-project"));
+}
+
+async fn the_workspace_server_function_authorizes_like_the_rest_api(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let (ws, other) = (app.workspace("mine").await, app.workspace("theirs").await);
+    let cookie = member(&app, "alice", ws, "viewer").await;
+    let call = |id: uuid::Uuid, cookie: Option<String>| {
+        let mut request = app
+            .client
+            .post(format!("{}/studio/workspace_secrets", app.base))
+            .header("origin", &app.base)
+            .form(&[("workspace_id", id.to_string())]);
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send()
+    };
+
+    let own = call(ws, Some(cookie.clone())).await.unwrap();
+    let foreign = call(other, Some(cookie)).await.unwrap();
+    let anonymous = call(ws, None).await.unwrap();
+
+    assert_eq!(own.status(), 200);
+    assert_eq!(json(own).await["workspace"]["name"], "mine");
+    assert_eq!(foreign.status(), 404);
+    assert_eq!(json(foreign).await["code"], "not_found");
+    assert_eq!(anonymous.status(), 401);
+}
+
+both_engines!(
+    sign_in_sets_a_strict_http_only_cookie_with_a_fresh_session_each_time,
+    the_cookie_is_secure_behind_tls,
+    a_wrong_password_and_an_unknown_user_get_the_same_answer,
+    sign_in_is_rate_limited_per_username,
+    sign_out_ends_the_session,
+    a_session_uses_the_rest_api_with_its_role_and_only_in_its_workspaces,
+    pages_redirect_to_sign_in_without_a_session,
+    the_secrets_page_lists_keys_and_states_but_never_values,
+    another_users_workspace_page_is_not_found,
+    the_workspace_server_function_authorizes_like_the_rest_api,
+);
