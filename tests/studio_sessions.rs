@@ -14,7 +14,7 @@ async fn member(app: &TestApp, name: &str, ws: uuid::Uuid, role: &str) -> String
 }
 
 async fn get_page(app: &TestApp, path: &str, cookie: Option<&str>) -> reqwest::Response {
-    let mut request = app.client.get(format!("{}{path}", app.base));
+    let mut request = app.client.get(format!("{}{path}", app.base)).header("accept", "text/html");
     if let Some(cookie) = cookie {
         request = request.header("cookie", cookie);
     }
