@@ -275,7 +275,32 @@ async fn with_the_feature_off_no_secrets_route_is_mounted(engine: Engine) {
     assert_eq!(app.client.get(format!("{}/healthz", app.base)).send().await.unwrap().status(), 200);
 }
 
+async fn a_canary_value_never_appears_in_any_response(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let ws = app.workspace("main").await;
+    let token = app.writer_token(ws).await;
+    let canary = format!("canary{}", uuid::Uuid::new_v4().simple());
+    let mut bodies = Vec::new();
+
+    let created = app.create(ws, &token, "C1", &canary).await.text().await.unwrap();
+    let id = serde_json::from_str::<serde_json::Value>(&created).unwrap()["id"].as_str().unwrap().to_string();
+    bodies.push(created);
+    bodies.push(app.create(ws, &token, "C1", &canary).await.text().await.unwrap());
+    bodies.push(app.upsert(ws, &token, "C2", &canary).await.text().await.unwrap());
+    bodies.push(app.upsert(ws, &token, "bad key", &canary).await.text().await.unwrap());
+    bodies.push(app.update(ws, &token, &id, serde_json::json!({"value": canary})).await.text().await.unwrap());
+    bodies.push(app.update(ws, &token, &id, serde_json::json!({"value": canary, "extra": canary})).await.text().await.unwrap());
+    bodies.push(app.list(ws, &token).await.text().await.unwrap());
+    bodies.push(app.delete(ws, &token, &id).await.text().await.unwrap());
+
+    assert_eq!(bodies.len(), 8);
+    for body in &bodies {
+        assert!(!body.contains(&canary), "a value came back: {body}");
+    }
+}
+
 both_engines!(
+    a_canary_value_never_appears_in_any_response,
     create_lists_sorted_keys_without_values,
     a_duplicate_create_is_a_conflict_and_changes_nothing,
     upsert_creates_then_updates_the_same_secret,
