@@ -6,9 +6,10 @@ cd "$ROOT"
 
 # One build folder outside the checkout, so fresh clones (CI) reuse earlier builds.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/loopstack-secrets/target}"
-# cargo-leptos builds the server with this flag in debug; plain `cargo test` uses the same so
-# the two share compiled dependencies instead of rebuilding everything.
-export RUSTFLAGS="${RUSTFLAGS:---cfg erase_components}"
+# cargo-leptos adds this flag to debug builds itself; plain `cargo test` must pass the same so
+# the two share compiled dependencies (exporting it globally would make cargo-leptos add it
+# twice and rebuild everything).
+LEPTOS_DEBUG_RUSTFLAGS="--cfg erase_components"
 export PATH="$HOME/.cargo/bin:$PATH"
 
 CARGO_LEPTOS_VERSION=0.3.10

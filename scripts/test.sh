@@ -27,7 +27,7 @@ fi
 build_app
 
 step "Rust tests (unit and integration, SQLite and PostgreSQL)"
-cargo test --features ssr --no-fail-fast
+RUSTFLAGS="$LEPTOS_DEBUG_RUSTFLAGS" cargo test --features ssr --no-fail-fast
 
 step "End-to-end tests (Playwright, Chromium)"
 E2E_DIR="$(mktemp -d)"
