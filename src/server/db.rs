@@ -28,7 +28,51 @@ macro_rules! on_pool {
 }
 pub use crate::on_pool;
 
+/// A write transaction on either engine. On SQLite it starts with `BEGIN IMMEDIATE`, so
+/// writers queue on the busy timeout instead of failing when a read lock cannot be upgraded.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// Runs `$body` with `$conn` bound to the transaction's connection (`&mut` of the engine's
+/// connection type; reborrow with `&mut *$conn` for each statement).
+#[macro_export]
+macro_rules! on_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match $tx {
+            $crate::server::db::Tx::Sqlite(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+            $crate::server::db::Tx::Postgres(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+        }
+    };
+}
+pub use crate::on_tx;
+
+impl Tx {
+    /// Commits the transaction.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await,
+            Tx::Postgres(t) => t.commit().await,
+        }
+    }
+}
+
 impl Db {
+    /// Begins a write transaction.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Db::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
     /// Connects to `url`. A SQLite file (and its folder) is created when missing, in WAL mode
     /// with foreign keys on and `synchronous = FULL`, so an acknowledged commit survives a crash.
     pub async fn connect(url: &str) -> anyhow::Result<Db> {

@@ -68,7 +68,7 @@ impl SecretService {
     pub async fn upsert(&self, workspace_id: Uuid, key: &SecretKey, value: &SecretValue, actor: &Actor) -> Result<SecretItem, AppError> {
         let (version, dek) = self.active_key(workspace_id).await?;
         let sealer = |id: Uuid| seal(&dek, version, value, workspace_id, id);
-        store::upsert_secret(&self.db, workspace_id, key.as_str(), Uuid::new_v4(), sealer, &actor.0).await
+        store::upsert_secret(&self.db, workspace_id, key.as_str(), sealer, &actor.0).await
     }
 
     /// Deletes a secret; 404 when there is no such secret.

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::model::{Role, SecretItem, WorkspaceItem};
-use crate::server::db::{on_pool, Db};
+use crate::server::db::{on_pool, on_tx, Db, Tx};
 use crate::server::error::{on_constraint, AppError};
 
 /// A secret row with its ciphertext (never leaves the server).
@@ -278,21 +278,35 @@ pub async fn secret_item(db: &Db, workspace_id: Uuid, id: Uuid) -> Result<Option
     Ok(row.map(SecretItem::from))
 }
 
-/// Creates or updates a secret by key, atomically under concurrent calls.
-///
-/// The value's associated data binds the secret id, which is only known once the row is
-/// claimed: one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING id` claims (and locks) the row,
-/// sealed for `new_id`; when an existing row won, the value is sealed again for its id and
-/// written in the same transaction.
+/// Creates or updates a secret by key, atomically under concurrent calls (one transaction).
 pub async fn upsert_secret(
     db: &Db,
     workspace_id: Uuid,
     key: &str,
-    new_id: Uuid,
+    seal: impl Fn(Uuid) -> Sealed,
+    actor: &str,
+) -> Result<SecretItem, AppError> {
+    let mut tx = db.begin().await?;
+    let item = upsert_secret_in(&mut tx, workspace_id, key, seal, actor).await?;
+    tx.commit().await?;
+    Ok(item)
+}
+
+/// Creates or updates a secret by key inside `tx`.
+///
+/// The value's associated data binds the secret id, which is only known once the row is
+/// claimed: one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING id` claims (and locks) the row,
+/// sealed for a new id; when an existing row won, the value is sealed again for its id and
+/// written in the same transaction.
+pub async fn upsert_secret_in(
+    tx: &mut Tx,
+    workspace_id: Uuid,
+    key: &str,
     seal: impl Fn(Uuid) -> Sealed,
     actor: &str,
 ) -> Result<SecretItem, AppError> {
     let now = Utc::now();
+    let new_id = Uuid::new_v4();
     let first = seal(new_id);
     let claim = concat!(
         "INSERT INTO secrets (id, workspace_id, key, ciphertext, nonce, key_version, has_value, created_at, created_by, updated_at, updated_by)
@@ -302,24 +316,28 @@ pub async fn upsert_secret(
     let rewrite = concat!(
         "UPDATE secrets SET ciphertext = $1, nonce = $2, key_version = $3, has_value = $4 WHERE id = $5
          RETURNING ", item_columns!());
-    let row: SecretItemRow = on_pool!(db, pool => {
-        let mut tx = pool.begin().await?;
+    let row: SecretItemRow = on_tx!(tx, conn => {
         let claimed: SecretItemRow = sqlx::query_as(claim)
             .bind(new_id).bind(workspace_id).bind(key).bind(&first.ciphertext).bind(&first.nonce)
             .bind(first.key_version).bind(first.has_value).bind(now).bind(actor)
-            .fetch_one(&mut *tx).await?;
-        let row = if claimed.id == new_id {
+            .fetch_one(&mut *conn).await?;
+        if claimed.id == new_id {
             claimed
         } else {
             let sealed = seal(claimed.id);
             sqlx::query_as(rewrite)
                 .bind(&sealed.ciphertext).bind(&sealed.nonce).bind(sealed.key_version).bind(sealed.has_value).bind(claimed.id)
-                .fetch_one(&mut *tx).await?
-        };
-        tx.commit().await?;
-        row
+                .fetch_one(&mut *conn).await?
+        }
     });
     Ok(row.into())
+}
+
+/// A workspace's secrets inside `tx`, sorted by key.
+pub async fn list_secrets_in(tx: &mut Tx, workspace_id: Uuid) -> Result<Vec<SecretItem>, AppError> {
+    let sql = concat!("SELECT ", item_columns!(), " FROM secrets WHERE workspace_id = $1 ORDER BY key");
+    let rows: Vec<SecretItemRow> = on_tx!(tx, conn => sqlx::query_as(sql).bind(workspace_id).fetch_all(&mut *conn).await?);
+    Ok(rows.into_iter().map(SecretItem::from).collect())
 }
 
 /// Deletes a secret; whether it existed.
