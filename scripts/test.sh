@@ -25,19 +25,24 @@ else
 fi
 
 build_app
+# `cargo test` rebuilds the binary with test features; the end-to-end tests must run the one
+# cargo-leptos built (it matches the WASM it hydrates), so keep a copy.
+E2E_DIR="$(mktemp -d)"
+cp "$(server_bin)" "$E2E_DIR/loopstack-secrets"
 
 step "Rust tests (unit and integration, SQLite and PostgreSQL)"
-RUSTFLAGS="$LEPTOS_DEBUG_RUSTFLAGS" cargo test --features ssr --no-fail-fast
+# LEPTOS_OUTPUT_NAME as cargo-leptos sets it: leptos reads it at compile time (it names the
+# WASM file in the page), so the test build matches and reuses cargo-leptos's artifacts.
+LEPTOS_OUTPUT_NAME=loopstack-secrets RUSTFLAGS="$LEPTOS_DEBUG_RUSTFLAGS" cargo test --features ssr --no-fail-fast
 
 step "End-to-end tests (Playwright, Chromium)"
-E2E_DIR="$(mktemp -d)"
 PORT="${E2E_PORT:-3999}"
 export LOOPSTACK_SECRETS_DATA_DIR="$E2E_DIR/data"
 export LOOPSTACK_SECRETS_MASTER_KEY="$(head -c 32 /dev/urandom | base64)"
 export LEPTOS_SITE_ADDR="127.0.0.1:$PORT"
 export LEPTOS_SITE_ROOT="target/site"
 unset DATABASE_URL
-export LOOPSTACK_BIN="$(server_bin)"
+export LOOPSTACK_BIN="$E2E_DIR/loopstack-secrets"
 export E2E_BASE_URL="http://127.0.0.1:$PORT"
 "$LOOPSTACK_BIN" serve >"$E2E_DIR/server.log" 2>&1 &
 SERVER_PID=$!
