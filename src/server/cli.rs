@@ -58,6 +58,7 @@ async fn serve(config: Config, master_key_env: Option<&str>) -> anyhow::Result<E
     let opened = state::open(config, master_key_env).await?;
     let state = opened.state;
     let first_run = first_run_setup(&state).await?;
+    state.start_background().await?;
     let listener = tokio::net::TcpListener::bind(state.config.addr)
         .await
         .with_context(|| format!("failed to listen on {}", state.config.addr))?;
@@ -85,7 +86,7 @@ async fn serve(config: Config, master_key_env: Option<&str>) -> anyhow::Result<E
 
     let app = crate::server::app_router(state.clone());
     axum::serve(listener, app.into_make_service()).with_graceful_shutdown(shutdown_signal()).await?;
-    state.db.close().await;
+    state.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -8,11 +8,14 @@ pub mod crypto;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod rest;
 pub mod secrets;
 pub mod state;
 pub mod store;
 pub mod studio;
+pub mod tools;
+pub mod workflow;
 
 use axum::Router;
 use leptos::prelude::provide_context;

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use uuid::Uuid;
 
-use crate::model::SecretItem;
+use crate::model::{Event, SecretItem};
 use crate::server::crypto::{DataKey, MasterKey};
-use crate::server::db::Db;
+use crate::server::db::{Db, Tx};
+use crate::server::events::EventHub;
 use crate::server::domain::{Limits, SecretKey, SecretValue};
 use crate::server::error::AppError;
 use crate::server::store::{self, Sealed, SecretRow};
@@ -24,12 +25,14 @@ pub struct SecretService {
     db: Db,
     kek: Arc<MasterKey>,
     limits: Limits,
+    events: EventHub,
 }
 
 impl SecretService {
-    /// A service over `db`, sealing with data keys wrapped by `kek`.
-    pub fn new(db: Db, kek: Arc<MasterKey>, limits: Limits) -> SecretService {
-        SecretService { db, kek, limits }
+    /// A service over `db`, sealing with data keys wrapped by `kek`, announcing changes on
+    /// `events`.
+    pub fn new(db: Db, kek: Arc<MasterKey>, limits: Limits, events: EventHub) -> SecretService {
+        SecretService { db, kek, limits, events }
     }
 
     /// The input limits in force.
@@ -49,7 +52,9 @@ impl SecretService {
         let (version, dek) = self.active_key(workspace_id).await?;
         let id = Uuid::new_v4();
         let sealed = seal(&dek, version, value, workspace_id, id);
-        store::insert_secret(&self.db, workspace_id, id, key.as_str(), &sealed, &actor.0).await
+        let item = store::insert_secret(&self.db, workspace_id, id, key.as_str(), &sealed, &actor.0).await?;
+        self.announce_upsert(workspace_id, &item).await;
+        Ok(item)
     }
 
     /// Replaces a secret's value; `None` leaves it as it is. 404 when there is no such secret.
@@ -60,7 +65,9 @@ impl SecretService {
         };
         let (version, dek) = self.active_key(workspace_id).await?;
         let sealed = seal(&dek, version, value, workspace_id, id);
-        store::update_secret_value(&self.db, workspace_id, id, &sealed, &actor.0).await?.ok_or(AppError::NotFound)
+        let item = store::update_secret_value(&self.db, workspace_id, id, &sealed, &actor.0).await?.ok_or(AppError::NotFound)?;
+        self.announce_upsert(workspace_id, &item).await;
+        Ok(item)
     }
 
     /// Creates or updates a secret by key, atomically even under concurrent calls.
@@ -68,13 +75,24 @@ impl SecretService {
     pub async fn upsert(&self, workspace_id: Uuid, key: &SecretKey, value: &SecretValue, actor: &Actor) -> Result<SecretItem, AppError> {
         let (version, dek) = self.active_key(workspace_id).await?;
         let sealer = |id: Uuid| seal(&dek, version, value, workspace_id, id);
-        store::upsert_secret(&self.db, workspace_id, key.as_str(), sealer, &actor.0).await
+        let item = store::upsert_secret(&self.db, workspace_id, key.as_str(), sealer, &actor.0).await?;
+        self.announce_upsert(workspace_id, &item).await;
+        Ok(item)
+    }
+
+    /// Upserts inside a caller's transaction (a form submission storing several values at
+    /// once); the caller announces the change after committing.
+    pub async fn upsert_in(&self, tx: &mut Tx, workspace_id: Uuid, key: &SecretKey, value: &SecretValue, actor: &Actor) -> Result<SecretItem, AppError> {
+        let (version, dek) = self.active_key(workspace_id).await?;
+        let sealer = |id: Uuid| seal(&dek, version, value, workspace_id, id);
+        store::upsert_secret_in(tx, workspace_id, key.as_str(), sealer, &actor.0).await
     }
 
     /// Deletes a secret; 404 when there is no such secret.
     #[tracing::instrument(skip(self), err)]
     pub async fn delete(&self, workspace_id: Uuid, id: Uuid) -> Result<(), AppError> {
         if store::delete_secret(&self.db, workspace_id, id).await? {
+            self.events.publish(vec![Event::SecretDeleted { workspace_id, secret_id: id }]).await;
             Ok(())
         } else {
             Err(AppError::NotFound)
@@ -110,6 +128,11 @@ impl SecretService {
     /// Parses raw input into a value, with this service's limits.
     pub fn parse_value(&self, raw: String) -> Result<SecretValue, AppError> {
         SecretValue::parse(raw, &self.limits)
+    }
+
+    async fn announce_upsert(&self, workspace_id: Uuid, item: &SecretItem) {
+        let event = Event::SecretUpserted { workspace_id, secret_id: item.id, key: item.key.clone() };
+        self.events.publish(vec![event]).await;
     }
 
     async fn active_key(&self, workspace_id: Uuid) -> Result<(i32, DataKey), AppError> {

@@ -12,7 +12,9 @@ use crate::server::config::Config;
 use crate::server::crypto::{load_master_key, DataKey, KeySource, MasterKey};
 use crate::server::db::Db;
 use crate::server::error::AppError;
+use crate::server::events::EventHub;
 use crate::server::secrets::SecretService;
+use crate::server::workflow::WorkflowEngine;
 use crate::server::store;
 
 /// Shared application state; cheap to clone.
@@ -22,7 +24,10 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub kek: Arc<MasterKey>,
     pub secrets: SecretService,
+    pub events: EventHub,
+    pub workflows: WorkflowEngine,
     pub leptos_options: LeptosOptions,
+    background: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -59,18 +64,41 @@ pub async fn open(config: Config, master_key_env: Option<&str>) -> anyhow::Resul
     }
 
     let kek = Arc::new(kek);
-    let secrets = SecretService::new(db.clone(), kek.clone(), config.limits());
+    let events = EventHub::new(db.clone());
+    let secrets = SecretService::new(db.clone(), kek.clone(), config.limits(), events.clone());
+    let workflows = WorkflowEngine::new(db.clone(), secrets.clone(), events.clone());
     let leptos_options = LeptosOptions::builder()
         .output_name(std::env::var("LEPTOS_OUTPUT_NAME").unwrap_or_else(|_| "loopstack-secrets".into()))
         .site_root(config.site_root.clone())
         .site_pkg_dir(std::env::var("LEPTOS_SITE_PKG_DIR").unwrap_or_else(|_| "pkg".into()))
         .site_addr(config.addr)
         .build();
-    let state = AppState { db, config: Arc::new(config), kek, secrets, leptos_options };
+    let background = Arc::default();
+    let state = AppState { db, config: Arc::new(config), kek, secrets, events, workflows, leptos_options, background };
     Ok(Opened { state, key_source })
 }
 
 impl AppState {
+    /// Starts what a serving process runs beside requests: the PostgreSQL event listener,
+    /// resuming interrupted runs and expiring requests.
+    pub async fn start_background(&self) -> anyhow::Result<()> {
+        let listener = self.events.start_listener().await.context("failed to listen for events")?;
+        let mut tasks = self.background.lock().expect("BUG: the task list lock is never poisoned");
+        tasks.extend(listener);
+        tasks.push(self.workflows.start_background());
+        Ok(())
+    }
+
+    /// Stops the background tasks (returning their connections) and closes the pool.
+    pub async fn shutdown(&self) {
+        let tasks = std::mem::take(&mut *self.background.lock().expect("BUG: the task list lock is never poisoned"));
+        for task in tasks {
+            task.abort();
+        }
+        tokio::task::yield_now().await;
+        self.db.close().await;
+    }
+
     /// Creates a workspace with a fresh data key and, optionally, its owner.
     pub async fn create_workspace(&self, name: &str, owner: Option<Uuid>) -> Result<Uuid, AppError> {
         let name = name.trim();

@@ -131,6 +131,7 @@ pub async fn serve(dir: TempDir, database_url: String, master_key: String, extra
     let config = config_for(dir.path(), &database_url, extra);
     let opened = state::open(config, Some(&master_key)).await.expect("open app state");
     let state = opened.state;
+    state.start_background().await.expect("start background tasks");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().unwrap();
     let app = loopstack_secrets::server::app_router(state.clone());
@@ -146,7 +147,7 @@ impl TestApp {
     pub async fn stop(self) -> (TempDir, String, String) {
         self.server.abort();
         let _ = self.server.await;
-        self.state.db.close().await;
+        self.state.shutdown().await;
         (self.dir, self.database_url, self.master_key)
     }
 

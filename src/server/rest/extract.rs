@@ -32,7 +32,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 
 /// serde quotes offending strings in its messages (`invalid type: string "..."`); such a
 /// string may be a secret sent in the wrong place, so it is elided before the message is sent.
-fn without_string_literals(message: &str) -> String {
+pub fn without_string_literals(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut chars = message.chars();
     while let Some(c) = chars.next() {

@@ -4,6 +4,8 @@
 pub mod extract;
 pub mod openapi;
 pub mod secrets;
+pub mod tools;
+pub mod workflows;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -24,7 +26,7 @@ pub fn router(enabled: bool) -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
     if enabled {
-        api = api.merge(secrets::router());
+        api = api.merge(secrets::router()).merge(tools::router()).merge(workflows::router());
     }
     api.route("/api/v1", get(not_found))
         .route("/api/v1/{*rest}", axum::routing::any(not_found))
