@@ -216,6 +216,23 @@ fn values_and_passwords_never_appear_in_the_server_log() {
     client.put(format!("{url}/{}", created["id"].as_str().unwrap())).bearer_auth(&token).json(&serde_json::json!({"value": canary})).send().unwrap();
     client.post(&url).bearer_auth(&token).json(&serde_json::json!({"key": "bad key", "value": canary})).send().unwrap();
     client.post(format!("{}/studio/sign_in", server.base)).form(&[("username", "admin"), ("password", canary.as_str())]).send().unwrap();
+    let agent = last_line(&env.ok(&["token", "create", "--workspace", &ws, "--name", "a", "--scope", "tools:call", "--scope", "workflows:run", "--scope", "secrets:write"]));
+    let asked: serde_json::Value = client
+        .post(format!("{}/api/v1/workspaces/{ws}/tools/request_secrets", server.base))
+        .bearer_auth(&agent)
+        .json(&serde_json::json!({"variables": [{"key": "K3"}]}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let run = asked["pending"]["workflowId"].as_str().unwrap();
+    let submitted = client
+        .post(format!("{}/api/v1/workspaces/{ws}/workflows/{run}/transitions/secretsSubmitted", server.base))
+        .bearer_auth(&agent)
+        .json(&serde_json::json!({"variables": [{"key": "K3", "value": canary}]}))
+        .send()
+        .unwrap();
+    assert_eq!(submitted.status(), 200);
     drop(server);
 
     let log = std::fs::read_to_string(&log).unwrap();

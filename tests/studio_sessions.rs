@@ -194,7 +194,85 @@ async fn the_workspace_server_function_authorizes_like_the_rest_api(engine: Engi
     assert_eq!(anonymous.status(), 401);
 }
 
+/// Posts a Studio form (`application/x-www-form-urlencoded`) to a server function.
+async fn studio_post(app: &TestApp, cookie: &str, function: &str, form: &[(&str, String)]) -> reqwest::Response {
+    app.client
+        .post(format!("{}/studio/{function}", app.base))
+        .header("cookie", cookie)
+        .header("origin", &app.base)
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn studio_writes_authorize_like_the_rest_api(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let (ws, other) = (app.workspace("mine").await, app.workspace("theirs").await);
+    let editor = member(&app, "eddie", ws, "editor").await;
+    let viewer = member(&app, "vera", ws, "viewer").await;
+    let form = |ws: uuid::Uuid, key: &str| vec![("workspace_id", ws.to_string()), ("key", key.to_string()), ("value", "v4lue".to_string())];
+
+    let by_editor = studio_post(&app, &editor, "create_secret", &form(ws, "FROM_STUDIO")).await;
+    let by_viewer = studio_post(&app, &viewer, "create_secret", &form(ws, "VIEWER_KEY")).await;
+    let foreign = studio_post(&app, &editor, "create_secret", &form(other, "FOREIGN")).await;
+    let cross_site = app
+        .client
+        .post(format!("{}/studio/create_secret", app.base))
+        .header("cookie", &editor)
+        .header("origin", "https://evil.example")
+        .form(&form(ws, "CSRF_KEY"))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(by_editor.status(), 200);
+    assert!(!by_editor.text().await.unwrap().contains("v4lue"), "the value is not sent back");
+    assert_eq!(json(by_viewer).await["code"], "forbidden");
+    assert_eq!(json(foreign).await["code"], "not_found");
+    assert_eq!(json(cross_site).await["code"], "forbidden");
+    assert_eq!(app.value_of(ws, "FROM_STUDIO").await.as_deref(), Some("v4lue"));
+    for key in ["VIEWER_KEY", "CSRF_KEY"] {
+        assert_eq!(app.value_of(ws, key).await, None, "{key} must not be stored");
+    }
+    assert_eq!(app.value_of(other, "FOREIGN").await, None);
+}
+
+async fn the_request_form_stores_values_and_continues_the_run(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let ws = app.workspace("main").await;
+    let editor = member(&app, "eddie", ws, "editor").await;
+    let token = app.token(ws, &[loopstack_secrets::server::domain::Scope::ToolsCall]).await;
+    let asked = json(
+        app.req(reqwest::Method::POST, &format!("/api/v1/workspaces/{ws}/tools/request_secrets"), &token)
+            .json(&serde_json::json!({"variables": [{"key": "A_KEY"}, {"key": "B_KEY"}]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let run = asked["pending"]["workflowId"].as_str().unwrap().to_string();
+
+    let submitted = studio_post(
+        &app,
+        &editor,
+        "submit_request",
+        &[("workspace_id", ws.to_string()), ("run_id", run.clone()), ("values[A_KEY]", "a-value".into()), ("values[B_KEY]", String::new())],
+    )
+    .await;
+
+    assert_eq!(submitted.status(), 200);
+    let body = submitted.text().await.unwrap();
+    assert!(!body.contains("a-value"));
+    let run: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(run["status"], "completed");
+    assert_eq!(app.value_of(ws, "A_KEY").await.as_deref(), Some("a-value"));
+    assert_eq!(app.value_of(ws, "B_KEY").await, None, "a blank field stores nothing");
+}
+
 both_engines!(
+    studio_writes_authorize_like_the_rest_api,
+    the_request_form_stores_values_and_continues_the_run,
     sign_in_sets_a_strict_http_only_cookie_with_a_fresh_session_each_time,
     the_cookie_is_secure_behind_tls,
     a_wrong_password_and_an_unknown_user_get_the_same_answer,

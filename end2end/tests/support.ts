@@ -183,3 +183,197 @@ export async function signIn(page: Page, user: TestUser): Promise<void> {
   await page.getByLabel('Password', { exact: true }).fill(user.password);
   await page.getByRole('button', { name: 'Sign in' }).click();
 }
+
+// ---------------------------------------------------------------------------
+// Studio helpers: pages that keep a server-sent event stream open, the agent's
+// side of the REST API (bearer token), and the CLI export for checking what a
+// form really stored.
+// ---------------------------------------------------------------------------
+
+export interface RecordedBody {
+  url: string;
+  body: string;
+}
+
+/** True for a response that is a server-sent event stream (it never ends while the page is open). */
+export function isEventStream(response: { headers(): Record<string, string> }): boolean {
+  return (response.headers()['content-type'] ?? '').toLowerCase().startsWith('text/event-stream');
+}
+
+/**
+ * Like collectResponseBodies, for pages that listen to a server-sent event stream: an
+ * event-stream body never ends while the page is open, so it is not awaited (that would hang
+ * `bodies()`); instead every message the page's EventSource receives is recorded, through the
+ * Chrome DevTools Protocol (Chromium only), as a body of its own (url `event-stream:<event>`).
+ * Call before the first navigation; `bodies()` awaits every other textual body.
+ */
+export async function recordPageTraffic(page: Page): Promise<{
+  bodies: () => Promise<RecordedBody[]>;
+  eventStreamUrls: () => string[];
+}> {
+  const pending: Promise<RecordedBody | null>[] = [];
+  const messages: RecordedBody[] = [];
+  const streams: string[] = [];
+  page.on('response', (response) => {
+    if (isEventStream(response)) {
+      streams.push(response.url());
+      return;
+    }
+    if (!isTextual(response.headers()['content-type'])) return;
+    pending.push(
+      response.text().then(
+        (body) => ({ url: response.url(), body }),
+        () => null,
+      ),
+    );
+  });
+  const cdp = await page.context().newCDPSession(page);
+  cdp.on('Network.eventSourceMessageReceived', (event) => {
+    messages.push({ url: `event-stream:${event.eventName}`, body: event.data });
+  });
+  await cdp.send('Network.enable');
+  return {
+    bodies: async () => {
+      const all = await Promise.all(pending);
+      return [...all.filter((b): b is RecordedBody => b !== null), ...messages];
+    },
+    eventStreamUrls: () => [...streams],
+  };
+}
+
+/** Scopes of an agent token that may ask for secrets and wait for the answer. */
+export const AGENT_SCOPES = ['tools:call', 'workflows:run', 'secrets:list', 'secrets:write'];
+
+export interface RunDocumentJson {
+  id: string;
+  kind: string;
+  content: unknown;
+}
+
+/** The parts of a workflow run (`GET .../workflows/{id}`) the tests look at. */
+export interface WorkflowRunJson {
+  id: string;
+  workflow: string;
+  place: string;
+  status: string;
+  result: unknown;
+  transitions: string[];
+  documents: RunDocumentJson[];
+}
+
+function bearer(token: string): Record<string, string> {
+  return { Authorization: `Bearer ${token}` };
+}
+
+function parseJson<T>(what: string, text: string): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new Error(`${what}: the answer is not JSON: ${text.slice(0, 500)}`);
+  }
+}
+
+/**
+ * The agent calls the `request_secrets` tool for `keys` (in this order); returns the id of the
+ * run to wait on and the raw answer (for leak checks).
+ */
+export async function agentRequestSecrets(
+  request: APIRequestContext,
+  workspaceId: string,
+  token: string,
+  keys: string[],
+): Promise<{ runId: string; text: string }> {
+  const res = await request.post(`/api/v1/workspaces/${workspaceId}/tools/request_secrets`, {
+    headers: bearer(token),
+    data: { args: { variables: keys.map((key) => ({ key })) } },
+  });
+  const text = await res.text();
+  expect(res.status(), `request_secrets: ${text}`).toBe(200);
+  const body = parseJson<{ data: { variables: { key: string }[] }; pending?: { workflowId?: string } }>('request_secrets', text);
+  expect(body.data.variables).toEqual(keys.map((key) => ({ key })));
+  const runId = body.pending?.workflowId;
+  expect(runId, `request_secrets names no run to wait on: ${text}`).toMatch(UUID_RE);
+  return { runId: runId as string, text };
+}
+
+/**
+ * The agent long-polls `GET .../workflows/{id}/wait?timeout=S`. The HTTP timeout is longer
+ * than the server's so a missed wake-up shows as the server's own answer.
+ */
+export async function agentWaitForRun(
+  request: APIRequestContext,
+  workspaceId: string,
+  token: string,
+  runId: string,
+  timeoutSeconds = 60,
+): Promise<{ status: number; outcome: string | undefined; run: WorkflowRunJson; text: string }> {
+  const res = await request.get(`/api/v1/workspaces/${workspaceId}/workflows/${runId}/wait?timeout=${timeoutSeconds}`, {
+    headers: bearer(token),
+    timeout: (timeoutSeconds + 15) * 1000,
+  });
+  const text = await res.text();
+  return { status: res.status(), outcome: res.headers()['x-wait-outcome'], run: parseJson<WorkflowRunJson>('wait', text), text };
+}
+
+/** `GET .../workflows/{id}`. */
+export async function agentReadRun(
+  request: APIRequestContext,
+  workspaceId: string,
+  token: string,
+  runId: string,
+): Promise<{ run: WorkflowRunJson; text: string }> {
+  const res = await request.get(`/api/v1/workspaces/${workspaceId}/workflows/${runId}`, { headers: bearer(token) });
+  const text = await res.text();
+  expect(res.status(), `read run: ${text}`).toBe(200);
+  return { run: parseJson<WorkflowRunJson>('read run', text), text };
+}
+
+/** The agent calls `get_secret_keys`: `[{key, hasValue}]`. */
+export async function agentSecretKeys(
+  request: APIRequestContext,
+  workspaceId: string,
+  token: string,
+): Promise<{ keys: { key: string; hasValue: boolean }[]; text: string }> {
+  const res = await request.post(`/api/v1/workspaces/${workspaceId}/tools/get_secret_keys`, {
+    headers: bearer(token),
+    data: {},
+  });
+  const text = await res.text();
+  expect(res.status(), `get_secret_keys: ${text}`).toBe(200);
+  const body = parseJson<{ data: { key: string; hasValue: boolean }[] }>('get_secret_keys', text);
+  return { keys: body.data, text };
+}
+
+/** `POST .../workflows` `{workflow, args?}` → 201 run. */
+export async function agentStartWorkflow(
+  request: APIRequestContext,
+  workspaceId: string,
+  token: string,
+  workflow: string,
+  args?: unknown,
+): Promise<WorkflowRunJson> {
+  const data: Record<string, unknown> = { workflow };
+  if (args !== undefined) data.args = args;
+  const res = await request.post(`/api/v1/workspaces/${workspaceId}/workflows`, { headers: bearer(token), data });
+  const text = await res.text();
+  expect(res.status(), `start ${workflow}: ${text}`).toBe(201);
+  const run = parseJson<WorkflowRunJson>(`start ${workflow}`, text);
+  expect(run.id).toMatch(UUID_RE);
+  return run;
+}
+
+/**
+ * `export --workspace ID --format dotenv`, parsed into key → value: what is really stored (the
+ * test's own canaries; never shown to a page). Lines are `KEY="escaped value"`.
+ */
+export function exportedValues(workspaceId: string): Map<string, string> {
+  const out = runCli(['export', '--workspace', workspaceId, '--format', 'dotenv']);
+  const values = new Map<string, string>();
+  for (const line of out.split(/\r?\n/)) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)="(.*)"$/.exec(line);
+    if (!m) continue;
+    const escapes: Record<string, string> = { n: '\n', r: '\r' };
+    values.set(m[1], m[2].replace(/\\(.)/g, (_, c: string) => escapes[c] ?? c));
+  }
+  return values;
+}

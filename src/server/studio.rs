@@ -8,7 +8,10 @@ use leptos::prelude::use_context;
 use leptos_axum::ResponseOptions;
 use uuid::Uuid;
 
-use crate::model::{CurrentUser, WorkspaceItem, WorkspaceSecrets};
+use std::collections::HashMap;
+
+use crate::model::{CurrentUser, RunStatus, SecretItem, WorkflowRun, WorkspaceItem, WorkspaceSecrets};
+use crate::server::workflow::SECRETS_SUBMITTED;
 use crate::server::auth::{self, Principal, SessionUser};
 use crate::server::domain::Scope;
 use crate::server::error::AppError;
@@ -94,4 +97,67 @@ pub fn fail(err: AppError) -> crate::model::ApiError {
         response.set_status(err.status_code());
     }
     err.into()
+}
+
+/// The signed-in user as a principal authorized for `scope` in `workspace_id`.
+async fn authorized(workspace_id: Uuid, scope: Scope) -> Result<Principal, AppError> {
+    let principal = Principal::User(signed_in().await?);
+    principal.authorize(&state().db, workspace_id, scope).await?;
+    Ok(principal)
+}
+
+/// Adds a secret from the Studio form.
+pub async fn create_secret(workspace_id: Uuid, key: &str, value: String) -> Result<SecretItem, AppError> {
+    let principal = authorized(workspace_id, Scope::SecretsWrite).await?;
+    let state = state();
+    let key = state.secrets.parse_key(key.trim())?;
+    let value = state.secrets.parse_value(value)?;
+    state.secrets.create(workspace_id, &key, &value, &principal.actor()).await
+}
+
+/// Replaces a secret's value from the Studio.
+pub async fn update_secret(workspace_id: Uuid, id: Uuid, value: String) -> Result<SecretItem, AppError> {
+    let principal = authorized(workspace_id, Scope::SecretsWrite).await?;
+    let state = state();
+    let value = state.secrets.parse_value(value)?;
+    state.secrets.update(workspace_id, id, Some(&value), &principal.actor()).await
+}
+
+/// Deletes a secret from the Studio.
+pub async fn delete_secret(workspace_id: Uuid, id: Uuid) -> Result<(), AppError> {
+    authorized(workspace_id, Scope::SecretsWrite).await?;
+    state().secrets.delete(workspace_id, id).await
+}
+
+/// The workspace's pending secret requests (waiting runs), newest first.
+pub async fn pending_requests(workspace_id: Uuid) -> Result<Vec<WorkflowRun>, AppError> {
+    authorized(workspace_id, Scope::SecretsList).await?;
+    state().workflows.list(workspace_id, Some(RunStatus::Waiting)).await
+}
+
+/// One run with its documents.
+pub async fn run(workspace_id: Uuid, run_id: Uuid) -> Result<WorkflowRun, AppError> {
+    authorized(workspace_id, Scope::SecretsList).await?;
+    state().workflows.view(workspace_id, run_id).await
+}
+
+/// Submits a request form: every filled-in value is stored and the run continues, in one
+/// transaction. Blank fields are left out (those keys stay missing).
+pub async fn submit_request(workspace_id: Uuid, run_id: Uuid, values: HashMap<String, String>) -> Result<WorkflowRun, AppError> {
+    let principal = authorized(workspace_id, Scope::SecretsWrite).await?;
+    principal.authorize(&state().db, workspace_id, Scope::WorkflowsRun).await?;
+    let mut variables: Vec<serde_json::Value> = values
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(key, value)| serde_json::json!({"key": key, "value": value}))
+        .collect();
+    variables.sort_by(|a, b| a["key"].as_str().cmp(&b["key"].as_str()));
+    let payload = serde_json::json!({ "variables": variables });
+    state().workflows.fire(workspace_id, run_id, SECRETS_SUBMITTED, payload, &principal.actor()).await
+}
+
+/// Declines a request: the run is cancelled.
+pub async fn decline_request(workspace_id: Uuid, run_id: Uuid) -> Result<WorkflowRun, AppError> {
+    let principal = authorized(workspace_id, Scope::WorkflowsRun).await?;
+    state().workflows.cancel(workspace_id, run_id, "declined in the Studio", &principal.actor()).await
 }

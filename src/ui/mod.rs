@@ -1,6 +1,9 @@
 //! Leptos components of the Studio, one page or piece per file.
 
 pub mod layout;
+pub mod live;
+pub mod markdown;
+pub mod requests;
 pub mod secrets_table;
 pub mod server_fns;
 pub mod sign_in;

@@ -1,40 +1,66 @@
-//! A workspace's secrets table: key, "Value set" / "No value", last update. Values are never
-//! sent to the browser; the server function returns keys and flags only.
+//! A workspace's page: the secrets table (key, "Value set" / "No value", last update) with
+//! filter, add, update value and delete, and the pending requests. Values are typed into
+//! password fields, sent once and never sent back: the server functions return keys and flags.
 
 use leptos::prelude::*;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 use uuid::Uuid;
 
-use crate::model::{ApiError, SecretItem};
+use crate::model::{ApiError, Role, SecretItem};
 use crate::ui::layout::{error_view, TopBar};
-use crate::ui::server_fns::get_workspace_secrets;
+use crate::ui::live::use_workspace_events;
+use crate::ui::requests::PendingRequests;
+use crate::ui::server_fns::{get_workspace_secrets, CreateSecret, DeleteSecret, UpdateSecret};
 
-/// `/workspaces/:id`
+/// `/workspaces/:id` (optionally `?q=` to filter keys).
 #[component]
 pub fn SecretsPage() -> impl IntoView {
     let params = use_params_map();
-    let workspace_id = move || params.read().get("id").and_then(|id| Uuid::try_parse(&id).ok());
-    let data = Resource::new(workspace_id, |id| async move {
-        match id {
-            Some(id) => get_workspace_secrets(id).await,
-            None => Err(ApiError::new("not_found", "Not found")),
-        }
-    });
+    let query = use_query_map();
+    let workspace_id = Memo::new(move |_| params.read().get("id").and_then(|id| Uuid::try_parse(&id).ok()));
+    let filter = Memo::new(move |_| query.read().get("q").unwrap_or_default());
+    let create = ServerAction::<CreateSecret>::new();
+    let update = ServerAction::<UpdateSecret>::new();
+    let delete = ServerAction::<DeleteSecret>::new();
+    let events = use_workspace_events(workspace_id);
+    let data = Resource::new(
+        move || (workspace_id.get(), create.version().get(), update.version().get(), delete.version().get(), events.get()),
+        |(id, ..)| async move {
+            match id {
+                Some(id) => get_workspace_secrets(id).await,
+                None => Err(ApiError::new("not_found", "Not found")),
+            }
+        },
+    );
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
-                    Ok(page) => view! {
-                        <TopBar/>
-                        <section class="panel">
-                            <p class="crumbs"><a href="/workspaces">"Workspaces"</a></p>
-                            <h1>{page.workspace.name.clone()}</h1>
-                            <p class="muted">
-                                {format!("{} secrets · your role: {}", page.secrets.len(), page.workspace.role.as_str())}
-                            </p>
-                            <SecretsTable secrets=page.secrets/>
-                        </section>
-                    }.into_any(),
+                    Ok(page) => {
+                        let ws = page.workspace.id;
+                        let can_write = page.workspace.role >= Role::Editor;
+                        let needle = filter.get().to_lowercase();
+                        let total = page.secrets.len();
+                        let shown: Vec<SecretItem> = page.secrets.into_iter().filter(|s| s.key.to_lowercase().contains(&needle)).collect();
+                        view! {
+                            <TopBar/>
+                            <section class="panel">
+                                <p class="crumbs"><a href="/workspaces">"Workspaces"</a></p>
+                                <h1>{page.workspace.name.clone()}</h1>
+                                <p class="muted">
+                                    {format!("{total} secrets · your role: {}", page.workspace.role.as_str())}
+                                </p>
+                                <form method="get" role="search" class="filter">
+                                    <label for="filter-q">"Filter keys"</label>
+                                    <input id="filter-q" name="q" type="search" value=filter.get()/>
+                                    <button type="submit" class="secondary">"Filter"</button>
+                                </form>
+                                <SecretsTable secrets=shown workspace_id=ws can_write update delete filtered=!needle.is_empty()/>
+                                {can_write.then(|| view! { <AddSecretForm workspace_id=ws action=create/> })}
+                            </section>
+                            <PendingRequests workspace_id=ws events/>
+                        }.into_any()
+                    }
                     Err(err) => error_view(err),
                 }
             })}
@@ -42,13 +68,45 @@ pub fn SecretsPage() -> impl IntoView {
     }
 }
 
+/// The "Add secret" form: key and a password field.
+#[component]
+fn AddSecretForm(workspace_id: Uuid, action: ServerAction<CreateSecret>) -> impl IntoView {
+    let error = move || action.value().get().and_then(Result::err).map(|e| e.message);
+    view! {
+        <section class="add-secret" aria-labelledby="add-secret-title">
+            <h2 id="add-secret-title">"Add secret"</h2>
+            <ActionForm action=action attr:class="inline-form">
+                <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
+                <label for="new-key">"Key"</label>
+                <input id="new-key" name="key" type="text" placeholder="KEY_NAME" autocomplete="off" required=true spellcheck="false"/>
+                <label for="new-value">"Value"</label>
+                <input id="new-value" name="value" type="password" autocomplete="new-password"/>
+                <button type="submit" disabled=move || action.pending().get()>"Add secret"</button>
+            </ActionForm>
+            {move || error().map(|message| view! { <p role="alert" class="error">{message}</p> })}
+        </section>
+    }
+}
+
 /// The table itself, or an empty state.
 #[component]
-pub fn SecretsTable(secrets: Vec<SecretItem>) -> impl IntoView {
+pub fn SecretsTable(
+    secrets: Vec<SecretItem>,
+    workspace_id: Uuid,
+    can_write: bool,
+    update: ServerAction<UpdateSecret>,
+    delete: ServerAction<DeleteSecret>,
+    filtered: bool,
+) -> impl IntoView {
     if secrets.is_empty() {
-        return view! { <p class="empty">"No secrets yet. Add one through the API or the CLI."</p> }.into_any();
+        let text = if filtered { "No key matches the filter." } else { "No secrets yet." };
+        return view! { <p class="empty">{text}</p> }.into_any();
     }
+    let failure = move || {
+        update.value().get().and_then(Result::err).or_else(|| delete.value().get().and_then(Result::err)).map(|e| e.message)
+    };
     view! {
+        {move || failure().map(|message| view! { <p role="alert" class="error">{message}</p> })}
         <table class="secrets">
             <caption class="sr-only">"Secrets"</caption>
             <thead>
@@ -56,20 +114,23 @@ pub fn SecretsTable(secrets: Vec<SecretItem>) -> impl IntoView {
                     <th scope="col">"Key"</th>
                     <th scope="col">"Value"</th>
                     <th scope="col">"Updated"</th>
+                    {can_write.then(|| view! { <th scope="col"><span class="sr-only">"Actions"</span></th> })}
                 </tr>
             </thead>
             <tbody>
                 {secrets.into_iter().map(|s| {
                     let (label, class) = if s.has_value { ("Value set", "state set") } else { ("No value", "state unset") };
+                    let actions = can_write.then(|| view! { <td class="actions"><RowActions secret=s.clone() workspace_id update delete/></td> });
                     view! {
                         <tr>
-                            <td><code>{s.key}</code></td>
+                            <td><code>{s.key.clone()}</code></td>
                             <td><span class=class>{label}</span></td>
                             <td>
                                 <time datetime=s.updated_at.to_rfc3339()>
                                     {s.updated_at.format("%Y-%m-%d %H:%M UTC").to_string()}
                                 </time>
                             </td>
+                            {actions}
                         </tr>
                     }
                 }).collect_view()}
@@ -77,4 +138,35 @@ pub fn SecretsTable(secrets: Vec<SecretItem>) -> impl IntoView {
         </table>
     }
     .into_any()
+}
+
+/// Update (a password field and Save) and Delete (a second, explicit button) for one row.
+/// Both are `<details>` so they work without JavaScript.
+#[component]
+fn RowActions(secret: SecretItem, workspace_id: Uuid, update: ServerAction<UpdateSecret>, delete: ServerAction<DeleteSecret>) -> impl IntoView {
+    let field_id = format!("value-{}", secret.id);
+    let update_label = format!("New value for {}", secret.key);
+    let delete_label = format!("Delete {}", secret.key);
+    let (id, id2) = (secret.id.to_string(), secret.id.to_string());
+    let (ws, ws2) = (workspace_id.to_string(), workspace_id.to_string());
+    view! {
+        <details class="row-action">
+            <summary>"Update"</summary>
+            <ActionForm action=update attr:class="inline-form">
+                <input type="hidden" name="workspace_id" value=ws/>
+                <input type="hidden" name="id" value=id/>
+                <label for=field_id.clone()>{update_label}</label>
+                <input id=field_id name="value" type="password" autocomplete="new-password"/>
+                <button type="submit">"Save"</button>
+            </ActionForm>
+        </details>
+        <details class="row-action">
+            <summary>"Delete"</summary>
+            <ActionForm action=delete attr:class="inline-form">
+                <input type="hidden" name="workspace_id" value=ws2/>
+                <input type="hidden" name="id" value=id2/>
+                <button type="submit" class="danger">{delete_label}</button>
+            </ActionForm>
+        </details>
+    }
 }

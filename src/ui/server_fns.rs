@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use uuid::Uuid;
 
-use crate::model::{ApiError, CurrentUser, WorkspaceItem, WorkspaceSecrets};
+use crate::model::{ApiError, CurrentUser, SecretItem, WorkflowRun, WorkspaceItem, WorkspaceSecrets};
 
 /// The signed-in user, or `None`.
 #[server(prefix = "/studio", endpoint = "current_user")]
@@ -38,4 +38,51 @@ pub async fn list_workspaces() -> Result<Vec<WorkspaceItem>, ApiError> {
 #[server(prefix = "/studio", endpoint = "workspace_secrets")]
 pub async fn get_workspace_secrets(workspace_id: Uuid) -> Result<WorkspaceSecrets, ApiError> {
     crate::server::studio::workspace_secrets(workspace_id).await.map_err(crate::server::studio::fail)
+}
+
+/// Adds a secret; the value is sent once and never comes back.
+#[server(prefix = "/studio", endpoint = "create_secret")]
+pub async fn create_secret(workspace_id: Uuid, key: String, value: String) -> Result<SecretItem, ApiError> {
+    crate::server::studio::create_secret(workspace_id, &key, value).await.map_err(ApiError::from)
+}
+
+/// Replaces a secret's value.
+#[server(prefix = "/studio", endpoint = "update_secret")]
+pub async fn update_secret(workspace_id: Uuid, id: Uuid, value: String) -> Result<SecretItem, ApiError> {
+    crate::server::studio::update_secret(workspace_id, id, value).await.map_err(ApiError::from)
+}
+
+/// Deletes a secret.
+#[server(prefix = "/studio", endpoint = "delete_secret")]
+pub async fn delete_secret(workspace_id: Uuid, id: Uuid) -> Result<(), ApiError> {
+    crate::server::studio::delete_secret(workspace_id, id).await.map_err(ApiError::from)
+}
+
+/// The pending secret requests of a workspace.
+#[server(prefix = "/studio", endpoint = "pending_requests")]
+pub async fn get_pending_requests(workspace_id: Uuid) -> Result<Vec<WorkflowRun>, ApiError> {
+    crate::server::studio::pending_requests(workspace_id).await.map_err(crate::server::studio::fail)
+}
+
+/// A run with its documents.
+#[server(prefix = "/studio", endpoint = "run")]
+pub async fn get_run(workspace_id: Uuid, run_id: Uuid) -> Result<WorkflowRun, ApiError> {
+    crate::server::studio::run(workspace_id, run_id).await.map_err(crate::server::studio::fail)
+}
+
+/// Submits a SecretRequestDocument form (`values[KEY]=...`): all values stored and the run
+/// continued in one transaction. Without JavaScript the browser comes back to the run page.
+#[server(prefix = "/studio", endpoint = "submit_request")]
+pub async fn submit_request(workspace_id: Uuid, run_id: Uuid, values: std::collections::HashMap<String, String>) -> Result<WorkflowRun, ApiError> {
+    let run = crate::server::studio::submit_request(workspace_id, run_id, values).await.map_err(ApiError::from)?;
+    leptos_axum::redirect(&format!("/workspaces/{workspace_id}/runs/{run_id}"));
+    Ok(run)
+}
+
+/// Declines a request.
+#[server(prefix = "/studio", endpoint = "decline_request")]
+pub async fn decline_request(workspace_id: Uuid, run_id: Uuid) -> Result<WorkflowRun, ApiError> {
+    let run = crate::server::studio::decline_request(workspace_id, run_id).await.map_err(ApiError::from)?;
+    leptos_axum::redirect(&format!("/workspaces/{workspace_id}/runs/{run_id}"));
+    Ok(run)
 }

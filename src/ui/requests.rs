@@ -1,0 +1,199 @@
+//! Secret requests in the Studio: the pending list of a workspace and the run view, which shows
+//! a run's documents in order (the SecretRequestDocument form while waiting, then results).
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::model::{ApiError, RunDocument, RunStatus, WorkflowRun};
+use crate::ui::layout::{error_view, TopBar};
+use crate::ui::live::use_workspace_events;
+use crate::ui::markdown::Markdown;
+use crate::ui::server_fns::{get_pending_requests, get_run, DeclineRequest, SubmitRequest};
+
+/// The keys a run asks for, from its latest SecretRequestDocument.
+fn requested_keys(run: &WorkflowRun) -> Vec<String> {
+    run.documents
+        .iter()
+        .rev()
+        .find(|d| d.kind == "SecretRequestDocument")
+        .map(|d| keys_of(&d.content))
+        .unwrap_or_default()
+}
+
+fn keys_of(content: &Value) -> Vec<String> {
+    content["variables"].as_array().into_iter().flatten().filter_map(|v| v["key"].as_str().map(str::to_string)).collect()
+}
+
+/// The workspace's waiting requests, refreshed whenever the event stream reports a change.
+#[component]
+pub fn PendingRequests(workspace_id: Uuid, events: ReadSignal<u64>) -> impl IntoView {
+    let requests = Resource::new(move || events.get(), move |_| get_pending_requests(workspace_id));
+    view! {
+        <section class="panel" aria-labelledby="pending-title">
+            <h2 id="pending-title">"Pending requests"</h2>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match requests.await {
+                        Ok(runs) if runs.is_empty() => view! { <p class="empty">"No pending requests."</p> }.into_any(),
+                        Ok(runs) => view! {
+                            <ul class="request-list">
+                                {runs.into_iter().map(|run| {
+                                    let label = format!("Request for {}", requested_keys(&run).join(", "));
+                                    view! {
+                                        <li>
+                                            <a href=format!("/workspaces/{workspace_id}/runs/{}", run.id)>{label}</a>
+                                            <span class="badge">{run.workflow.clone()}</span>
+                                        </li>
+                                    }
+                                }).collect_view()}
+                            </ul>
+                        }.into_any(),
+                        Err(err) => view! { <p role="alert" class="error">{err.message}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+/// `/workspaces/:id/runs/:run`
+#[component]
+pub fn RunPage() -> impl IntoView {
+    let params = use_params_map();
+    let ids = Memo::new(move |_| {
+        let p = params.read();
+        let ws = p.get("id").and_then(|id| Uuid::try_parse(&id).ok());
+        let run = p.get("run").and_then(|id| Uuid::try_parse(&id).ok());
+        ws.zip(run)
+    });
+    let submit = ServerAction::<SubmitRequest>::new();
+    let decline = ServerAction::<DeclineRequest>::new();
+    let events = use_workspace_events(Memo::new(move |_| ids.get().map(|(ws, _)| ws)));
+    let run = Resource::new(
+        move || (ids.get(), submit.version().get(), decline.version().get(), events.get()),
+        |(ids, ..)| async move {
+            match ids {
+                Some((ws, run)) => get_run(ws, run).await,
+                None => Err(ApiError::new("not_found", "Not found")),
+            }
+        },
+    );
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match run.await {
+                    Ok(run) => view! {
+                        <TopBar/>
+                        <RunView run submit decline/>
+                    }.into_any(),
+                    Err(err) => error_view(err),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn RunView(run: WorkflowRun, submit: ServerAction<SubmitRequest>, decline: ServerAction<DeclineRequest>) -> impl IntoView {
+    let ws = run.workspace_id;
+    let waiting = run.status == RunStatus::Waiting;
+    let last_request = run.documents.iter().rposition(|d| d.kind == "SecretRequestDocument");
+    let stored = run.status == RunStatus::Completed && last_request.is_some();
+    let documents = run.documents.clone();
+    view! {
+        <section class="panel">
+            <p class="crumbs"><a href=format!("/workspaces/{ws}")>"Back to the workspace"</a></p>
+            <h1>{title(&run.workflow)}</h1>
+            <p class="muted">{format!("Status: {}", run.status.as_str())}</p>
+            {stored.then(|| view! { <p class="success">"Secrets have been stored securely."</p> })}
+            {(run.status == RunStatus::Failed && run.result.as_ref().is_some_and(|r| r["expired"] == true))
+                .then(|| view! { <p class="muted">"This request expired before the secrets were provided."</p> })}
+        </section>
+        {documents.into_iter().enumerate().map(|(i, doc)| {
+            let live_form = waiting && Some(i) == last_request;
+            view! { <DocumentView doc live_form run_id=run.id workspace_id=ws submit decline/> }
+        }).collect_view()}
+    }
+}
+
+fn title(workflow: &str) -> &'static str {
+    match workflow {
+        "secrets_example" => "Secrets Update Example",
+        _ => "Secret request",
+    }
+}
+
+#[component]
+fn DocumentView(
+    doc: RunDocument,
+    live_form: bool,
+    run_id: Uuid,
+    workspace_id: Uuid,
+    submit: ServerAction<SubmitRequest>,
+    decline: ServerAction<DeclineRequest>,
+) -> impl IntoView {
+    match doc.kind.as_str() {
+        "SecretRequestDocument" if live_form => {
+            view! { <RequestForm keys=keys_of(&doc.content) run_id workspace_id submit decline/> }.into_any()
+        }
+        "SecretRequestDocument" => view! {
+            <section class="panel document">
+                <h2>"Requested secrets"</h2>
+                <ul>{keys_of(&doc.content).into_iter().map(|k| view! { <li><code>{k}</code></li> }).collect_view()}</ul>
+            </section>
+        }
+        .into_any(),
+        "MarkdownDocument" => {
+            let text = doc.content["markdown"].as_str().unwrap_or_default().to_string();
+            view! { <section class="panel document"><Markdown text/></section> }.into_any()
+        }
+        "TaskResult" => {
+            let message = doc.content["message"].as_str().unwrap_or_default().to_string();
+            view! { <section class="panel document"><p>{message}</p></section> }.into_any()
+        }
+        other => {
+            let kind = other.to_string();
+            view! { <section class="panel document"><p class="muted">{format!("A {kind} document")}</p></section> }.into_any()
+        }
+    }
+}
+
+/// The SecretRequestDocument form: one password field per key, "Save & Continue".
+#[component]
+fn RequestForm(
+    keys: Vec<String>,
+    run_id: Uuid,
+    workspace_id: Uuid,
+    submit: ServerAction<SubmitRequest>,
+    decline: ServerAction<DeclineRequest>,
+) -> impl IntoView {
+    let error = move || submit.value().get().and_then(Result::err).or_else(|| decline.value().get().and_then(Result::err)).map(|e| e.message);
+    view! {
+        <section class="panel document" aria-labelledby="request-title">
+            <h2 id="request-title">"Provide secrets"</h2>
+            <p class="muted">
+                "Values are stored encrypted with this workspace's secrets (see the secrets panel) and are never shown to the workflow or the LLM."
+            </p>
+            <ActionForm action=submit attr:class="request-form">
+                <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
+                <input type="hidden" name="run_id" value=run_id.to_string()/>
+                {keys.into_iter().map(|key| {
+                    let id = format!("secret-{key}");
+                    view! {
+                        <label for=id.clone()><code>{key.clone()}</code></label>
+                        <input id=id name=format!("values[{key}]") type="password" autocomplete="off"/>
+                    }
+                }).collect_view()}
+                <button type="submit" disabled=move || submit.pending().get()>"Save & Continue"</button>
+            </ActionForm>
+            <ActionForm action=decline attr:class="decline-form">
+                <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
+                <input type="hidden" name="run_id" value=run_id.to_string()/>
+                <button type="submit" class="secondary">"Decline"</button>
+            </ActionForm>
+            {move || error().map(|message| view! { <p role="alert" class="error">{message}</p> })}
+        </section>
+    }
+}
