@@ -5,6 +5,7 @@ use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Redirect, Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
+use crate::ui::audit::AuditPage;
 use crate::ui::requests::RunPage;
 use crate::ui::secrets_table::SecretsPage;
 use crate::ui::sign_in::SignInPage;
@@ -45,6 +46,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/workspaces") view=WorkspacesPage ssr=SsrMode::Async/>
                     <Route path=path!("/workspaces/:id") view=SecretsPage ssr=SsrMode::Async/>
                     <Route path=path!("/workspaces/:id/runs/:run") view=RunPage ssr=SsrMode::Async/>
+                    <Route path=path!("/workspaces/:id/audit") view=AuditPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -100,6 +100,17 @@ pub struct CurrentUser {
 pub struct WorkspaceSecrets {
     pub workspace: WorkspaceItem,
     pub secrets: Vec<SecretItem>,
+    /// The workspace's waiting secret requests, newest first.
+    pub pending: Vec<PendingRequest>,
+}
+
+/// A waiting secret request as the workspace page lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingRequest {
+    pub run_id: Uuid,
+    pub workflow: String,
+    pub keys: Vec<String>,
 }
 
 /// The error body every API answers with, and the error type of every server function:
@@ -289,4 +300,17 @@ impl Event {
             Event::WorkflowUpdated { .. } => "workflow.updated",
         }
     }
+}
+
+/// One line of a workspace's audit log: who did what to which key, never a value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEvent {
+    pub id: Uuid,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub key: Option<String>,
+    pub detail: Option<String>,
 }

@@ -173,6 +173,7 @@ fn the_first_start_prints_how_to_sign_in_and_creates_the_admin() {
     let signed_in = client
         .post(format!("{}/studio/sign_in", server.base))
         .header("accept", "text/html")
+        .header("origin", &server.base)
         .form(&[("username", "admin"), ("password", password.as_str())])
         .send()
         .unwrap();
@@ -215,7 +216,7 @@ fn values_and_passwords_never_appear_in_the_server_log() {
     client.put(format!("{url}/upsert")).bearer_auth(&token).json(&serde_json::json!({"key": "K2", "value": canary})).send().unwrap();
     client.put(format!("{url}/{}", created["id"].as_str().unwrap())).bearer_auth(&token).json(&serde_json::json!({"value": canary})).send().unwrap();
     client.post(&url).bearer_auth(&token).json(&serde_json::json!({"key": "bad key", "value": canary})).send().unwrap();
-    client.post(format!("{}/studio/sign_in", server.base)).form(&[("username", "admin"), ("password", canary.as_str())]).send().unwrap();
+    client.post(format!("{}/studio/sign_in", server.base)).header("origin", &server.base).form(&[("username", "admin"), ("password", canary.as_str())]).send().unwrap();
     let agent = last_line(&env.ok(&["token", "create", "--workspace", &ws, "--name", "a", "--scope", "tools:call", "--scope", "workflows:run", "--scope", "secrets:write"]));
     let asked: serde_json::Value = client
         .post(format!("{}/api/v1/workspaces/{ws}/tools/request_secrets", server.base))

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{json, serve, spawn_app, Engine};
+use common::{json, serve, spawn_app, test_actor, Engine};
 use loopstack_secrets::server::db::{on_pool, Db};
 use loopstack_secrets::server::error::AppError;
 use loopstack_secrets::server::state;
@@ -27,7 +27,7 @@ async fn a_tampered_ciphertext_is_a_clean_error_not_garbage(engine: Engine) {
     on_pool!(&app.state.db, pool => sqlx::query("UPDATE secrets SET ciphertext = $1 WHERE id = $2")
         .bind(&tampered).bind(id).execute(pool).await.unwrap().rows_affected());
 
-    let result = app.state.secrets.read_value(ws, &key).await;
+    let result = app.state.secrets.read_value(ws, &key, &test_actor()).await;
     assert!(matches!(result, Err(AppError::Crypto)), "tampering must fail to decrypt");
     assert_eq!(app.list(ws, &token).await.status(), 200, "listing does not decrypt and still works");
 }
@@ -45,8 +45,8 @@ async fn a_row_moved_to_another_secret_or_workspace_does_not_open(engine: Engine
     exec(&app.state.db, copy, src, dst).await;
     exec(&app.state.db, copy, src, foreign).await;
 
-    let target = app.state.secrets.read_value(a, &app.state.secrets.parse_key("TARGET").unwrap()).await;
-    let moved = app.state.secrets.read_value(b, &app.state.secrets.parse_key("FOREIGN").unwrap()).await;
+    let target = app.state.secrets.read_value(a, &app.state.secrets.parse_key("TARGET").unwrap(), &test_actor()).await;
+    let moved = app.state.secrets.read_value(b, &app.state.secrets.parse_key("FOREIGN").unwrap(), &test_actor()).await;
     assert!(matches!(target, Err(AppError::Crypto)));
     assert!(matches!(moved, Err(AppError::Crypto)));
 }

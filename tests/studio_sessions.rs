@@ -44,6 +44,7 @@ async fn the_cookie_is_secure_behind_tls(engine: Engine) {
     let response = app
         .client
         .post(format!("{}/studio/sign_in", app.base))
+        .header("origin", &app.base)
         .header("x-forwarded-proto", "https")
         .form(&[("username", "alice"), ("password", PASSWORD)])
         .send()
@@ -58,8 +59,8 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer(engine: Engine
     let app = spawn_app(engine).await;
     app.user("alice", PASSWORD).await;
 
-    let wrong = app.client.post(format!("{}/studio/sign_in", app.base)).form(&[("username", "alice"), ("password", "nope-nope")]).send().await.unwrap();
-    let unknown = app.client.post(format!("{}/studio/sign_in", app.base)).form(&[("username", "mallory"), ("password", "nope-nope")]).send().await.unwrap();
+    let wrong = app.client.post(format!("{}/studio/sign_in", app.base)).header("origin", &app.base).form(&[("username", "alice"), ("password", "nope-nope")]).send().await.unwrap();
+    let unknown = app.client.post(format!("{}/studio/sign_in", app.base)).header("origin", &app.base).form(&[("username", "mallory"), ("password", "nope-nope")]).send().await.unwrap();
 
     assert_eq!(wrong.status(), unknown.status());
     assert!(TestApp::session_cookie(&wrong).is_none());
@@ -104,8 +105,9 @@ async fn a_session_uses_the_rest_api_with_its_role_and_only_in_its_workspaces(en
     let body = serde_json::json!({"key": "K", "value": "v"});
 
     let viewer_lists = app.client.get(&url).header("cookie", &viewer).send().await.unwrap();
-    let viewer_writes = app.client.post(&url).header("cookie", &viewer).json(&body).send().await.unwrap();
-    let editor_writes = app.client.post(&url).header("cookie", &editor).json(&body).send().await.unwrap();
+    let viewer_writes = app.client.post(&url).header("cookie", &viewer).header("origin", &app.base).json(&body).send().await.unwrap();
+    let editor_writes = app.client.post(&url).header("cookie", &editor).header("origin", &app.base).json(&body).send().await.unwrap();
+    let no_origin = app.client.post(&url).header("cookie", &editor).json(&serde_json::json!({"key": "NO_ORIGIN", "value": "v"})).send().await.unwrap();
     let foreign = app.client.get(format!("{}/api/v1/workspaces/{other}/secrets", app.base)).header("cookie", &editor).send().await.unwrap();
     let cross_site = app.client.post(&url).header("cookie", &editor).header("origin", "https://evil.example").json(&body).send().await.unwrap();
 
@@ -114,6 +116,7 @@ async fn a_session_uses_the_rest_api_with_its_role_and_only_in_its_workspaces(en
     assert_eq!(editor_writes.status(), 201);
     assert_eq!(error_code(foreign, 404).await, "not_found");
     assert_eq!(error_code(cross_site, 403).await, "forbidden");
+    assert_eq!(error_code(no_origin, 403).await, "forbidden", "a cookie write must show it is same-origin");
 }
 
 async fn pages_redirect_to_sign_in_without_a_session(engine: Engine) {
@@ -270,7 +273,44 @@ async fn the_request_form_stores_values_and_continues_the_run(engine: Engine) {
     assert_eq!(app.value_of(ws, "B_KEY").await, None, "a blank field stores nothing");
 }
 
+async fn the_audit_log_records_writes_reads_and_requests_without_values(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let ws = app.workspace("main").await;
+    let token = app.token(ws, &loopstack_secrets::server::domain::Scope::ALL).await;
+    let canary = format!("canary{}", uuid::Uuid::new_v4().simple());
+    let id = json(app.create(ws, &token, "AUDITED", &canary).await).await["id"].as_str().unwrap().to_string();
+    app.update(ws, &token, &id, serde_json::json!({"value": canary})).await;
+    app.value_of(ws, "AUDITED").await;
+    app.delete(ws, &token, &id).await;
+    let asked = json(
+        app.req(reqwest::Method::POST, &format!("/api/v1/workspaces/{ws}/tools/request_secrets"), &token)
+            .json(&serde_json::json!({"variables": [{"key": "ASKED"}]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let run = asked["pending"]["workflowId"].as_str().unwrap().to_string();
+    app.req(reqwest::Method::POST, &format!("/api/v1/workspaces/{ws}/workflows/{run}/transitions/secretsSubmitted"), &token)
+        .json(&serde_json::json!({"variables": [{"key": "ASKED", "value": canary}]}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = member(&app, "alice", ws, "viewer").await;
+
+    let all = get_page(&app, &format!("/workspaces/{ws}/audit"), Some(&cookie)).await.text().await.unwrap();
+    let reads = get_page(&app, &format!("/workspaces/{ws}/audit?q=secret.read"), Some(&cookie)).await.text().await.unwrap();
+
+    for action in ["token.created", "secret.created", "secret.updated", "secret.read", "secret.deleted", "secret.upserted", "request.submitted"] {
+        assert!(all.contains(action), "{action} missing from the audit log");
+    }
+    assert!(all.contains("AUDITED") && all.contains("ASKED"));
+    assert!(!all.contains(&canary), "a value reached the audit log");
+    assert!(reads.contains("secret.read") && !reads.contains("secret.created"), "the filter narrows the log");
+}
+
 both_engines!(
+    the_audit_log_records_writes_reads_and_requests_without_values,
     studio_writes_authorize_like_the_rest_api,
     the_request_form_stores_values_and_continues_the_run,
     sign_in_sets_a_strict_http_only_cookie_with_a_fresh_session_each_time,

@@ -91,7 +91,7 @@ impl Principal {
     /// A label for `created_by` / `updated_by` and logs: ids only, never credentials.
     pub fn actor(&self) -> crate::server::secrets::Actor {
         crate::server::secrets::Actor(match self {
-            Principal::User(user) => format!("user:{}", user.user_id),
+            Principal::User(user) => format!("user:{}", user.username),
             Principal::Token(token) => format!("token:{}", token.token_id),
         })
     }
@@ -227,24 +227,32 @@ pub fn is_secure(headers: &HeaderMap, configured: bool) -> bool {
     configured || headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) == Some("https")
 }
 
-/// Refuses a cookie-authenticated write whose `Origin` is another site (CSRF). Bearer-token
-/// calls are not affected: browsers never attach those on their own.
+/// CSRF defence for cookie-authenticated writes (on top of the SameSite=Strict cookie): the
+/// request must show it comes from this origin, by `Sec-Fetch-Site: same-origin` or an
+/// `Origin` equal to the host. Browsers send both on every POST; a request with neither, or
+/// with another site's, is refused. Bearer-token calls are not affected: browsers never
+/// attach tokens on their own.
 pub fn check_same_origin(method: &Method, headers: &HeaderMap) -> Result<(), AppError> {
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
     }
-    if headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site") {
-        return Err(AppError::Forbidden("cross-site request refused".into()));
+    let refused = || Err(AppError::Forbidden("cross-site request refused".into()));
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if fetch_site.is_some_and(|site| site != "same-origin") {
+        return refused();
     }
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return Ok(());
-    };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin);
-    if origin_host.eq_ignore_ascii_case(host) {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden("cross-site request refused".into()))
+    match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        Some(origin) => {
+            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin);
+            if origin_host.eq_ignore_ascii_case(host) {
+                Ok(())
+            } else {
+                refused()
+            }
+        }
+        None if fetch_site == Some("same-origin") => Ok(()),
+        None => refused(),
     }
 }
 
@@ -257,6 +265,7 @@ pub async fn create_token(
     name: &str,
     scopes: &[Scope],
     expires_in_days: Option<i64>,
+    actor: &str,
 ) -> Result<(TokenRow, String), AppError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
@@ -284,7 +293,12 @@ pub async fn create_token(
         expires_at: expires_in_days.map(|d| now + Duration::days(d)),
         revoked_at: None,
     };
-    store::insert_token(db, &row).await?;
+    let mut tx = db.begin().await?;
+    store::insert_token(&mut tx, &row).await?;
+    let detail = format!("token {} '{}' with {}", row.id, row.name, row.scopes);
+    let entry = store::Audit { workspace_id: Some(workspace_id), actor, action: "token.created", key: None, detail: Some(&detail) };
+    store::audit_in(&mut tx, &entry).await?;
+    tx.commit().await?;
     Ok((row, format!("{TOKEN_PREFIX}{}_{}", id.simple(), secret)))
 }
 
@@ -356,6 +370,12 @@ mod tests {
         headers.insert(header::ORIGIN, "https://evil.example".parse().unwrap());
         assert!(check_same_origin(&Method::POST, &headers).is_err());
         assert!(check_same_origin(&Method::GET, &headers).is_ok(), "reads are not writes");
+        headers.remove(header::ORIGIN);
+        assert!(check_same_origin(&Method::POST, &headers).is_err(), "a write must show where it comes from");
+        headers.insert("sec-fetch-site", "same-origin".parse().unwrap());
+        assert!(check_same_origin(&Method::POST, &headers).is_ok());
+        headers.insert("sec-fetch-site", "cross-site".parse().unwrap());
+        assert!(check_same_origin(&Method::POST, &headers).is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::server::config::{Cli, Command, Config, ExportFormat, TokenCommand, Us
 use crate::server::crypto::KeySource;
 use crate::server::db::Db;
 use crate::server::domain::{Scope, Username};
+use crate::server::secrets::Actor;
 use crate::server::state::{self, AppState};
 use crate::server::store;
 
@@ -170,7 +171,7 @@ async fn token(state: &AppState, cmd: TokenCommand) -> anyhow::Result<ExitCode> 
     match cmd {
         TokenCommand::Create { workspace, name, scopes, expires_in_days } => {
             let scopes = scopes.iter().map(|s| Scope::parse(s)).collect::<Result<Vec<_>, _>>()?;
-            let (row, token) = auth::create_token(&state.db, workspace, &name, &scopes, expires_in_days).await?;
+            let (row, token) = auth::create_token(&state.db, workspace, &name, &scopes, expires_in_days, "cli").await?;
             println!("Created token {} ('{}') for workspace {} with scopes: {}.", row.id, row.name, row.workspace_id, row.scopes);
             println!("It is shown only this once:");
             println!("{token}");
@@ -189,7 +190,7 @@ async fn token(state: &AppState, cmd: TokenCommand) -> anyhow::Result<ExitCode> 
             }
         }
         TokenCommand::Revoke { id } => {
-            if !store::revoke_token(&state.db, id).await? {
+            if !store::revoke_token(&state.db, id, "cli").await? {
                 bail!("no active token with id {id}");
             }
             println!("Revoked token {id}.");
@@ -202,7 +203,7 @@ async fn run_with_secrets(state: &AppState, workspace: Uuid, command: &[String])
     if !store::workspace_exists(&state.db, workspace).await? {
         bail!("no workspace with id {workspace}");
     }
-    let values = state.secrets.read_all_values(workspace).await?;
+    let values = state.secrets.read_all_values(workspace, &Actor("cli:run".into())).await?;
     let (program, args) = command.split_first().context("no command given after --")?;
     let mut child = std::process::Command::new(program);
     child.args(args);
@@ -226,7 +227,7 @@ async fn export(state: &AppState, workspace: Uuid, format: ExportFormat) -> anyh
     if !store::workspace_exists(&state.db, workspace).await? {
         bail!("no workspace with id {workspace}");
     }
-    let values = state.secrets.read_all_values(workspace).await?;
+    let values = state.secrets.read_all_values(workspace, &Actor("cli:export".into())).await?;
     let mut out = std::io::stdout().lock();
     match format {
         ExportFormat::Dotenv => {

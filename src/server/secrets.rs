@@ -15,6 +15,13 @@ use crate::server::domain::{Limits, SecretKey, SecretValue};
 use crate::server::error::AppError;
 use crate::server::store::{self, Sealed, SecretRow};
 
+/// A workspace's active data key, ready to seal values inside a transaction.
+pub struct Sealer {
+    workspace_id: Uuid,
+    version: i32,
+    dek: DataKey,
+}
+
 /// Who made a change, as stored in `created_by` / `updated_by` (never a credential).
 #[derive(Clone, Debug)]
 pub struct Actor(pub String);
@@ -52,7 +59,10 @@ impl SecretService {
         let (version, dek) = self.active_key(workspace_id).await?;
         let id = Uuid::new_v4();
         let sealed = seal(&dek, version, value, workspace_id, id);
-        let item = store::insert_secret(&self.db, workspace_id, id, key.as_str(), &sealed, &actor.0).await?;
+        let mut tx = self.db.begin().await?;
+        let item = store::insert_secret(&mut tx, workspace_id, id, key.as_str(), &sealed, &actor.0).await?;
+        store::audit_in(&mut tx, &audit(workspace_id, actor, "secret.created", &item.key, None)).await?;
+        tx.commit().await?;
         self.announce_upsert(workspace_id, &item).await;
         Ok(item)
     }
@@ -65,7 +75,10 @@ impl SecretService {
         };
         let (version, dek) = self.active_key(workspace_id).await?;
         let sealed = seal(&dek, version, value, workspace_id, id);
-        let item = store::update_secret_value(&self.db, workspace_id, id, &sealed, &actor.0).await?.ok_or(AppError::NotFound)?;
+        let mut tx = self.db.begin().await?;
+        let item = store::update_secret_value(&mut tx, workspace_id, id, &sealed, &actor.0).await?.ok_or(AppError::NotFound)?;
+        store::audit_in(&mut tx, &audit(workspace_id, actor, "secret.updated", &item.key, None)).await?;
+        tx.commit().await?;
         self.announce_upsert(workspace_id, &item).await;
         Ok(item)
     }
@@ -73,50 +86,67 @@ impl SecretService {
     /// Creates or updates a secret by key, atomically even under concurrent calls.
     #[tracing::instrument(skip(self, key, value), fields(key = %key), err)]
     pub async fn upsert(&self, workspace_id: Uuid, key: &SecretKey, value: &SecretValue, actor: &Actor) -> Result<SecretItem, AppError> {
-        let (version, dek) = self.active_key(workspace_id).await?;
-        let sealer = |id: Uuid| seal(&dek, version, value, workspace_id, id);
-        let item = store::upsert_secret(&self.db, workspace_id, key.as_str(), sealer, &actor.0).await?;
+        let sealer = self.sealer(workspace_id).await?;
+        let mut tx = self.db.begin().await?;
+        let item = self.upsert_in(&mut tx, &sealer, key, value, actor, None).await?;
+        tx.commit().await?;
         self.announce_upsert(workspace_id, &item).await;
         Ok(item)
     }
 
     /// Upserts inside a caller's transaction (a form submission storing several values at
     /// once); the caller announces the change after committing.
-    pub async fn upsert_in(&self, tx: &mut Tx, workspace_id: Uuid, key: &SecretKey, value: &SecretValue, actor: &Actor) -> Result<SecretItem, AppError> {
-        let (version, dek) = self.active_key(workspace_id).await?;
-        let sealer = |id: Uuid| seal(&dek, version, value, workspace_id, id);
-        store::upsert_secret_in(tx, workspace_id, key.as_str(), sealer, &actor.0).await
+    pub async fn upsert_in(
+        &self,
+        tx: &mut Tx,
+        sealer: &Sealer,
+        key: &SecretKey,
+        value: &SecretValue,
+        actor: &Actor,
+        detail: Option<&str>,
+    ) -> Result<SecretItem, AppError> {
+        let workspace_id = sealer.workspace_id;
+        let seal_for = |id: Uuid| seal(&sealer.dek, sealer.version, value, workspace_id, id);
+        let item = store::upsert_secret_in(tx, workspace_id, key.as_str(), seal_for, &actor.0).await?;
+        store::audit_in(tx, &audit(workspace_id, actor, "secret.upserted", &item.key, detail)).await?;
+        Ok(item)
     }
 
     /// Deletes a secret; 404 when there is no such secret.
     #[tracing::instrument(skip(self), err)]
-    pub async fn delete(&self, workspace_id: Uuid, id: Uuid) -> Result<(), AppError> {
-        if store::delete_secret(&self.db, workspace_id, id).await? {
-            self.events.publish(vec![Event::SecretDeleted { workspace_id, secret_id: id }]).await;
-            Ok(())
-        } else {
-            Err(AppError::NotFound)
-        }
+    pub async fn delete(&self, workspace_id: Uuid, id: Uuid, actor: &Actor) -> Result<(), AppError> {
+        let mut tx = self.db.begin().await?;
+        let key = store::delete_secret(&mut tx, workspace_id, id).await?.ok_or(AppError::NotFound)?;
+        store::audit_in(&mut tx, &audit(workspace_id, actor, "secret.deleted", &key, None)).await?;
+        tx.commit().await?;
+        self.events.publish(vec![Event::SecretDeleted { workspace_id, secret_id: id }]).await;
+        Ok(())
     }
 
-    /// The value of one secret, by key, for trusted server code. `None` when the key is absent.
-    #[tracing::instrument(skip(self, key), fields(key = %key), err)]
-    pub async fn read_value(&self, workspace_id: Uuid, key: &SecretKey) -> Result<Option<SecretValue>, AppError> {
-        match store::secret_by_key(&self.db, workspace_id, key.as_str()).await? {
-            Some(row) => Ok(Some(self.open(&row).await?)),
-            None => Ok(None),
-        }
+    /// The value of one secret, by key, for trusted server code (audited as `secret.read`).
+    /// `None` when the key is absent.
+    #[tracing::instrument(skip(self, key, actor), fields(key = %key), err)]
+    pub async fn read_value(&self, workspace_id: Uuid, key: &SecretKey, actor: &Actor) -> Result<Option<SecretValue>, AppError> {
+        let Some(row) = store::secret_by_key(&self.db, workspace_id, key.as_str()).await? else { return Ok(None) };
+        let value = self.open(&row).await?;
+        store::audit(&self.db, &audit(workspace_id, actor, "secret.read", &row.key, None)).await?;
+        Ok(Some(value))
     }
 
-    /// Every key and value of a workspace, by key, for `run` and `export`.
-    #[tracing::instrument(skip(self), err)]
-    pub async fn read_all_values(&self, workspace_id: Uuid) -> Result<Vec<(String, SecretValue)>, AppError> {
+    /// Every key and value of a workspace, by key, for `run` and `export` (each read audited).
+    #[tracing::instrument(skip(self, actor), err)]
+    pub async fn read_all_values(&self, workspace_id: Uuid, actor: &Actor) -> Result<Vec<(String, SecretValue)>, AppError> {
         let rows = store::secrets_with_ciphertext(&self.db, workspace_id).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let value = self.open(&row).await?;
             out.push((row.key.clone(), value));
         }
+        let mut tx = self.db.begin().await?;
+        for (key, _) in &out {
+            store::audit_in(&mut tx, &audit(workspace_id, actor, "secret.read", key, None)).await?;
+        }
+        tx.commit().await?;
         Ok(out)
     }
 
@@ -128,6 +158,14 @@ impl SecretService {
     /// Parses raw input into a value, with this service's limits.
     pub fn parse_value(&self, raw: String) -> Result<SecretValue, AppError> {
         SecretValue::parse(raw, &self.limits)
+    }
+
+    /// The workspace's active data key, unwrapped. Fetch it before opening a transaction: it
+    /// reads through the pool, and a transaction waiting on a second connection could starve
+    /// the pool under load.
+    pub async fn sealer(&self, workspace_id: Uuid) -> Result<Sealer, AppError> {
+        let (version, dek) = self.active_key(workspace_id).await?;
+        Ok(Sealer { workspace_id, version, dek })
     }
 
     async fn announce_upsert(&self, workspace_id: Uuid, item: &SecretItem) {
@@ -147,6 +185,10 @@ impl SecretService {
         let text = String::from_utf8(plain.to_vec()).map_err(|_| AppError::Crypto)?;
         Ok(SecretValue::from_plaintext(SecretString::from(text)))
     }
+}
+
+fn audit<'a>(workspace_id: Uuid, actor: &'a Actor, action: &'a str, key: &'a str, detail: Option<&'a str>) -> store::Audit<'a> {
+    store::Audit { workspace_id: Some(workspace_id), actor: &actor.0, action, key: Some(key), detail }
 }
 
 fn seal(dek: &DataKey, version: i32, value: &SecretValue, workspace_id: Uuid, id: Uuid) -> Sealed {

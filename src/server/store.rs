@@ -247,27 +247,27 @@ pub async fn secrets_with_ciphertext(db: &Db, workspace_id: Uuid) -> Result<Vec<
 }
 
 /// Inserts a new secret; 409 when the key exists in the workspace.
-pub async fn insert_secret(db: &Db, workspace_id: Uuid, id: Uuid, key: &str, sealed: &Sealed, actor: &str) -> Result<SecretItem, AppError> {
+pub async fn insert_secret(tx: &mut Tx, workspace_id: Uuid, id: Uuid, key: &str, sealed: &Sealed, actor: &str) -> Result<SecretItem, AppError> {
     let sql = concat!(
         "INSERT INTO secrets (id, workspace_id, key, ciphertext, nonce, key_version, has_value, created_at, created_by, updated_at, updated_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $9) RETURNING ", item_columns!());
-    let row: SecretItemRow = on_pool!(db, pool => sqlx::query_as(sql)
+    let row: SecretItemRow = on_tx!(tx, conn => sqlx::query_as(sql)
         .bind(id).bind(workspace_id).bind(key).bind(&sealed.ciphertext).bind(&sealed.nonce)
         .bind(sealed.key_version).bind(sealed.has_value).bind(Utc::now()).bind(actor)
-        .fetch_one(pool).await
+        .fetch_one(&mut *conn).await
         .map_err(on_constraint("secrets_workspace_key_unique", "a secret with this key already exists"))?);
     Ok(row.into())
 }
 
 /// Replaces a secret's sealed value; `None` when there is no such secret.
-pub async fn update_secret_value(db: &Db, workspace_id: Uuid, id: Uuid, sealed: &Sealed, actor: &str) -> Result<Option<SecretItem>, AppError> {
+pub async fn update_secret_value(tx: &mut Tx, workspace_id: Uuid, id: Uuid, sealed: &Sealed, actor: &str) -> Result<Option<SecretItem>, AppError> {
     let sql = concat!(
         "UPDATE secrets SET ciphertext = $1, nonce = $2, key_version = $3, has_value = $4, updated_at = $5, updated_by = $6
          WHERE workspace_id = $7 AND id = $8 RETURNING ", item_columns!());
-    let row: Option<SecretItemRow> = on_pool!(db, pool => sqlx::query_as(sql)
+    let row: Option<SecretItemRow> = on_tx!(tx, conn => sqlx::query_as(sql)
         .bind(&sealed.ciphertext).bind(&sealed.nonce).bind(sealed.key_version).bind(sealed.has_value)
         .bind(Utc::now()).bind(actor).bind(workspace_id).bind(id)
-        .fetch_optional(pool).await?);
+        .fetch_optional(&mut *conn).await?);
     Ok(row.map(SecretItem::from))
 }
 
@@ -276,20 +276,6 @@ pub async fn secret_item(db: &Db, workspace_id: Uuid, id: Uuid) -> Result<Option
     let sql = concat!("SELECT ", item_columns!(), " FROM secrets WHERE workspace_id = $1 AND id = $2");
     let row: Option<SecretItemRow> = on_pool!(db, pool => sqlx::query_as(sql).bind(workspace_id).bind(id).fetch_optional(pool).await?);
     Ok(row.map(SecretItem::from))
-}
-
-/// Creates or updates a secret by key, atomically under concurrent calls (one transaction).
-pub async fn upsert_secret(
-    db: &Db,
-    workspace_id: Uuid,
-    key: &str,
-    seal: impl Fn(Uuid) -> Sealed,
-    actor: &str,
-) -> Result<SecretItem, AppError> {
-    let mut tx = db.begin().await?;
-    let item = upsert_secret_in(&mut tx, workspace_id, key, seal, actor).await?;
-    tx.commit().await?;
-    Ok(item)
 }
 
 /// Creates or updates a secret by key inside `tx`.
@@ -340,22 +326,21 @@ pub async fn list_secrets_in(tx: &mut Tx, workspace_id: Uuid) -> Result<Vec<Secr
     Ok(rows.into_iter().map(SecretItem::from).collect())
 }
 
-/// Deletes a secret; whether it existed.
-pub async fn delete_secret(db: &Db, workspace_id: Uuid, id: Uuid) -> Result<bool, AppError> {
-    let done = on_pool!(db, pool => sqlx::query("DELETE FROM secrets WHERE workspace_id = $1 AND id = $2")
-        .bind(workspace_id).bind(id).execute(pool).await?.rows_affected());
-    Ok(done > 0)
+/// Deletes a secret; its key when it existed.
+pub async fn delete_secret(tx: &mut Tx, workspace_id: Uuid, id: Uuid) -> Result<Option<String>, AppError> {
+    Ok(on_tx!(tx, conn => sqlx::query_scalar("DELETE FROM secrets WHERE workspace_id = $1 AND id = $2 RETURNING key")
+        .bind(workspace_id).bind(id).fetch_optional(&mut *conn).await?))
 }
 
 // ---- API tokens --------------------------------------------------------------------------
 
 /// Stores a new token (hash only).
-pub async fn insert_token(db: &Db, row: &TokenRow) -> Result<(), AppError> {
-    on_pool!(db, pool => sqlx::query(
+pub async fn insert_token(tx: &mut Tx, row: &TokenRow) -> Result<(), AppError> {
+    on_tx!(tx, conn => sqlx::query(
         "INSERT INTO api_tokens (id, workspace_id, name, secret_hash, scopes, created_at, expires_at, revoked_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)")
         .bind(row.id).bind(row.workspace_id).bind(&row.name).bind(&row.secret_hash).bind(&row.scopes)
-        .bind(row.created_at).bind(row.expires_at).execute(pool).await?.rows_affected());
+        .bind(row.created_at).bind(row.expires_at).execute(&mut *conn).await?.rows_affected());
     Ok(())
 }
 
@@ -374,11 +359,18 @@ pub async fn list_tokens(db: &Db, workspace_id: Option<Uuid>) -> Result<Vec<Toke
         .bind(workspace_id).fetch_all(pool).await?))
 }
 
-/// Marks a token revoked; whether it existed and was not already revoked.
-pub async fn revoke_token(db: &Db, id: Uuid) -> Result<bool, AppError> {
-    let n = on_pool!(db, pool => sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-        .bind(Utc::now()).bind(id).execute(pool).await?.rows_affected());
-    Ok(n > 0)
+/// Marks a token revoked and audits it, in one transaction; whether it existed and was not
+/// already revoked.
+pub async fn revoke_token(db: &Db, id: Uuid, actor: &str) -> Result<bool, AppError> {
+    let mut tx = db.begin().await?;
+    let workspace: Option<Uuid> = on_tx!(&mut tx, conn => sqlx::query_scalar(
+        "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING workspace_id")
+        .bind(Utc::now()).bind(id).fetch_optional(&mut *conn).await?);
+    let Some(workspace_id) = workspace else { return Ok(false) };
+    let detail = format!("token {id}");
+    audit_in(&mut tx, &Audit { workspace_id: Some(workspace_id), actor, action: "token.revoked", key: None, detail: Some(&detail) }).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 // ---- sessions and sign-in failures -------------------------------------------------------
@@ -422,4 +414,54 @@ pub async fn sign_in_failures_since(db: &Db, username: &str, since: DateTime<Utc
 pub async fn clear_sign_in_failures(db: &Db, username: &str) -> Result<(), AppError> {
     on_pool!(db, pool => sqlx::query("DELETE FROM sign_in_failures WHERE username = $1").bind(username).execute(pool).await?.rows_affected());
     Ok(())
+}
+
+// ---- audit log ---------------------------------------------------------------------------
+
+/// An audit entry to write; never holds a value.
+pub struct Audit<'a> {
+    pub workspace_id: Option<Uuid>,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub key: Option<&'a str>,
+    pub detail: Option<&'a str>,
+}
+
+const AUDIT_INSERT: &str = "INSERT INTO audit_events (id, workspace_id, actor, action, key, detail, at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// Records an audit entry inside the transaction of the change it describes.
+pub async fn audit_in(tx: &mut Tx, entry: &Audit<'_>) -> Result<(), AppError> {
+    on_tx!(tx, conn => sqlx::query(AUDIT_INSERT)
+        .bind(Uuid::new_v4()).bind(entry.workspace_id).bind(entry.actor).bind(entry.action).bind(entry.key).bind(entry.detail).bind(Utc::now())
+        .execute(&mut *conn).await?.rows_affected());
+    Ok(())
+}
+
+/// Records an audit entry for something that changes no other row (a read, a sign-in).
+pub async fn audit(db: &Db, entry: &Audit<'_>) -> Result<(), AppError> {
+    on_pool!(db, pool => sqlx::query(AUDIT_INSERT)
+        .bind(Uuid::new_v4()).bind(entry.workspace_id).bind(entry.actor).bind(entry.action).bind(entry.key).bind(entry.detail).bind(Utc::now())
+        .execute(pool).await?.rows_affected());
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    id: Uuid,
+    at: DateTime<Utc>,
+    actor: String,
+    action: String,
+    key: Option<String>,
+    detail: Option<String>,
+}
+
+/// A workspace's audit log, newest first; `search` matches action, actor or key.
+pub async fn audit_events(db: &Db, workspace_id: Uuid, search: Option<&str>, limit: i64) -> Result<Vec<crate::model::AuditEvent>, AppError> {
+    let pattern = search.filter(|s| !s.is_empty()).map(|s| format!("%{}%", s.to_lowercase()));
+    let rows: Vec<AuditRow> = on_pool!(db, pool => sqlx::query_as(
+        "SELECT id, at, actor, action, key, detail FROM audit_events WHERE workspace_id = $1
+         AND ($2 IS NULL OR LOWER(action) LIKE $2 OR LOWER(actor) LIKE $2 OR LOWER(COALESCE(key, '')) LIKE $2)
+         ORDER BY at DESC, id LIMIT $3")
+        .bind(workspace_id).bind(pattern).bind(limit).fetch_all(pool).await?);
+    Ok(rows.into_iter().map(|r| crate::model::AuditEvent { id: r.id, at: r.at, actor: r.actor, action: r.action, key: r.key, detail: r.detail }).collect())
 }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use std::collections::HashMap;
 
-use crate::model::{CurrentUser, RunStatus, SecretItem, WorkflowRun, WorkspaceItem, WorkspaceSecrets};
+use crate::model::{AuditEvent, CurrentUser, PendingRequest, RunStatus, SecretItem, WorkflowRun, WorkspaceItem, WorkspaceSecrets};
 use crate::server::workflow::SECRETS_SUBMITTED;
 use crate::server::auth::{self, Principal, SessionUser};
 use crate::server::domain::Scope;
@@ -82,7 +82,20 @@ pub async fn workspace_secrets(workspace_id: Uuid) -> Result<WorkspaceSecrets, A
     let workspace = user.workspace(&state.db, workspace_id).await?;
     Principal::User(user).authorize(&state.db, workspace_id, Scope::SecretsList).await?;
     let secrets = state.secrets.find_all_by_workspace(workspace_id).await?;
-    Ok(WorkspaceSecrets { workspace, secrets })
+    let pending = state.workflows.list(workspace_id, Some(RunStatus::Waiting)).await?.iter().map(pending_request).collect();
+    Ok(WorkspaceSecrets { workspace, secrets, pending })
+}
+
+/// The keys a waiting run asks for: those of its latest SecretRequestDocument.
+fn pending_request(run: &WorkflowRun) -> PendingRequest {
+    let keys = run
+        .documents
+        .iter()
+        .rev()
+        .find(|d| d.kind == crate::server::workflow::SECRET_REQUEST_DOCUMENT)
+        .map(|d| d.content["variables"].as_array().into_iter().flatten().filter_map(|v| v["key"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    PendingRequest { run_id: run.id, workflow: run.workflow.clone(), keys }
 }
 
 fn set_cookie(cookie: &str) {
@@ -125,14 +138,8 @@ pub async fn update_secret(workspace_id: Uuid, id: Uuid, value: String) -> Resul
 
 /// Deletes a secret from the Studio.
 pub async fn delete_secret(workspace_id: Uuid, id: Uuid) -> Result<(), AppError> {
-    authorized(workspace_id, Scope::SecretsWrite).await?;
-    state().secrets.delete(workspace_id, id).await
-}
-
-/// The workspace's pending secret requests (waiting runs), newest first.
-pub async fn pending_requests(workspace_id: Uuid) -> Result<Vec<WorkflowRun>, AppError> {
-    authorized(workspace_id, Scope::SecretsList).await?;
-    state().workflows.list(workspace_id, Some(RunStatus::Waiting)).await
+    let principal = authorized(workspace_id, Scope::SecretsWrite).await?;
+    state().secrets.delete(workspace_id, id, &principal.actor()).await
 }
 
 /// One run with its documents.
@@ -160,4 +167,10 @@ pub async fn submit_request(workspace_id: Uuid, run_id: Uuid, values: HashMap<St
 pub async fn decline_request(workspace_id: Uuid, run_id: Uuid) -> Result<WorkflowRun, AppError> {
     let principal = authorized(workspace_id, Scope::WorkflowsRun).await?;
     state().workflows.cancel(workspace_id, run_id, "declined in the Studio", &principal.actor()).await
+}
+
+/// A workspace's audit log, newest first, optionally filtered by action, actor or key.
+pub async fn audit_log(workspace_id: Uuid, search: Option<String>) -> Result<Vec<AuditEvent>, AppError> {
+    authorized(workspace_id, Scope::SecretsList).await?;
+    store::audit_events(&state().db, workspace_id, search.as_deref(), 500).await
 }

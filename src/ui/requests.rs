@@ -6,54 +6,40 @@ use leptos_router::hooks::use_params_map;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::model::{ApiError, RunDocument, RunStatus, WorkflowRun};
+use crate::model::{ApiError, PendingRequest, RunDocument, RunStatus, WorkflowRun};
 use crate::ui::layout::{error_view, TopBar};
 use crate::ui::live::use_workspace_events;
 use crate::ui::markdown::Markdown;
-use crate::ui::server_fns::{get_pending_requests, get_run, DeclineRequest, SubmitRequest};
-
-/// The keys a run asks for, from its latest SecretRequestDocument.
-fn requested_keys(run: &WorkflowRun) -> Vec<String> {
-    run.documents
-        .iter()
-        .rev()
-        .find(|d| d.kind == "SecretRequestDocument")
-        .map(|d| keys_of(&d.content))
-        .unwrap_or_default()
-}
+use crate::ui::server_fns::{get_run, DeclineRequest, SubmitRequest};
 
 fn keys_of(content: &Value) -> Vec<String> {
     content["variables"].as_array().into_iter().flatten().filter_map(|v| v["key"].as_str().map(str::to_string)).collect()
 }
 
-/// The workspace's waiting requests, refreshed whenever the event stream reports a change.
+/// The workspace's waiting requests (read with the page, which refetches on every event).
 #[component]
-pub fn PendingRequests(workspace_id: Uuid, events: ReadSignal<u64>) -> impl IntoView {
-    let requests = Resource::new(move || events.get(), move |_| get_pending_requests(workspace_id));
+pub fn PendingRequests(workspace_id: Uuid, requests: Vec<PendingRequest>) -> impl IntoView {
+    let list = if requests.is_empty() {
+        view! { <p class="empty">"No pending requests."</p> }.into_any()
+    } else {
+        view! {
+            <ul class="request-list">
+                {requests.into_iter().map(|request| view! {
+                    <li>
+                        <a href=format!("/workspaces/{workspace_id}/runs/{}", request.run_id)>
+                            {format!("Request for {}", request.keys.join(", "))}
+                        </a>
+                        <span class="badge">{request.workflow}</span>
+                    </li>
+                }).collect_view()}
+            </ul>
+        }
+        .into_any()
+    };
     view! {
         <section class="panel" aria-labelledby="pending-title">
             <h2 id="pending-title">"Pending requests"</h2>
-            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match requests.await {
-                        Ok(runs) if runs.is_empty() => view! { <p class="empty">"No pending requests."</p> }.into_any(),
-                        Ok(runs) => view! {
-                            <ul class="request-list">
-                                {runs.into_iter().map(|run| {
-                                    let label = format!("Request for {}", requested_keys(&run).join(", "));
-                                    view! {
-                                        <li>
-                                            <a href=format!("/workspaces/{workspace_id}/runs/{}", run.id)>{label}</a>
-                                            <span class="badge">{run.workflow.clone()}</span>
-                                        </li>
-                                    }
-                                }).collect_view()}
-                            </ul>
-                        }.into_any(),
-                        Err(err) => view! { <p role="alert" class="error">{err.message}</p> }.into_any(),
-                    }
-                })}
-            </Transition>
+            {list}
         </section>
     }
 }

@@ -49,6 +49,7 @@ pub fn SecretsPage() -> impl IntoView {
                                 <h1>{page.workspace.name.clone()}</h1>
                                 <p class="muted">
                                     {format!("{total} secrets · your role: {}", page.workspace.role.as_str())}
+                                    " · "<a href=format!("/workspaces/{ws}/audit")>"Audit log"</a>
                                 </p>
                                 <form method="get" role="search" class="filter">
                                     <label for="filter-q">"Filter keys"</label>
@@ -58,7 +59,7 @@ pub fn SecretsPage() -> impl IntoView {
                                 <SecretsTable secrets=shown workspace_id=ws can_write update delete filtered=!needle.is_empty()/>
                                 {can_write.then(|| view! { <AddSecretForm workspace_id=ws action=create/> })}
                             </section>
-                            <PendingRequests workspace_id=ws events/>
+                            <PendingRequests workspace_id=ws requests=page.pending/>
                         }.into_any()
                     }
                     Err(err) => error_view(err),

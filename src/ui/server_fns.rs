@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use uuid::Uuid;
 
-use crate::model::{ApiError, CurrentUser, SecretItem, WorkflowRun, WorkspaceItem, WorkspaceSecrets};
+use crate::model::{ApiError, AuditEvent, CurrentUser, SecretItem, WorkflowRun, WorkspaceItem, WorkspaceSecrets};
 
 /// The signed-in user, or `None`.
 #[server(prefix = "/studio", endpoint = "current_user")]
@@ -58,12 +58,6 @@ pub async fn delete_secret(workspace_id: Uuid, id: Uuid) -> Result<(), ApiError>
     crate::server::studio::delete_secret(workspace_id, id).await.map_err(ApiError::from)
 }
 
-/// The pending secret requests of a workspace.
-#[server(prefix = "/studio", endpoint = "pending_requests")]
-pub async fn get_pending_requests(workspace_id: Uuid) -> Result<Vec<WorkflowRun>, ApiError> {
-    crate::server::studio::pending_requests(workspace_id).await.map_err(crate::server::studio::fail)
-}
-
 /// A run with its documents.
 #[server(prefix = "/studio", endpoint = "run")]
 pub async fn get_run(workspace_id: Uuid, run_id: Uuid) -> Result<WorkflowRun, ApiError> {
@@ -85,4 +79,10 @@ pub async fn decline_request(workspace_id: Uuid, run_id: Uuid) -> Result<Workflo
     let run = crate::server::studio::decline_request(workspace_id, run_id).await.map_err(ApiError::from)?;
     leptos_axum::redirect(&format!("/workspaces/{workspace_id}/runs/{run_id}"));
     Ok(run)
+}
+
+/// A workspace's audit log (never values).
+#[server(prefix = "/studio", endpoint = "audit_log")]
+pub async fn get_audit_log(workspace_id: Uuid, search: Option<String>) -> Result<Vec<AuditEvent>, ApiError> {
+    crate::server::studio::audit_log(workspace_id, search).await.map_err(crate::server::studio::fail)
 }

@@ -158,7 +158,7 @@ impl TestApp {
 
     /// A token for `workspace` with `scopes`.
     pub async fn token(&self, workspace: Uuid, scopes: &[Scope]) -> String {
-        auth::create_token(&self.state.db, workspace, "test", scopes, None).await.expect("create token").1
+        auth::create_token(&self.state.db, workspace, "test", scopes, None, "test").await.expect("create token").1
     }
 
     /// A token with every secrets scope.
@@ -207,7 +207,7 @@ impl TestApp {
     /// The decrypted value of `key`, read through the service as trusted code would.
     pub async fn value_of(&self, ws: Uuid, key: &str) -> Option<String> {
         let key = self.state.secrets.parse_key(key).unwrap();
-        self.state.secrets.read_value(ws, &key).await.expect("read value").map(|v| v.expose().to_string())
+        self.state.secrets.read_value(ws, &key, &test_actor()).await.expect("read value").map(|v| v.expose().to_string())
     }
 
     /// A user with a password; returns the user id.
@@ -248,6 +248,11 @@ impl TestApp {
         let db = self.dir.path().join("test.db");
         vec![db.clone(), PathBuf::from(format!("{}-wal", db.display()))]
     }
+}
+
+/// The actor tests read values as.
+pub fn test_actor() -> loopstack_secrets::server::secrets::Actor {
+    loopstack_secrets::server::secrets::Actor("test".into())
 }
 
 /// The JSON body of a response.

@@ -122,6 +122,6 @@ async fn remove(
     ApiPath((workspace_id, id)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<Json<Deleted>, AppError> {
     principal.authorize(&state.db, workspace_id, Scope::SecretsWrite).await?;
-    state.secrets.delete(workspace_id, id).await?;
+    state.secrets.delete(workspace_id, id, &principal.actor()).await?;
     Ok(Json(Deleted { success: true }))
 }

@@ -166,6 +166,7 @@ impl WorkflowEngine {
         let Some(edge) = kind.transitions().iter().find(|t| t.name == transition && t.wait).copied() else {
             return Err(AppError::BadRequest(format!("'{transition}' is not a transition of {} that can be fired", kind.name())));
         };
+        let sealer = if transition == SECRETS_SUBMITTED { Some(self.secrets.sealer(workspace_id).await?) } else { None };
         let mut tx = self.db.begin().await?;
         let current = store::run_in(&mut tx, id).await?.ok_or(AppError::NotFound)?;
         let status = current.status()?;
@@ -176,8 +177,11 @@ impl WorkflowEngine {
             return Err(AppError::Conflict("the run has already moved on".into()));
         }
         let mut secret_events = Vec::new();
-        let recorded = if transition == SECRETS_SUBMITTED {
-            let (keys, events) = self.store_submission(&mut tx, &current, payload, actor).await?;
+        let recorded = if let Some(sealer) = &sealer {
+            let (keys, events) = self.store_submission(&mut tx, sealer, &current, payload, actor).await?;
+            let detail = format!("request {id}: {} value(s)", events.len());
+            let entry = crate::server::store::Audit { workspace_id: Some(workspace_id), actor: &actor.0, action: "request.submitted", key: None, detail: Some(&detail) };
+            crate::server::store::audit_in(&mut tx, &entry).await?;
             secret_events = events;
             keys
         } else {
@@ -390,6 +394,10 @@ impl WorkflowEngine {
             return Err(AppError::Conflict("the run has already moved on".into()));
         }
         store::insert_transition(&mut tx, run.id, run.version + 1, status.as_str(), &run.place, &run.place, "{}", &actor.0).await?;
+        let action = if status == RunStatus::Cancelled { "request.cancelled" } else { "request.expired" };
+        let detail = format!("request {}", run.id);
+        let entry = crate::server::store::Audit { workspace_id: Some(run.workspace_id), actor: &actor.0, action, key: None, detail: Some(&detail) };
+        crate::server::store::audit_in(&mut tx, &entry).await?;
         tx.commit().await?;
         let event = Event::WorkflowUpdated { workspace_id: run.workspace_id, workflow_id: run.id, workflow: run.workflow.clone(), place: run.place.clone(), status };
         self.events.publish(vec![event]).await;
@@ -398,7 +406,14 @@ impl WorkflowEngine {
 
     /// Parses a form submission, checks every key was requested, stores every value inside
     /// `tx` and returns the payload to record (keys only) and the events to publish.
-    async fn store_submission(&self, tx: &mut Tx, run: &RunRow, payload: Value, actor: &Actor) -> Result<(Value, Vec<Event>), AppError> {
+    async fn store_submission(
+        &self,
+        tx: &mut Tx,
+        sealer: &crate::server::secrets::Sealer,
+        run: &RunRow,
+        payload: Value,
+        actor: &Actor,
+    ) -> Result<(Value, Vec<Event>), AppError> {
         let submission: Submission = serde_json::from_value(payload)
             .map_err(|e| AppError::BadRequest(format!("invalid submission: {}", crate::server::rest::extract::without_string_literals(&e.to_string()))))?;
         let requested = requested_keys(tx, run).await?;
@@ -418,8 +433,9 @@ impl WorkflowEngine {
             return Err(AppError::BadRequest("submit at least one value".into()));
         }
         let mut events = Vec::with_capacity(parsed.len());
+        let detail = format!("submitted to request {}", run.id);
         for (key, value) in &parsed {
-            let item = self.secrets.upsert_in(tx, run.workspace_id, key, value, actor).await?;
+            let item = self.secrets.upsert_in(tx, sealer, key, value, actor, Some(&detail)).await?;
             events.push(Event::SecretUpserted { workspace_id: run.workspace_id, secret_id: item.id, key: item.key });
         }
         let keys: Vec<RequestedKey> = parsed.iter().map(|(key, _)| RequestedKey { key: key.as_str().to_string() }).collect();

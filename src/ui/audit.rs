@@ -1,0 +1,79 @@
+//! A workspace's audit log: every secret write and read, request submission and token change,
+//! with actor, time and key (never a value), filterable.
+
+use leptos::prelude::*;
+use leptos_router::hooks::{use_params_map, use_query_map};
+use uuid::Uuid;
+
+use crate::model::ApiError;
+use crate::ui::layout::{error_view, TopBar};
+use crate::ui::server_fns::get_audit_log;
+
+/// `/workspaces/:id/audit` (optionally `?q=` to filter).
+#[component]
+pub fn AuditPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let workspace_id = Memo::new(move |_| params.read().get("id").and_then(|id| Uuid::try_parse(&id).ok()));
+    let search = Memo::new(move |_| query.read().get("q").filter(|q| !q.is_empty()));
+    let events = Resource::new(
+        move || (workspace_id.get(), search.get()),
+        |(id, search)| async move {
+            match id {
+                Some(id) => get_audit_log(id, search).await,
+                None => Err(ApiError::new("not_found", "Not found")),
+            }
+        },
+    );
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match events.await {
+                    Ok(events) => {
+                        let ws = workspace_id.get().map(|id| id.to_string()).unwrap_or_default();
+                        view! {
+                            <TopBar/>
+                            <section class="panel">
+                                <p class="crumbs"><a href=format!("/workspaces/{ws}")>"Back to the workspace"</a></p>
+                                <h1>"Audit log"</h1>
+                                <form method="get" role="search" class="filter">
+                                    <label for="audit-q">"Filter events"</label>
+                                    <input id="audit-q" name="q" type="search" value=search.get().unwrap_or_default()/>
+                                    <button type="submit" class="secondary">"Filter"</button>
+                                </form>
+                                {if events.is_empty() {
+                                    view! { <p class="empty">"No events."</p> }.into_any()
+                                } else {
+                                    view! {
+                                        <table class="secrets audit">
+                                            <caption class="sr-only">"Audit events"</caption>
+                                            <thead><tr>
+                                                <th scope="col">"Time"</th>
+                                                <th scope="col">"Actor"</th>
+                                                <th scope="col">"Action"</th>
+                                                <th scope="col">"Key"</th>
+                                                <th scope="col">"Detail"</th>
+                                            </tr></thead>
+                                            <tbody>
+                                                {events.into_iter().map(|e| view! {
+                                                    <tr>
+                                                        <td><time datetime=e.at.to_rfc3339()>{e.at.format("%Y-%m-%d %H:%M:%S UTC").to_string()}</time></td>
+                                                        <td>{e.actor}</td>
+                                                        <td><code>{e.action}</code></td>
+                                                        <td>{e.key.map(|k| view! { <code>{k}</code> })}</td>
+                                                        <td class="muted">{e.detail}</td>
+                                                    </tr>
+                                                }).collect_view()}
+                                            </tbody>
+                                        </table>
+                                    }.into_any()
+                                }}
+                            </section>
+                        }.into_any()
+                    }
+                    Err(err) => error_view(err),
+                }
+            })}
+        </Suspense>
+    }
+}
