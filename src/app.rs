@@ -5,6 +5,7 @@ use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Redirect, Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
+use crate::ui::admin::{AccountPage, MembersPage, TokensPage};
 use crate::ui::audit::AuditPage;
 use crate::ui::requests::RunPage;
 use crate::ui::secrets_table::SecretsPage;
@@ -47,6 +48,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/workspaces/:id") view=SecretsPage ssr=SsrMode::Async/>
                     <Route path=path!("/workspaces/:id/runs/:run") view=RunPage ssr=SsrMode::Async/>
                     <Route path=path!("/workspaces/:id/audit") view=AuditPage ssr=SsrMode::Async/>
+                    <Route path=path!("/workspaces/:id/tokens") view=TokensPage ssr=SsrMode::Async/>
+                    <Route path=path!("/workspaces/:id/members") view=MembersPage ssr=SsrMode::Async/>
+                    <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

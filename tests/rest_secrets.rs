@@ -165,7 +165,7 @@ async fn a_revoked_or_expired_token_is_401(engine: Engine) {
     let (row, token) = loopstack_secrets::server::auth::create_token(&app.state.db, ws, "t", &[Scope::SecretsList], None, "test").await.unwrap();
     assert_eq!(app.list(ws, &token).await.status(), 200);
 
-    assert!(loopstack_secrets::server::store::revoke_token(&app.state.db, row.id, "test").await.unwrap());
+    assert!(loopstack_secrets::server::store::revoke_token(&app.state.db, row.id, None, "test").await.unwrap());
     assert_eq!(error_code(app.list(ws, &token).await, 401).await, "unauthorized");
 
     let (_, expired) = loopstack_secrets::server::auth::create_token(&app.state.db, ws, "t", &[Scope::SecretsList], Some(-1), "test").await.unwrap();

@@ -309,7 +309,89 @@ async fn the_audit_log_records_writes_reads_and_requests_without_values(engine: 
     assert!(reads.contains("secret.read") && !reads.contains("secret.created"), "the filter narrows the log");
 }
 
+async fn owners_create_and_revoke_tokens_shown_once(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let (ws, other) = (app.workspace("main").await, app.workspace("other").await);
+    let owner = member(&app, "olga", ws, "owner").await;
+    let editor = member(&app, "eddie", ws, "editor").await;
+    let form = |ws: uuid::Uuid| vec![("workspace_id", ws.to_string()), ("name", "ci".to_string()), ("scope_list", "on".to_string())];
+
+    let created = json(studio_post(&app, &owner, "create_token", &form(ws)).await).await;
+    let by_editor = json(studio_post(&app, &editor, "create_token", &form(ws)).await).await;
+    let foreign = json(studio_post(&app, &owner, "create_token", &form(other)).await).await;
+    let token = created["token"].as_str().unwrap().to_string();
+    let listed = studio_post(&app, &owner, "tokens", &[("workspace_id", ws.to_string())]).await.text().await.unwrap();
+    let works = app.list(ws, &token).await.status();
+    let token_id = created["info"]["id"].as_str().unwrap().to_string();
+    let revoked = studio_post(&app, &owner, "revoke_token", &[("workspace_id", ws.to_string()), ("token_id", token_id)]).await;
+
+    assert!(token.starts_with("lss_"));
+    assert_eq!(created["info"]["scopes"], serde_json::json!(["secrets:list"]));
+    assert_eq!(by_editor["code"], "forbidden");
+    assert_eq!(foreign["code"], "not_found");
+    assert!(listed.contains("\"ci\"") && !listed.contains(&token), "the list never shows a token");
+    assert_eq!(works, 200);
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(error_code(app.list(ws, &token).await, 401).await, "unauthorized");
+}
+
+async fn owners_manage_members_and_the_last_owner_stays(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let ws = app.workspace("main").await;
+    let owner = member(&app, "olga", ws, "owner").await;
+    let newcomer = app.user("nina", PASSWORD).await;
+    let ws_form = |extra: &[(&'static str, String)]| {
+        let mut form = vec![("workspace_id", ws.to_string())];
+        form.extend_from_slice(extra);
+        form
+    };
+
+    let added = studio_post(&app, &owner, "add_member", &ws_form(&[("username", "NINA".into()), ("role", "viewer".into())])).await;
+    let again = json(studio_post(&app, &owner, "add_member", &ws_form(&[("username", "nina".into()), ("role", "viewer".into())])).await).await;
+    let unknown = json(studio_post(&app, &owner, "add_member", &ws_form(&[("username", "nobody".into()), ("role", "viewer".into())])).await).await;
+    let promoted = studio_post(&app, &owner, "change_member", &ws_form(&[("user_id", newcomer.to_string()), ("role", "editor".into())])).await;
+    let members = studio_post(&app, &owner, "members", &ws_form(&[])).await.text().await.unwrap();
+    let olga = json(studio_post(&app, &owner, "members", &ws_form(&[])).await).await.as_array().unwrap().iter().find(|m| m["username"] == "olga").unwrap()["userId"].as_str().unwrap().to_string();
+    let last_owner = json(studio_post(&app, &owner, "change_member", &ws_form(&[("user_id", olga.clone()), ("remove", "1".into())])).await).await;
+    let demote_last = json(studio_post(&app, &owner, "change_member", &ws_form(&[("user_id", olga), ("role", "viewer".into())])).await).await;
+    let removed = studio_post(&app, &owner, "change_member", &ws_form(&[("user_id", newcomer.to_string()), ("remove", "1".into())])).await;
+
+    assert_eq!(added.status(), 200);
+    assert_eq!(again["code"], "conflict");
+    assert_eq!(unknown["code"], "bad_request");
+    assert_eq!(promoted.status(), 200);
+    assert!(members.contains("\"nina\"") && members.contains("\"editor\""), "{members}");
+    assert_eq!(last_owner["code"], "conflict");
+    assert_eq!(demote_last["code"], "conflict");
+    assert_eq!(removed.status(), 200);
+    assert!(loopstack_secrets::server::store::workspace_of_user(&app.state.db, newcomer, ws).await.unwrap().is_none());
+}
+
+async fn users_change_their_password_and_admins_create_users(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let ws = app.workspace("main").await;
+    let user = member(&app, "alice", ws, "viewer").await;
+    loopstack_secrets::server::auth::create_user(&app.state.db, "root-admin", PASSWORD, true).await.unwrap();
+    let admin = TestApp::session_cookie(&app.sign_in("root-admin", PASSWORD).await).unwrap();
+
+    let wrong = json(studio_post(&app, &user, "change_password", &[("current_password", "nope-nope".into()), ("new_password", "brand-new-pass".into())]).await).await;
+    let changed = studio_post(&app, &user, "change_password", &[("current_password", PASSWORD.into()), ("new_password", "brand-new-pass".into())]).await;
+    let by_user = json(studio_post(&app, &user, "create_user", &[("username", "mallory".into())]).await).await;
+    let by_admin = json(studio_post(&app, &admin, "create_user", &[("username", "bob".into())]).await).await;
+
+    assert_eq!(wrong["code"], "bad_request");
+    assert_eq!(changed.status(), 200);
+    assert!(TestApp::session_cookie(&app.sign_in("alice", "brand-new-pass").await).is_some());
+    assert!(TestApp::session_cookie(&app.sign_in("alice", PASSWORD).await).is_none());
+    assert_eq!(by_user["code"], "forbidden");
+    let generated = by_admin.as_str().expect("a generated password");
+    assert!(TestApp::session_cookie(&app.sign_in("bob", generated).await).is_some());
+}
+
 both_engines!(
+    owners_create_and_revoke_tokens_shown_once,
+    owners_manage_members_and_the_last_owner_stays,
+    users_change_their_password_and_admins_create_users,
     the_audit_log_records_writes_reads_and_requests_without_values,
     studio_writes_authorize_like_the_rest_api,
     the_request_form_stores_values_and_continues_the_run,

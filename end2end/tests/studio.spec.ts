@@ -398,12 +398,61 @@ test('@nojs adding a secret works without JavaScript', async ({ page }) => {
   await expectNoLeak(page, [value], await traffic.bodies());
 });
 
-test.fixme(
-  'a viewer sees the secrets and pending requests but cannot change them',
-  { annotation: { type: 'fixme', description: 'no CLI/UI to add members yet (issue 4 members page)' } },
-  async () => {
-    // When members can be added: the owner adds a second user as viewer; the viewer sees the
-    // table and the pending requests but no "Add secret" form, no Update/Delete, and a run
-    // page without a usable form (a forged submission is refused).
-  },
-);
+test('an owner adds a viewer who can read but not change anything', async ({ page, request }) => {
+  const owner = createUser();
+  const viewer = createUser();
+  const ws = createWorkspace(owner.username);
+  const token = createToken(ws.id, AGENT_SCOPES);
+  const { runId } = await agentRequestSecrets(request, ws.id, token, ['VIEWER_ASKED']);
+
+  // The owner adds the viewer on the Members page.
+  await signInAs(page, owner, true);
+  await open(page, `/workspaces/${ws.id}/members`, true);
+  await page.getByLabel('Username', { exact: true }).fill(viewer.username);
+  await page.getByLabel('Role', { exact: true }).selectOption('viewer');
+  await page.getByRole('button', { name: 'Add member', exact: true }).click();
+  const row = page.getByRole('row').filter({ hasText: viewer.username });
+  await expect(row).toContainText('viewer');
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await expect(page).toHaveURL(/\/sign-in/);
+
+  // The viewer sees the workspace, its secrets and requests, but no way to change them.
+  await signInAs(page, viewer, true);
+  await page.getByRole('link', { name: ws.name, exact: true }).click();
+  await expect(page).toHaveURL(exactPath(workspacePath(ws.id)));
+  await expect(page.getByText('your role: viewer')).toBeVisible();
+  await expect(page.getByRole('heading', { name: 'Add secret' })).toHaveCount(0);
+  await expect(page.locator('summary')).toHaveCount(0);
+  await expect(page.getByRole('link', { name: 'Members' })).toHaveCount(0);
+  await page.getByRole('link', { name: 'Request for VIEWER_ASKED', exact: true }).click();
+  await expect(page).toHaveURL(exactPath(runPath(ws.id, runId)));
+  await waitForHydration(page);
+  await page.getByLabel('VIEWER_ASKED', { exact: true }).fill(canary('viewer'));
+  await page.getByRole('button', { name: 'Save & Continue', exact: true }).click();
+  await expect(page.getByRole('alert')).toContainText('secrets:write');
+  expect((await agentReadRun(request, ws.id, token, runId)).run.status).toBe("waiting");
+});
+
+test('an owner creates an API token that is shown once', async ({ page, request }) => {
+  const owner = createUser();
+  const ws = createWorkspace(owner.username);
+
+  await signInAs(page, owner, true);
+  await open(page, `/workspaces/${ws.id}/tokens`, true);
+  await page.getByLabel('Name', { exact: true }).fill('ci-agent');
+  await page.getByRole('button', { name: 'Create token', exact: true }).click();
+  const shown = page.getByRole('status').locator('code');
+  await expect(shown).toHaveText(/^lss_/);
+  const tokenText = (await shown.innerText()).trim();
+  const listed = await request.get(`/api/v1/workspaces/${ws.id}/secrets`, { headers: { Authorization: `Bearer ${tokenText}` } });
+  expect(listed.status()).toBe(200);
+
+  await page.reload();
+  await waitForHydration(page);
+  await expect(page.getByRole('row').filter({ hasText: 'ci-agent' })).toContainText('active');
+  expect(await page.content()).not.toContain(tokenText);
+  await page.getByRole('button', { name: 'Revoke ci-agent', exact: true }).click();
+  await expect(page.getByRole('row').filter({ hasText: 'ci-agent' })).toContainText('revoked');
+  const refused = await request.get(`/api/v1/workspaces/${ws.id}/secrets`, { headers: { Authorization: `Bearer ${tokenText}` } });
+  expect(refused.status()).toBe(401);
+});

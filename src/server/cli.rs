@@ -190,7 +190,7 @@ async fn token(state: &AppState, cmd: TokenCommand) -> anyhow::Result<ExitCode> 
             }
         }
         TokenCommand::Revoke { id } => {
-            if !store::revoke_token(&state.db, id, "cli").await? {
+            if !store::revoke_token(&state.db, id, None, "cli").await? {
                 bail!("no active token with id {id}");
             }
             println!("Revoked token {id}.");

@@ -171,6 +171,55 @@ pub async fn insert_membership(db: &Db, workspace_id: Uuid, user_id: Uuid, role:
     Ok(())
 }
 
+/// A workspace's members, by username.
+pub async fn members(db: &Db, workspace_id: Uuid) -> Result<Vec<crate::model::Member>, AppError> {
+    let rows: Vec<(Uuid, String, String)> = on_pool!(db, pool => sqlx::query_as(
+        "SELECT u.id, u.username, m.role FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.workspace_id = $1 ORDER BY u.username")
+        .bind(workspace_id).fetch_all(pool).await?);
+    rows.into_iter()
+        .map(|(user_id, username, role)| {
+            let role = Role::parse(&role).ok_or_else(|| anyhow::anyhow!("unknown role {role:?} in memberships"))?;
+            Ok(crate::model::Member { user_id, username, role })
+        })
+        .collect()
+}
+
+/// Changes a member's role (`Some`) or removes the member (`None`), refusing to leave the
+/// workspace without an owner; audited in the same transaction. `false` when not a member.
+pub async fn change_membership(db: &Db, workspace_id: Uuid, user_id: Uuid, role: Option<Role>, actor: &str) -> Result<bool, AppError> {
+    let mut tx = db.begin().await?;
+    let changed = on_tx!(&mut tx, conn => match role {
+        Some(role) => sqlx::query("UPDATE memberships SET role = $1 WHERE workspace_id = $2 AND user_id = $3")
+            .bind(role.as_str()).bind(workspace_id).bind(user_id).execute(&mut *conn).await?.rows_affected(),
+        None => sqlx::query("DELETE FROM memberships WHERE workspace_id = $1 AND user_id = $2")
+            .bind(workspace_id).bind(user_id).execute(&mut *conn).await?.rows_affected(),
+    });
+    if changed == 0 {
+        return Ok(false);
+    }
+    let owners: i64 = on_tx!(&mut tx, conn => sqlx::query_scalar("SELECT COUNT(*) FROM memberships WHERE workspace_id = $1 AND role = 'owner'")
+        .bind(workspace_id).fetch_one(&mut *conn).await?);
+    if owners == 0 {
+        return Err(AppError::Conflict("a workspace keeps at least one owner".into()));
+    }
+    let detail = format!("user {user_id}: {}", role.map(Role::as_str).unwrap_or("removed"));
+    audit_in(&mut tx, &Audit { workspace_id: Some(workspace_id), actor, action: "member.changed", key: None, detail: Some(&detail) }).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Replaces a user's password hash.
+pub async fn set_password_hash(db: &Db, user_id: Uuid, hash: &str) -> Result<(), AppError> {
+    on_pool!(db, pool => sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(hash).bind(user_id).execute(pool).await?.rows_affected());
+    Ok(())
+}
+
+/// A user by id.
+pub async fn user_by_id(db: &Db, id: Uuid) -> Result<Option<UserRow>, AppError> {
+    Ok(on_pool!(db, pool => sqlx::query_as("SELECT id, username, password_hash, is_admin FROM users WHERE id = $1")
+        .bind(id).fetch_optional(pool).await?))
+}
+
 /// All workspaces, by name (for the CLI).
 pub async fn all_workspaces(db: &Db) -> Result<Vec<(Uuid, String)>, AppError> {
     Ok(on_pool!(db, pool => sqlx::query_as("SELECT id, name FROM workspaces ORDER BY name, id").fetch_all(pool).await?))
@@ -361,11 +410,11 @@ pub async fn list_tokens(db: &Db, workspace_id: Option<Uuid>) -> Result<Vec<Toke
 
 /// Marks a token revoked and audits it, in one transaction; whether it existed and was not
 /// already revoked.
-pub async fn revoke_token(db: &Db, id: Uuid, actor: &str) -> Result<bool, AppError> {
+pub async fn revoke_token(db: &Db, id: Uuid, only_workspace: Option<Uuid>, actor: &str) -> Result<bool, AppError> {
     let mut tx = db.begin().await?;
     let workspace: Option<Uuid> = on_tx!(&mut tx, conn => sqlx::query_scalar(
-        "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING workspace_id")
-        .bind(Utc::now()).bind(id).fetch_optional(&mut *conn).await?);
+        "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL AND ($3 IS NULL OR workspace_id = $3) RETURNING workspace_id")
+        .bind(Utc::now()).bind(id).bind(only_workspace).fetch_optional(&mut *conn).await?);
     let Some(workspace_id) = workspace else { return Ok(false) };
     let detail = format!("token {id}");
     audit_in(&mut tx, &Audit { workspace_id: Some(workspace_id), actor, action: "token.revoked", key: None, detail: Some(&detail) }).await?;

@@ -10,10 +10,10 @@ use uuid::Uuid;
 
 use std::collections::HashMap;
 
-use crate::model::{AuditEvent, CurrentUser, PendingRequest, RunStatus, SecretItem, WorkflowRun, WorkspaceItem, WorkspaceSecrets};
+use crate::model::{AuditEvent, CreatedToken, Member, Role, TokenInfo, CurrentUser, PendingRequest, RunStatus, SecretItem, WorkflowRun, WorkspaceItem, WorkspaceSecrets};
 use crate::server::workflow::SECRETS_SUBMITTED;
 use crate::server::auth::{self, Principal, SessionUser};
-use crate::server::domain::Scope;
+use crate::server::domain::{Scope, Username};
 use crate::server::error::AppError;
 use crate::server::state::AppState;
 use crate::server::store;
@@ -173,4 +173,107 @@ pub async fn decline_request(workspace_id: Uuid, run_id: Uuid) -> Result<Workflo
 pub async fn audit_log(workspace_id: Uuid, search: Option<String>) -> Result<Vec<AuditEvent>, AppError> {
     authorized(workspace_id, Scope::SecretsList).await?;
     store::audit_events(&state().db, workspace_id, search.as_deref(), 500).await
+}
+
+/// The signed-in user, who must own `workspace_id` (a non-member gets 404, others 403).
+async fn owner_of(workspace_id: Uuid) -> Result<SessionUser, AppError> {
+    let user = signed_in().await?;
+    let workspace = user.workspace(&state().db, workspace_id).await?;
+    if workspace.role != Role::Owner {
+        return Err(AppError::Forbidden("only an owner of this workspace may do this".into()));
+    }
+    Ok(user)
+}
+
+fn token_info(row: &store::TokenRow) -> TokenInfo {
+    TokenInfo {
+        id: row.id,
+        name: row.name.clone(),
+        scopes: row.scopes.split_whitespace().map(str::to_string).collect(),
+        created_at: row.created_at,
+        expires_at: row.expires_at,
+        revoked: row.revoked_at.is_some(),
+    }
+}
+
+/// The workspace's API tokens (owners only; never the tokens themselves).
+pub async fn tokens(workspace_id: Uuid) -> Result<Vec<TokenInfo>, AppError> {
+    owner_of(workspace_id).await?;
+    Ok(store::list_tokens(&state().db, Some(workspace_id)).await?.iter().map(token_info).collect())
+}
+
+/// Creates an API token; its text is returned this once.
+pub async fn create_token(workspace_id: Uuid, name: &str, scopes: &[Scope], expires_in_days: Option<i64>) -> Result<CreatedToken, AppError> {
+    let user = owner_of(workspace_id).await?;
+    let actor = Principal::User(user).actor();
+    let (row, token) = auth::create_token(&state().db, workspace_id, name, scopes, expires_in_days, &actor.0).await?;
+    Ok(CreatedToken { info: token_info(&row), token })
+}
+
+/// Revokes one of the workspace's tokens.
+pub async fn revoke_token(workspace_id: Uuid, token_id: Uuid) -> Result<(), AppError> {
+    let user = owner_of(workspace_id).await?;
+    let actor = Principal::User(user).actor();
+    if store::revoke_token(&state().db, token_id, Some(workspace_id), &actor.0).await? {
+        Ok(())
+    } else {
+        Err(AppError::NotFound)
+    }
+}
+
+/// The workspace's members (owners only).
+pub async fn members(workspace_id: Uuid) -> Result<Vec<Member>, AppError> {
+    owner_of(workspace_id).await?;
+    store::members(&state().db, workspace_id).await
+}
+
+/// Adds an existing user to the workspace with a role.
+pub async fn add_member(workspace_id: Uuid, username: &str, role: Role) -> Result<(), AppError> {
+    let owner = owner_of(workspace_id).await?;
+    let state = state();
+    let username = Username::parse(username)?;
+    let user = store::user_by_username(&state.db, username.as_str()).await?.ok_or_else(|| AppError::BadRequest(format!("no user named '{}'", username.as_str())))?;
+    store::insert_membership(&state.db, workspace_id, user.id, role.as_str()).await?;
+    let detail = format!("user {}: {} (added)", user.id, role.as_str());
+    let actor = Principal::User(owner).actor();
+    store::audit(&state.db, &store::Audit { workspace_id: Some(workspace_id), actor: &actor.0, action: "member.added", key: None, detail: Some(&detail) }).await
+}
+
+/// Changes a member's role, or removes the member; the last owner stays.
+pub async fn change_member(workspace_id: Uuid, user_id: Uuid, role: Option<Role>) -> Result<(), AppError> {
+    let owner = owner_of(workspace_id).await?;
+    let actor = Principal::User(owner).actor();
+    if store::change_membership(&state().db, workspace_id, user_id, role, &actor.0).await? {
+        Ok(())
+    } else {
+        Err(AppError::NotFound)
+    }
+}
+
+/// Changes the signed-in user's password after checking the current one.
+pub async fn change_password(current: &str, new: &str) -> Result<(), AppError> {
+    let user = signed_in().await?;
+    let state = state();
+    let row = store::user_by_id(&state.db, user.user_id).await?.ok_or(AppError::Unauthorized)?;
+    if !auth::verify_password(&row.password_hash, current) {
+        return Err(AppError::BadRequest("the current password is not correct".into()));
+    }
+    if new.chars().count() < 8 {
+        return Err(AppError::BadRequest("password must be at least 8 characters".into()));
+    }
+    store::set_password_hash(&state.db, user.user_id, &auth::hash_password(new)?).await
+}
+
+/// Creates a user (administrators only); returns the generated password when none was given.
+pub async fn create_user(username: &str, password: Option<String>, is_admin: bool) -> Result<Option<String>, AppError> {
+    let user = signed_in().await?;
+    if !user.is_admin {
+        return Err(AppError::Forbidden("only an administrator may create users".into()));
+    }
+    let (password, generated) = match password.filter(|p| !p.is_empty()) {
+        Some(password) => (password, false),
+        None => (auth::generate_password(), true),
+    };
+    auth::create_user(&state().db, username, &password, is_admin).await?;
+    Ok(generated.then_some(password))
 }

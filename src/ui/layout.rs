@@ -13,6 +13,7 @@ pub fn TopBar() -> impl IntoView {
     view! {
         <header class="topbar">
             <a class="brand" href="/workspaces">"loopstack-secrets"</a>
+            <a class="account" href="/account">"Account"</a>
             <ActionForm action=sign_out attr:class="signout">
                 <button type="submit" class="secondary">"Sign out"</button>
             </ActionForm>

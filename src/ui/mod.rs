@@ -1,5 +1,6 @@
 //! Leptos components of the Studio, one page or piece per file.
 
+pub mod admin;
 pub mod audit;
 pub mod layout;
 pub mod live;

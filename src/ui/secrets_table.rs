@@ -50,6 +50,10 @@ pub fn SecretsPage() -> impl IntoView {
                                 <p class="muted">
                                     {format!("{total} secrets · your role: {}", page.workspace.role.as_str())}
                                     " · "<a href=format!("/workspaces/{ws}/audit")>"Audit log"</a>
+                                    {(page.workspace.role == Role::Owner).then(|| view! {
+                                        " · "<a href=format!("/workspaces/{ws}/tokens")>"API tokens"</a>
+                                        " · "<a href=format!("/workspaces/{ws}/members")>"Members"</a>
+                                    })}
                                 </p>
                                 <form method="get" role="search" class="filter">
                                     <label for="filter-q">"Filter keys"</label>

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use uuid::Uuid;
 
-use crate::model::{ApiError, AuditEvent, CurrentUser, SecretItem, WorkflowRun, WorkspaceItem, WorkspaceSecrets};
+use crate::model::{ApiError, AuditEvent, CreatedToken, CurrentUser, Member, Role, SecretItem, TokenInfo, WorkflowRun, WorkspaceItem, WorkspaceSecrets};
 
 /// The signed-in user, or `None`.
 #[server(prefix = "/studio", endpoint = "current_user")]
@@ -85,4 +85,76 @@ pub async fn decline_request(workspace_id: Uuid, run_id: Uuid) -> Result<Workflo
 #[server(prefix = "/studio", endpoint = "audit_log")]
 pub async fn get_audit_log(workspace_id: Uuid, search: Option<String>) -> Result<Vec<AuditEvent>, ApiError> {
     crate::server::studio::audit_log(workspace_id, search).await.map_err(crate::server::studio::fail)
+}
+
+/// The workspace's API tokens (owners only).
+#[server(prefix = "/studio", endpoint = "tokens")]
+pub async fn get_tokens(workspace_id: Uuid) -> Result<Vec<TokenInfo>, ApiError> {
+    crate::server::studio::tokens(workspace_id).await.map_err(crate::server::studio::fail)
+}
+
+/// Creates an API token from checkboxes (`scope_list`, `scope_write`, ...); shown once.
+#[server(prefix = "/studio", endpoint = "create_token")]
+#[allow(clippy::too_many_arguments)]
+pub async fn create_token(
+    workspace_id: Uuid,
+    name: String,
+    expires_in_days: Option<String>,
+    scope_list: Option<String>,
+    scope_write: Option<String>,
+    scope_read: Option<String>,
+    scope_tools: Option<String>,
+    scope_workflows: Option<String>,
+) -> Result<CreatedToken, ApiError> {
+    use crate::server::domain::Scope;
+    let chosen = [
+        (scope_list, Scope::SecretsList),
+        (scope_write, Scope::SecretsWrite),
+        (scope_read, Scope::SecretsRead),
+        (scope_tools, Scope::ToolsCall),
+        (scope_workflows, Scope::WorkflowsRun),
+    ];
+    let scopes: Vec<Scope> = chosen.into_iter().filter(|(on, _)| on.is_some()).map(|(_, s)| s).collect();
+    let days = match expires_in_days.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+        Some(d) => Some(d.parse::<i64>().ok().filter(|d| (1..=3650).contains(d)).ok_or_else(|| ApiError::new("bad_request", "expiry must be 1 to 3650 days"))?),
+        None => None,
+    };
+    crate::server::studio::create_token(workspace_id, &name, &scopes, days).await.map_err(ApiError::from)
+}
+
+/// Revokes a token.
+#[server(prefix = "/studio", endpoint = "revoke_token")]
+pub async fn revoke_token(workspace_id: Uuid, token_id: Uuid) -> Result<(), ApiError> {
+    crate::server::studio::revoke_token(workspace_id, token_id).await.map_err(ApiError::from)
+}
+
+/// The workspace's members (owners only).
+#[server(prefix = "/studio", endpoint = "members")]
+pub async fn get_members(workspace_id: Uuid) -> Result<Vec<Member>, ApiError> {
+    crate::server::studio::members(workspace_id).await.map_err(crate::server::studio::fail)
+}
+
+/// Adds an existing user with a role.
+#[server(prefix = "/studio", endpoint = "add_member")]
+pub async fn add_member(workspace_id: Uuid, username: String, role: Role) -> Result<(), ApiError> {
+    crate::server::studio::add_member(workspace_id, &username, role).await.map_err(ApiError::from)
+}
+
+/// Changes a member's role; `remove` takes the member out instead.
+#[server(prefix = "/studio", endpoint = "change_member")]
+pub async fn change_member(workspace_id: Uuid, user_id: Uuid, role: Option<Role>, remove: Option<String>) -> Result<(), ApiError> {
+    let role = if remove.is_some() { None } else { Some(role.ok_or_else(|| ApiError::new("bad_request", "choose a role"))?) };
+    crate::server::studio::change_member(workspace_id, user_id, role).await.map_err(ApiError::from)
+}
+
+/// Changes the signed-in user's password.
+#[server(prefix = "/studio", endpoint = "change_password")]
+pub async fn change_password(current_password: String, new_password: String) -> Result<(), ApiError> {
+    crate::server::studio::change_password(&current_password, &new_password).await.map_err(ApiError::from)
+}
+
+/// Creates a user (administrators only); answers with a generated password when none is given.
+#[server(prefix = "/studio", endpoint = "create_user")]
+pub async fn create_user(username: String, password: Option<String>, admin: Option<String>) -> Result<Option<String>, ApiError> {
+    crate::server::studio::create_user(&username, password, admin.is_some()).await.map_err(ApiError::from)
 }

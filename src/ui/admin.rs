@@ -1,0 +1,279 @@
+//! Owner and account pages: a workspace's API tokens (created tokens are shown once) and
+//! members, and the signed-in user's account (password; creating users for administrators).
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+use uuid::Uuid;
+
+use crate::model::{ApiError, Member, TokenInfo};
+use crate::ui::layout::{error_view, TopBar};
+use crate::ui::server_fns::{
+    get_current_user, get_members, get_tokens, AddMember, ChangeMember, ChangePassword, CreateToken, CreateUser, RevokeToken,
+};
+
+fn workspace_param() -> Memo<Option<Uuid>> {
+    let params = use_params_map();
+    Memo::new(move |_| params.read().get("id").and_then(|id| Uuid::try_parse(&id).ok()))
+}
+
+/// The error of an action's last result, as an alert.
+fn alert<T, S>(value: S) -> impl IntoView
+where
+    S: Get<Value = Option<Result<T, ApiError>>> + Send + Sync + 'static,
+    T: 'static,
+{
+    move || value.get().and_then(Result::err).map(|e| view! { <p role="alert" class="error">{e.message}</p> })
+}
+
+/// `/workspaces/:id/tokens` (owners).
+#[component]
+pub fn TokensPage() -> impl IntoView {
+    let workspace_id = workspace_param();
+    let create = ServerAction::<CreateToken>::new();
+    let revoke = ServerAction::<RevokeToken>::new();
+    let tokens = Resource::new(
+        move || (workspace_id.get(), create.version().get(), revoke.version().get()),
+        |(id, ..)| async move {
+            match id {
+                Some(id) => get_tokens(id).await,
+                None => Err(ApiError::new("not_found", "Not found")),
+            }
+        },
+    );
+    let created = move || create.value().get().and_then(Result::ok);
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match tokens.await {
+                    Ok(list) => {
+                        let ws = workspace_id.get().unwrap_or_default();
+                        view! {
+                            <TopBar/>
+                            <section class="panel">
+                                <p class="crumbs"><a href=format!("/workspaces/{ws}")>"Back to the workspace"</a></p>
+                                <h1>"API tokens"</h1>
+                                <TokenTable list ws revoke/>
+                                {alert(revoke.value())}
+                            </section>
+                            <section class="panel" aria-labelledby="new-token-title">
+                                <h2 id="new-token-title">"Create a token"</h2>
+                                <ActionForm action=create attr:class="stack-form">
+                                    <input type="hidden" name="workspace_id" value=ws.to_string()/>
+                                    <label for="token-name">"Name"</label>
+                                    <input id="token-name" name="name" type="text" required=true autocomplete="off"/>
+                                    <fieldset>
+                                        <legend>"Scopes"</legend>
+                                        <label><input type="checkbox" name="scope_list" checked=true/>" secrets:list"</label>
+                                        <label><input type="checkbox" name="scope_write"/>" secrets:write"</label>
+                                        <label><input type="checkbox" name="scope_read"/>" secrets:read (reads values: trusted servers only)"</label>
+                                        <label><input type="checkbox" name="scope_tools"/>" tools:call"</label>
+                                        <label><input type="checkbox" name="scope_workflows"/>" workflows:run"</label>
+                                    </fieldset>
+                                    <label for="token-days">"Expires after (days, empty for never)"</label>
+                                    <input id="token-days" name="expires_in_days" type="text" inputmode="numeric" autocomplete="off"/>
+                                    <button type="submit">"Create token"</button>
+                                </ActionForm>
+                                {alert(create.value())}
+                                {move || created().map(|c| view! {
+                                    <div class="created" role="status">
+                                        <p>{format!("Token '{}' created. Copy it now: it is not shown again.", c.info.name)}</p>
+                                        <code class="token">{c.token}</code>
+                                    </div>
+                                })}
+                            </section>
+                        }.into_any()
+                    }
+                    Err(err) => error_view(err),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn TokenTable(list: Vec<TokenInfo>, ws: Uuid, revoke: ServerAction<RevokeToken>) -> impl IntoView {
+    if list.is_empty() {
+        return view! { <p class="empty">"No tokens yet."</p> }.into_any();
+    }
+    view! {
+        <table class="secrets">
+            <caption class="sr-only">"API tokens"</caption>
+            <thead><tr>
+                <th scope="col">"Name"</th><th scope="col">"Scopes"</th><th scope="col">"Created"</th><th scope="col">"Status"</th>
+                <th scope="col"><span class="sr-only">"Actions"</span></th>
+            </tr></thead>
+            <tbody>
+                {list.into_iter().map(|t| {
+                    let status = if t.revoked { "revoked".to_string() } else {
+                        t.expires_at.map(|at| format!("active until {}", at.format("%Y-%m-%d"))).unwrap_or_else(|| "active".into())
+                    };
+                    let label = format!("Revoke {}", t.name);
+                    let action = (!t.revoked).then(|| view! {
+                        <ActionForm action=revoke>
+                            <input type="hidden" name="workspace_id" value=ws.to_string()/>
+                            <input type="hidden" name="token_id" value=t.id.to_string()/>
+                            <button type="submit" class="secondary">{label}</button>
+                        </ActionForm>
+                    });
+                    view! {
+                        <tr>
+                            <td>{t.name.clone()}</td>
+                            <td><code>{t.scopes.join(" ")}</code></td>
+                            <td>{t.created_at.format("%Y-%m-%d %H:%M UTC").to_string()}</td>
+                            <td>{status}</td>
+                            <td>{action}</td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+    .into_any()
+}
+
+/// `/workspaces/:id/members` (owners).
+#[component]
+pub fn MembersPage() -> impl IntoView {
+    let workspace_id = workspace_param();
+    let add = ServerAction::<AddMember>::new();
+    let change = ServerAction::<ChangeMember>::new();
+    let members = Resource::new(
+        move || (workspace_id.get(), add.version().get(), change.version().get()),
+        |(id, ..)| async move {
+            match id {
+                Some(id) => get_members(id).await,
+                None => Err(ApiError::new("not_found", "Not found")),
+            }
+        },
+    );
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match members.await {
+                    Ok(list) => {
+                        let ws = workspace_id.get().unwrap_or_default();
+                        view! {
+                            <TopBar/>
+                            <section class="panel">
+                                <p class="crumbs"><a href=format!("/workspaces/{ws}")>"Back to the workspace"</a></p>
+                                <h1>"Members"</h1>
+                                <table class="secrets">
+                                    <caption class="sr-only">"Members"</caption>
+                                    <thead><tr><th scope="col">"User"</th><th scope="col">"Role"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr></thead>
+                                    <tbody>
+                                        {list.into_iter().map(|m| view! { <MemberRow member=m ws change/> }).collect_view()}
+                                    </tbody>
+                                </table>
+                                {alert(change.value())}
+                            </section>
+                            <section class="panel" aria-labelledby="add-member-title">
+                                <h2 id="add-member-title">"Add a member"</h2>
+                                <ActionForm action=add attr:class="inline-form">
+                                    <input type="hidden" name="workspace_id" value=ws.to_string()/>
+                                    <label for="member-username">"Username"</label>
+                                    <input id="member-username" name="username" type="text" required=true autocomplete="off"/>
+                                    <label for="member-role">"Role"</label>
+                                    <select id="member-role" name="role">
+                                        <option value="viewer">"viewer"</option>
+                                        <option value="editor">"editor"</option>
+                                        <option value="owner">"owner"</option>
+                                    </select>
+                                    <button type="submit">"Add member"</button>
+                                </ActionForm>
+                                {alert(add.value())}
+                            </section>
+                        }.into_any()
+                    }
+                    Err(err) => error_view(err),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn MemberRow(member: Member, ws: Uuid, change: ServerAction<ChangeMember>) -> impl IntoView {
+    let select_id = format!("role-{}", member.user_id);
+    let role = member.role.as_str();
+    let (ws1, ws2) = (ws.to_string(), ws.to_string());
+    let (id1, id2) = (member.user_id.to_string(), member.user_id.to_string());
+    let role_label = format!("Role of {}", member.username);
+    let remove_label = format!("Remove {}", member.username);
+    view! {
+        <tr>
+            <td>{member.username.clone()}</td>
+            <td>{role}</td>
+            <td class="actions">
+                <ActionForm action=change attr:class="inline-form">
+                    <input type="hidden" name="workspace_id" value=ws1/>
+                    <input type="hidden" name="user_id" value=id1/>
+                    <label for=select_id.clone() class="sr-only">{role_label}</label>
+                    <select id=select_id name="role">
+                        {["viewer", "editor", "owner"].into_iter().map(|r| view! { <option value=r selected=r == role>{r}</option> }).collect_view()}
+                    </select>
+                    <button type="submit" class="secondary">"Change role"</button>
+                </ActionForm>
+                <ActionForm action=change attr:class="inline-form">
+                    <input type="hidden" name="workspace_id" value=ws2/>
+                    <input type="hidden" name="user_id" value=id2/>
+                    <input type="hidden" name="remove" value="1"/>
+                    <button type="submit" class="danger">{remove_label}</button>
+                </ActionForm>
+            </td>
+        </tr>
+    }
+}
+
+/// `/account`: change the password; administrators also create users.
+#[component]
+pub fn AccountPage() -> impl IntoView {
+    let user = Resource::new(|| (), |_| get_current_user());
+    let password = ServerAction::<ChangePassword>::new();
+    let create_user = ServerAction::<CreateUser>::new();
+    let changed = move || password.value().get().is_some_and(|r| r.is_ok());
+    let generated = move || create_user.value().get().and_then(Result::ok);
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match user.await {
+                    Ok(Some(me)) => view! {
+                        <TopBar/>
+                        <section class="panel" aria-labelledby="password-title">
+                            <h1>{format!("Account: {}", me.username)}</h1>
+                            <h2 id="password-title">"Change password"</h2>
+                            <ActionForm action=password attr:class="stack-form">
+                                <label for="current-password">"Current password"</label>
+                                <input id="current-password" name="current_password" type="password" autocomplete="current-password" required=true/>
+                                <label for="new-password">"New password"</label>
+                                <input id="new-password" name="new_password" type="password" autocomplete="new-password" required=true minlength="8"/>
+                                <button type="submit">"Change password"</button>
+                            </ActionForm>
+                            {alert(password.value())}
+                            {move || changed().then(|| view! { <p class="success" role="status">"Password changed."</p> })}
+                        </section>
+                        {me.is_admin.then(|| view! {
+                            <section class="panel" aria-labelledby="new-user-title">
+                                <h2 id="new-user-title">"Create a user"</h2>
+                                <ActionForm action=create_user attr:class="stack-form">
+                                    <label for="new-username">"New username"</label>
+                                    <input id="new-username" name="username" type="text" required=true autocomplete="off"/>
+                                    <label for="new-user-password">"Initial password (empty: generate one)"</label>
+                                    <input id="new-user-password" name="password" type="password" autocomplete="new-password"/>
+                                    <label><input type="checkbox" name="admin"/>" Administrator"</label>
+                                    <button type="submit">"Create user"</button>
+                                </ActionForm>
+                                {alert(create_user.value())}
+                                {move || create_user.value().get().and_then(Result::ok).map(|_| view! { <p class="success" role="status">"User created."</p> })}
+                                {move || generated().flatten().map(|p| view! {
+                                    <p>"Generated password (shown once): "<code class="token">{p}</code></p>
+                                })}
+                            </section>
+                        })}
+                    }.into_any(),
+                    Ok(None) => error_view(ApiError::new("unauthorized", "Sign in first")),
+                    Err(err) => error_view(err),
+                }
+            })}
+        </Suspense>
+    }
+}
