@@ -388,7 +388,20 @@ async fn users_change_their_password_and_admins_create_users(engine: Engine) {
     assert!(TestApp::session_cookie(&app.sign_in("bob", generated).await).is_some());
 }
 
+async fn sign_ins_and_failed_attempts_are_audited_and_shown_to_the_user(engine: Engine) {
+    let app = spawn_app(engine).await;
+    app.user("alice", PASSWORD).await;
+    app.sign_in("alice", "wrong-password").await;
+    let cookie = TestApp::session_cookie(&app.sign_in("alice", PASSWORD).await).unwrap();
+
+    let account = get_page(&app, "/account", Some(&cookie)).await.text().await.unwrap();
+
+    assert!(account.contains("failed attempt") && account.contains("signed in"), "{account}");
+    assert!(!account.contains("wrong-password"));
+}
+
 both_engines!(
+    sign_ins_and_failed_attempts_are_audited_and_shown_to_the_user,
     owners_create_and_revoke_tokens_shown_once,
     owners_manage_members_and_the_last_owner_stays,
     users_change_their_password_and_admins_create_users,

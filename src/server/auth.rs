@@ -172,12 +172,11 @@ pub async fn sign_in(db: &Db, username: &str, password: &str, session_hours: i64
         store::record_sign_in_failure(db, username.as_str()).await?;
         return Err(AppError::InvalidCredentials);
     };
-    store::clear_sign_in_failures(db, username.as_str()).await?;
 
     let id = Uuid::new_v4();
     let secret = random_secret();
     let expires_at = Utc::now() + Duration::hours(session_hours);
-    store::insert_session(db, id, &sha256(&secret), user.id, expires_at).await?;
+    store::start_session(db, id, &sha256(&secret), user.id, &user.username, expires_at).await?;
     Ok(NewSession { cookie_value: format!("{}.{}", id.simple(), secret), expires_at })
 }
 

@@ -424,11 +424,18 @@ pub async fn revoke_token(db: &Db, id: Uuid, only_workspace: Option<Uuid>, actor
 
 // ---- sessions and sign-in failures -------------------------------------------------------
 
-/// Stores a new session.
-pub async fn insert_session(db: &Db, id: Uuid, secret_hash: &[u8], user_id: Uuid, expires_at: DateTime<Utc>) -> Result<(), AppError> {
-    on_pool!(db, pool => sqlx::query(
-        "INSERT INTO sessions (id, secret_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(id).bind(secret_hash).bind(user_id).bind(Utc::now()).bind(expires_at).execute(pool).await?.rows_affected());
+/// Opens a session after a successful sign-in: forgets the user's failed attempts, stores
+/// the session and audits the sign-in, in one transaction.
+pub async fn start_session(db: &Db, id: Uuid, secret_hash: &[u8], user_id: Uuid, username: &str, expires_at: DateTime<Utc>) -> Result<(), AppError> {
+    let mut tx = db.begin().await?;
+    on_tx!(&mut tx, conn => {
+        sqlx::query("DELETE FROM sign_in_failures WHERE username = $1").bind(username).execute(&mut *conn).await?;
+        sqlx::query("INSERT INTO sessions (id, secret_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(id).bind(secret_hash).bind(user_id).bind(Utc::now()).bind(expires_at).execute(&mut *conn).await?;
+    });
+    let actor = format!("user:{username}");
+    audit_in(&mut tx, &Audit { workspace_id: None, actor: &actor, action: "user.signed_in", key: None, detail: None }).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -446,10 +453,14 @@ pub async fn delete_session(db: &Db, id: Uuid) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Records a failed sign-in for `username`.
+/// Records (and audits) a failed sign-in for `username`, in one transaction.
 pub async fn record_sign_in_failure(db: &Db, username: &str) -> Result<(), AppError> {
-    on_pool!(db, pool => sqlx::query("INSERT INTO sign_in_failures (username, at) VALUES ($1, $2)")
-        .bind(username).bind(Utc::now()).execute(pool).await?.rows_affected());
+    let mut tx = db.begin().await?;
+    on_tx!(&mut tx, conn => sqlx::query("INSERT INTO sign_in_failures (username, at) VALUES ($1, $2)")
+        .bind(username).bind(Utc::now()).execute(&mut *conn).await?.rows_affected());
+    let actor = format!("user:{username}");
+    audit_in(&mut tx, &Audit { workspace_id: None, actor: &actor, action: "user.sign_in_failed", key: None, detail: None }).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -457,12 +468,6 @@ pub async fn record_sign_in_failure(db: &Db, username: &str) -> Result<(), AppEr
 pub async fn sign_in_failures_since(db: &Db, username: &str, since: DateTime<Utc>) -> Result<i64, AppError> {
     Ok(on_pool!(db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM sign_in_failures WHERE username = $1 AND at > $2")
         .bind(username).bind(since).fetch_one(pool).await?))
-}
-
-/// Forgets the failures of `username` (after a successful sign-in).
-pub async fn clear_sign_in_failures(db: &Db, username: &str) -> Result<(), AppError> {
-    on_pool!(db, pool => sqlx::query("DELETE FROM sign_in_failures WHERE username = $1").bind(username).execute(pool).await?.rows_affected());
-    Ok(())
 }
 
 // ---- audit log ---------------------------------------------------------------------------
@@ -502,6 +507,15 @@ struct AuditRow {
     action: String,
     key: Option<String>,
     detail: Option<String>,
+}
+
+/// A user's own sign-in events (successes and failures), newest first.
+pub async fn sign_in_events(db: &Db, username: &str, limit: i64) -> Result<Vec<crate::model::AuditEvent>, AppError> {
+    let actor = format!("user:{username}");
+    let rows: Vec<AuditRow> = on_pool!(db, pool => sqlx::query_as(
+        "SELECT id, at, actor, action, key, detail FROM audit_events WHERE workspace_id IS NULL AND actor = $1 ORDER BY at DESC, id LIMIT $2")
+        .bind(actor).bind(limit).fetch_all(pool).await?);
+    Ok(rows.into_iter().map(|r| crate::model::AuditEvent { id: r.id, at: r.at, actor: r.actor, action: r.action, key: r.key, detail: r.detail }).collect())
 }
 
 /// A workspace's audit log, newest first; `search` matches action, actor or key.

@@ -277,3 +277,9 @@ pub async fn create_user(username: &str, password: Option<String>, is_admin: boo
     auth::create_user(&state().db, username, &password, is_admin).await?;
     Ok(generated.then_some(password))
 }
+
+/// The signed-in user's recent sign-ins and failed attempts.
+pub async fn my_sign_ins() -> Result<Vec<AuditEvent>, AppError> {
+    let user = signed_in().await?;
+    store::sign_in_events(&state().db, &user.username, 20).await
+}

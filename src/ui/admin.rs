@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::model::{ApiError, Member, TokenInfo};
 use crate::ui::layout::{error_view, TopBar};
 use crate::ui::server_fns::{
-    get_current_user, get_members, get_tokens, AddMember, ChangeMember, ChangePassword, CreateToken, CreateUser, RevokeToken,
+    get_current_user, get_members, get_my_sign_ins, get_tokens, AddMember, ChangeMember, ChangePassword, CreateToken, CreateUser, RevokeToken,
 };
 
 fn workspace_param() -> Memo<Option<Uuid>> {
@@ -227,7 +227,11 @@ fn MemberRow(member: Member, ws: Uuid, change: ServerAction<ChangeMember>) -> im
 /// `/account`: change the password; administrators also create users.
 #[component]
 pub fn AccountPage() -> impl IntoView {
-    let user = Resource::new(|| (), |_| get_current_user());
+    let user = Resource::new(|| (), |_| async move {
+        let me = get_current_user().await?;
+        let sign_ins = if me.is_some() { get_my_sign_ins().await? } else { Vec::new() };
+        Ok::<_, ApiError>(me.map(|me| (me, sign_ins)))
+    });
     let password = ServerAction::<ChangePassword>::new();
     let create_user = ServerAction::<CreateUser>::new();
     let changed = move || password.value().get().is_some_and(|r| r.is_ok());
@@ -236,39 +240,53 @@ pub fn AccountPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match user.await {
-                    Ok(Some(me)) => view! {
+                    Ok(Some((me, sign_ins))) => view! {
                         <TopBar/>
-                        <section class="panel" aria-labelledby="password-title">
-                            <h1>{format!("Account: {}", me.username)}</h1>
-                            <h2 id="password-title">"Change password"</h2>
-                            <ActionForm action=password attr:class="stack-form">
-                                <label for="current-password">"Current password"</label>
-                                <input id="current-password" name="current_password" type="password" autocomplete="current-password" required=true/>
-                                <label for="new-password">"New password"</label>
-                                <input id="new-password" name="new_password" type="password" autocomplete="new-password" required=true minlength="8"/>
-                                <button type="submit">"Change password"</button>
-                            </ActionForm>
-                            {alert(password.value())}
-                            {move || changed().then(|| view! { <p class="success" role="status">"Password changed."</p> })}
-                        </section>
-                        {me.is_admin.then(|| view! {
-                            <section class="panel" aria-labelledby="new-user-title">
-                                <h2 id="new-user-title">"Create a user"</h2>
-                                <ActionForm action=create_user attr:class="stack-form">
-                                    <label for="new-username">"New username"</label>
-                                    <input id="new-username" name="username" type="text" required=true autocomplete="off"/>
-                                    <label for="new-user-password">"Initial password (empty: generate one)"</label>
-                                    <input id="new-user-password" name="password" type="password" autocomplete="new-password"/>
-                                    <label><input type="checkbox" name="admin"/>" Administrator"</label>
-                                    <button type="submit">"Create user"</button>
+                        <div class="account-page">
+                            <section class="panel" aria-labelledby="password-title">
+                                <h1>{format!("Account: {}", me.username)}</h1>
+                                <h2 id="password-title">"Change password"</h2>
+                                <ActionForm action=password attr:class="stack-form">
+                                    <label for="current-password">"Current password"</label>
+                                    <input id="current-password" name="current_password" type="password" autocomplete="current-password" required=true/>
+                                    <label for="new-password">"New password"</label>
+                                    <input id="new-password" name="new_password" type="password" autocomplete="new-password" required=true minlength="8"/>
+                                    <button type="submit">"Change password"</button>
                                 </ActionForm>
-                                {alert(create_user.value())}
-                                {move || create_user.value().get().and_then(Result::ok).map(|_| view! { <p class="success" role="status">"User created."</p> })}
-                                {move || generated().flatten().map(|p| view! {
-                                    <p>"Generated password (shown once): "<code class="token">{p}</code></p>
-                                })}
+                                {alert(password.value())}
+                                {move || changed().then(|| view! { <p class="success" role="status">"Password changed."</p> })}
                             </section>
-                        })}
+                            <section class="panel" aria-labelledby="sign-ins-title">
+                                <h2 id="sign-ins-title">"Recent sign-ins"</h2>
+                                <ul class="sign-ins">
+                                    {sign_ins.into_iter().map(|e| view! {
+                                        <li>
+                                            <time datetime=e.at.to_rfc3339()>{e.at.format("%Y-%m-%d %H:%M:%S UTC").to_string()}</time>
+                                            " · "
+                                            {if e.action == "user.signed_in" { "signed in" } else { "failed attempt" }}
+                                        </li>
+                                    }).collect_view()}
+                                </ul>
+                            </section>
+                            {me.is_admin.then(|| view! {
+                                <section class="panel" aria-labelledby="new-user-title">
+                                    <h2 id="new-user-title">"Create a user"</h2>
+                                    <ActionForm action=create_user attr:class="stack-form">
+                                        <label for="new-username">"New username"</label>
+                                        <input id="new-username" name="username" type="text" required=true autocomplete="off"/>
+                                        <label for="new-user-password">"Initial password (empty: generate one)"</label>
+                                        <input id="new-user-password" name="password" type="password" autocomplete="new-password"/>
+                                        <label><input type="checkbox" name="admin"/>" Administrator"</label>
+                                        <button type="submit">"Create user"</button>
+                                    </ActionForm>
+                                    {alert(create_user.value())}
+                                    {move || create_user.value().get().and_then(Result::ok).map(|_| view! { <p class="success" role="status">"User created."</p> })}
+                                    {move || generated().flatten().map(|p| view! {
+                                        <p>"Generated password (shown once): "<code class="token">{p}</code></p>
+                                    })}
+                                </section>
+                            })}
+                        </div>
                     }.into_any(),
                     Ok(None) => error_view(ApiError::new("unauthorized", "Sign in first")),
                     Err(err) => error_view(err),

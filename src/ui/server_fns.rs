@@ -158,3 +158,9 @@ pub async fn change_password(current_password: String, new_password: String) -> 
 pub async fn create_user(username: String, password: Option<String>, admin: Option<String>) -> Result<Option<String>, ApiError> {
     crate::server::studio::create_user(&username, password, admin.is_some()).await.map_err(ApiError::from)
 }
+
+/// The signed-in user's recent sign-ins and failed attempts.
+#[server(prefix = "/studio", endpoint = "my_sign_ins")]
+pub async fn get_my_sign_ins() -> Result<Vec<AuditEvent>, ApiError> {
+    crate::server::studio::my_sign_ins().await.map_err(crate::server::studio::fail)
+}
