@@ -2,19 +2,13 @@
 //! members, and the signed-in user's account (password; creating users for administrators).
 
 use leptos::prelude::*;
-use leptos_router::hooks::use_params_map;
 use uuid::Uuid;
 
 use crate::model::{ApiError, Member, TokenInfo};
-use crate::ui::layout::{error_view, TopBar};
+use crate::ui::layout::{error_view, fetch_for, id_param, TopBar};
 use crate::ui::server_fns::{
     get_current_user, get_members, get_my_sign_ins, get_tokens, AddMember, ChangeMember, ChangePassword, CreateToken, CreateUser, RevokeToken,
 };
-
-fn workspace_param() -> Memo<Option<Uuid>> {
-    let params = use_params_map();
-    Memo::new(move |_| params.read().get("id").and_then(|id| Uuid::try_parse(&id).ok()))
-}
 
 /// The error of an action's last result, as an alert.
 fn alert<T, S>(value: S) -> impl IntoView
@@ -28,17 +22,12 @@ where
 /// `/workspaces/:id/tokens` (owners).
 #[component]
 pub fn TokensPage() -> impl IntoView {
-    let workspace_id = workspace_param();
+    let workspace_id = id_param("id");
     let create = ServerAction::<CreateToken>::new();
     let revoke = ServerAction::<RevokeToken>::new();
     let tokens = Resource::new(
         move || (workspace_id.get(), create.version().get(), revoke.version().get()),
-        |(id, ..)| async move {
-            match id {
-                Some(id) => get_tokens(id).await,
-                None => Err(ApiError::new("not_found", "Not found")),
-            }
-        },
+        |(id, ..)| fetch_for(id, get_tokens),
     );
     let created = move || create.value().get().and_then(Result::ok);
     view! {
@@ -134,17 +123,12 @@ fn TokenTable(list: Vec<TokenInfo>, ws: Uuid, revoke: ServerAction<RevokeToken>)
 /// `/workspaces/:id/members` (owners).
 #[component]
 pub fn MembersPage() -> impl IntoView {
-    let workspace_id = workspace_param();
+    let workspace_id = id_param("id");
     let add = ServerAction::<AddMember>::new();
     let change = ServerAction::<ChangeMember>::new();
     let members = Resource::new(
         move || (workspace_id.get(), add.version().get(), change.version().get()),
-        |(id, ..)| async move {
-            match id {
-                Some(id) => get_members(id).await,
-                None => Err(ApiError::new("not_found", "Not found")),
-            }
-        },
+        |(id, ..)| fetch_for(id, get_members),
     );
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>

@@ -2,28 +2,20 @@
 //! with actor, time and key (never a value), filterable.
 
 use leptos::prelude::*;
-use leptos_router::hooks::{use_params_map, use_query_map};
-use uuid::Uuid;
+use leptos_router::hooks::use_query_map;
 
-use crate::model::ApiError;
-use crate::ui::layout::{error_view, TopBar};
+use crate::ui::layout::{error_view, fetch_for, id_param, TopBar};
 use crate::ui::server_fns::get_audit_log;
 
 /// `/workspaces/:id/audit` (optionally `?q=` to filter).
 #[component]
 pub fn AuditPage() -> impl IntoView {
-    let params = use_params_map();
     let query = use_query_map();
-    let workspace_id = Memo::new(move |_| params.read().get("id").and_then(|id| Uuid::try_parse(&id).ok()));
+    let workspace_id = id_param("id");
     let search = Memo::new(move |_| query.read().get("q").filter(|q| !q.is_empty()));
     let events = Resource::new(
         move || (workspace_id.get(), search.get()),
-        |(id, search)| async move {
-            match id {
-                Some(id) => get_audit_log(id, search).await,
-                None => Err(ApiError::new("not_found", "Not found")),
-            }
-        },
+        |(id, search)| fetch_for(id, move |id| get_audit_log(id, search)),
     );
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>

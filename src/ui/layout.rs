@@ -1,7 +1,11 @@
 //! The frame around signed-in pages: product name, the user and a sign-out button.
 
+use std::future::Future;
+
 use leptos::prelude::*;
 use leptos_router::components::Redirect;
+use leptos_router::hooks::use_params_map;
+use uuid::Uuid;
 
 use crate::model::ApiError;
 use crate::ui::server_fns::SignOut;
@@ -34,5 +38,22 @@ pub fn error_view(err: ApiError) -> AnyView {
             </div>
         }
         .into_any()
+    }
+}
+
+/// A UUID path parameter of the current route (`None` when absent or malformed).
+pub fn id_param(name: &'static str) -> Memo<Option<Uuid>> {
+    let params = use_params_map();
+    Memo::new(move |_| params.read().get(name).and_then(|id| Uuid::try_parse(&id).ok()))
+}
+
+/// Fetches a page's data for an id from the URL; a malformed id names nothing, so it is a 404.
+pub async fn fetch_for<T, Fut>(id: Option<Uuid>, fetch: impl FnOnce(Uuid) -> Fut) -> Result<T, ApiError>
+where
+    Fut: Future<Output = Result<T, ApiError>>,
+{
+    match id {
+        Some(id) => fetch(id).await,
+        None => Err(ApiError::new("not_found", "Not found")),
     }
 }

@@ -2,12 +2,11 @@
 //! a run's documents in order (the SecretRequestDocument form while waiting, then results).
 
 use leptos::prelude::*;
-use leptos_router::hooks::use_params_map;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::model::{ApiError, PendingRequest, RunDocument, RunStatus, WorkflowRun};
-use crate::ui::layout::{error_view, TopBar};
+use crate::model::{PendingRequest, RunDocument, RunStatus, WorkflowRun};
+use crate::ui::layout::{error_view, fetch_for, id_param, TopBar};
 use crate::ui::live::use_workspace_events;
 use crate::ui::markdown::Markdown;
 use crate::ui::server_fns::{get_run, DeclineRequest, SubmitRequest};
@@ -47,24 +46,13 @@ pub fn PendingRequests(workspace_id: Uuid, requests: Vec<PendingRequest>) -> imp
 /// `/workspaces/:id/runs/:run`
 #[component]
 pub fn RunPage() -> impl IntoView {
-    let params = use_params_map();
-    let ids = Memo::new(move |_| {
-        let p = params.read();
-        let ws = p.get("id").and_then(|id| Uuid::try_parse(&id).ok());
-        let run = p.get("run").and_then(|id| Uuid::try_parse(&id).ok());
-        ws.zip(run)
-    });
+    let (workspace_id, run_id) = (id_param("id"), id_param("run"));
     let submit = ServerAction::<SubmitRequest>::new();
     let decline = ServerAction::<DeclineRequest>::new();
-    let events = use_workspace_events(Memo::new(move |_| ids.get().map(|(ws, _)| ws)));
+    let events = use_workspace_events(workspace_id);
     let run = Resource::new(
-        move || (ids.get(), submit.version().get(), decline.version().get(), events.get()),
-        |(ids, ..)| async move {
-            match ids {
-                Some((ws, run)) => get_run(ws, run).await,
-                None => Err(ApiError::new("not_found", "Not found")),
-            }
-        },
+        move || (workspace_id.get(), run_id.get(), submit.version().get(), decline.version().get(), events.get()),
+        |(ws, run, ..)| fetch_for(ws, move |ws| fetch_for(run, move |run| get_run(ws, run))),
     );
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>

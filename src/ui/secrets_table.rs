@@ -3,11 +3,11 @@
 //! password fields, sent once and never sent back: the server functions return keys and flags.
 
 use leptos::prelude::*;
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::hooks::use_query_map;
 use uuid::Uuid;
 
-use crate::model::{ApiError, Role, SecretItem};
-use crate::ui::layout::{error_view, TopBar};
+use crate::model::{Role, SecretItem};
+use crate::ui::layout::{error_view, fetch_for, id_param, TopBar};
 use crate::ui::live::use_workspace_events;
 use crate::ui::requests::PendingRequests;
 use crate::ui::server_fns::{get_workspace_secrets, CreateSecret, DeleteSecret, UpdateSecret};
@@ -15,9 +15,8 @@ use crate::ui::server_fns::{get_workspace_secrets, CreateSecret, DeleteSecret, U
 /// `/workspaces/:id` (optionally `?q=` to filter keys).
 #[component]
 pub fn SecretsPage() -> impl IntoView {
-    let params = use_params_map();
     let query = use_query_map();
-    let workspace_id = Memo::new(move |_| params.read().get("id").and_then(|id| Uuid::try_parse(&id).ok()));
+    let workspace_id = id_param("id");
     let filter = Memo::new(move |_| query.read().get("q").unwrap_or_default());
     let create = ServerAction::<CreateSecret>::new();
     let update = ServerAction::<UpdateSecret>::new();
@@ -25,12 +24,7 @@ pub fn SecretsPage() -> impl IntoView {
     let events = use_workspace_events(workspace_id);
     let data = Resource::new(
         move || (workspace_id.get(), create.version().get(), update.version().get(), delete.version().get(), events.get()),
-        |(id, ..)| async move {
-            match id {
-                Some(id) => get_workspace_secrets(id).await,
-                None => Err(ApiError::new("not_found", "Not found")),
-            }
-        },
+        |(id, ..)| fetch_for(id, get_workspace_secrets),
     );
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
