@@ -88,7 +88,7 @@ async fn sign_out_ends_the_session(engine: Engine) {
     let cookie = member(&app, "alice", ws, "owner").await;
     assert_eq!(get_page(&app, "/workspaces", Some(&cookie)).await.status(), 200);
 
-    let out = app.client.post(format!("{}/studio/sign_out", app.base)).header("cookie", &cookie).header("origin", &app.base).send().await.unwrap();
+    let out = studio_post(&app, &cookie, "sign_out", &[]).await;
 
     assert!(out.status().is_redirection() || out.status().is_success(), "{}", out.status());
     let after = get_page(&app, "/workspaces", Some(&cookie)).await;
@@ -197,16 +197,52 @@ async fn the_workspace_server_function_authorizes_like_the_rest_api(engine: Engi
     assert_eq!(anonymous.status(), 401);
 }
 
-/// Posts a Studio form (`application/x-www-form-urlencoded`) to a server function.
+/// The CSRF token a Studio page renders for the session in `cookie` (`lss_session=...`).
+fn csrf_of(cookie: &str) -> String {
+    loopstack_secrets::server::auth::csrf_token(cookie.strip_prefix("lss_session=").unwrap())
+}
+
+/// Posts a Studio form (`application/x-www-form-urlencoded`) to a server function, with the
+/// CSRF field a rendered form carries.
 async fn studio_post(app: &TestApp, cookie: &str, function: &str, form: &[(&str, String)]) -> reqwest::Response {
+    let mut form = form.to_vec();
+    form.push(("csrf", csrf_of(cookie)));
     app.client
         .post(format!("{}/studio/{function}", app.base))
         .header("cookie", cookie)
         .header("origin", &app.base)
-        .form(form)
+        .form(&form)
         .send()
         .await
         .unwrap()
+}
+
+async fn studio_writes_need_the_sessions_csrf_token(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let ws = app.workspace("main").await;
+    let editor = member(&app, "eddie", ws, "editor").await;
+    let other = member(&app, "olly", ws, "editor").await;
+    let post = |csrf: Option<String>| {
+        let mut form = vec![("workspace_id", ws.to_string()), ("key", "K".to_string()), ("value", "v".to_string())];
+        if let Some(csrf) = csrf {
+            form.push(("csrf", csrf));
+        }
+        app.client.post(format!("{}/studio/create_secret", app.base)).header("cookie", &editor).header("origin", &app.base).form(&form).send()
+    };
+
+    let missing = post(None).await.unwrap();
+    let foreign = post(Some(csrf_of(&other))).await.unwrap();
+    let forged = post(Some("A".repeat(43))).await.unwrap();
+    let valid = post(Some(csrf_of(&editor))).await.unwrap();
+
+    for refused in [missing, foreign, forged] {
+        assert_eq!(refused.status(), 403);
+        assert_eq!(json(refused).await["code"], "forbidden");
+    }
+    assert_eq!(valid.status(), 200);
+    assert_eq!(app.value_of(ws, "K").await.as_deref(), Some("v"));
+    let page = get_page(&app, &format!("/workspaces/{ws}"), Some(&editor)).await.text().await.unwrap();
+    assert!(page.contains(&format!("name=\"csrf\" value=\"{}\"", csrf_of(&editor))), "forms carry the token");
 }
 
 async fn studio_writes_authorize_like_the_rest_api(engine: Engine) {
@@ -401,6 +437,7 @@ async fn sign_ins_and_failed_attempts_are_audited_and_shown_to_the_user(engine: 
 }
 
 both_engines!(
+    studio_writes_need_the_sessions_csrf_token,
     sign_ins_and_failed_attempts_are_audited_and_shown_to_the_user,
     owners_create_and_revoke_tokens_shown_once,
     owners_manage_members_and_the_last_owner_stays,

@@ -209,6 +209,32 @@ pub fn session_cookie(value: &str, max_age_secs: i64, secure: bool) -> String {
         .to_string()
 }
 
+/// Name of the cookie that carries the CSRF token to the browser (readable by the page's
+/// script so hydrated forms render the same hidden field as the server did).
+pub const CSRF_COOKIE: &str = "lss_csrf";
+
+/// The CSRF token of a session: derived from the session cookie, so only someone holding the
+/// session can know it, and nothing needs storing.
+pub fn csrf_token(session_cookie_value: &str) -> String {
+    B64URL.encode(Sha256::digest(format!("loopstack-secrets csrf v1:{session_cookie_value}").as_bytes()))
+}
+
+/// Whether `presented` is the CSRF token of the session (constant time).
+pub fn csrf_matches(session_cookie_value: &str, presented: &str) -> bool {
+    csrf_token(session_cookie_value).as_bytes().ct_eq(presented.as_bytes()).into()
+}
+
+/// The `Set-Cookie` value carrying the CSRF token (not HttpOnly: the page reads it).
+pub fn csrf_cookie(token: &str, max_age_secs: i64, secure: bool) -> String {
+    cookie::Cookie::build((CSRF_COOKIE, token.to_string()))
+        .same_site(cookie::SameSite::Strict)
+        .secure(secure)
+        .path("/")
+        .max_age(cookie::time::Duration::seconds(max_age_secs))
+        .build()
+        .to_string()
+}
+
 /// Reads the session cookie from request headers.
 pub fn session_cookie_value(headers: &HeaderMap) -> Option<String> {
     headers

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod csrf;
 pub mod db;
 pub mod domain;
 pub mod error;
@@ -45,6 +46,7 @@ pub fn app_router(state: AppState) -> Router {
             move || shell(shell_options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn(csrf::guard))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -37,6 +37,11 @@ pub async fn signed_in() -> Result<SessionUser, AppError> {
     Ok(user)
 }
 
+/// The CSRF token of this request's session, for the hidden field of Studio forms.
+pub fn csrf_token() -> String {
+    use_context::<Parts>().and_then(|parts| auth::session_cookie_value(&parts.headers)).map(|c| auth::csrf_token(&c)).unwrap_or_default()
+}
+
 /// The signed-in user, or `None`.
 pub async fn current_user() -> Result<Option<CurrentUser>, AppError> {
     match signed_in().await {
@@ -53,8 +58,9 @@ pub async fn sign_in(username: &str, password: &str) -> Result<(), AppError> {
     auth::check_same_origin(&parts.method, &parts.headers)?;
     let session = auth::sign_in(&state.db, username, password, state.config.session_hours).await?;
     let secure = auth::is_secure(&parts.headers, state.config.secure_cookies);
-    let cookie = auth::session_cookie(&session.cookie_value, state.config.session_hours * 3600, secure);
-    set_cookie(&cookie);
+    let max_age = state.config.session_hours * 3600;
+    set_cookie(&auth::session_cookie(&session.cookie_value, max_age, secure));
+    set_cookie(&auth::csrf_cookie(&auth::csrf_token(&session.cookie_value), max_age, secure));
     Ok(())
 }
 
@@ -66,6 +72,7 @@ pub async fn sign_out() -> Result<(), AppError> {
     }
     let secure = auth::is_secure(&parts().headers, state.config.secure_cookies);
     set_cookie(&auth::session_cookie("", 0, secure));
+    set_cookie(&auth::csrf_cookie("", 0, secure));
     Ok(())
 }
 

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use crate::model::{ApiError, Member, TokenInfo};
 use crate::ui::layout::{error_view, fetch_for, id_param, TopBar};
+use crate::ui::csrf::CsrfField;
 use crate::ui::server_fns::{
     get_current_user, get_members, get_my_sign_ins, get_tokens, AddMember, ChangeMember, ChangePassword, CreateToken, CreateUser, RevokeToken,
 };
@@ -47,6 +48,7 @@ pub fn TokensPage() -> impl IntoView {
                             <section class="panel" aria-labelledby="new-token-title">
                                 <h2 id="new-token-title">"Create a token"</h2>
                                 <ActionForm action=create attr:class="stack-form">
+                                    <CsrfField/>
                                     <input type="hidden" name="workspace_id" value=ws.to_string()/>
                                     <label for="token-name">"Name"</label>
                                     <input id="token-name" name="name" type="text" required=true autocomplete="off"/>
@@ -99,6 +101,7 @@ fn TokenTable(list: Vec<TokenInfo>, ws: Uuid, revoke: ServerAction<RevokeToken>)
                     let label = format!("Revoke {}", t.name);
                     let action = (!t.revoked).then(|| view! {
                         <ActionForm action=revoke>
+                            <CsrfField/>
                             <input type="hidden" name="workspace_id" value=ws.to_string()/>
                             <input type="hidden" name="token_id" value=t.id.to_string()/>
                             <button type="submit" class="secondary">{label}</button>
@@ -153,6 +156,7 @@ pub fn MembersPage() -> impl IntoView {
                             <section class="panel" aria-labelledby="add-member-title">
                                 <h2 id="add-member-title">"Add a member"</h2>
                                 <ActionForm action=add attr:class="inline-form">
+                                    <CsrfField/>
                                     <input type="hidden" name="workspace_id" value=ws.to_string()/>
                                     <label for="member-username">"Username"</label>
                                     <input id="member-username" name="username" type="text" required=true autocomplete="off"/>
@@ -189,6 +193,7 @@ fn MemberRow(member: Member, ws: Uuid, change: ServerAction<ChangeMember>) -> im
             <td>{role}</td>
             <td class="actions">
                 <ActionForm action=change attr:class="inline-form">
+                    <CsrfField/>
                     <input type="hidden" name="workspace_id" value=ws1/>
                     <input type="hidden" name="user_id" value=id1/>
                     <label for=select_id.clone() class="sr-only">{role_label}</label>
@@ -198,6 +203,7 @@ fn MemberRow(member: Member, ws: Uuid, change: ServerAction<ChangeMember>) -> im
                     <button type="submit" class="secondary">"Change role"</button>
                 </ActionForm>
                 <ActionForm action=change attr:class="inline-form">
+                    <CsrfField/>
                     <input type="hidden" name="workspace_id" value=ws2/>
                     <input type="hidden" name="user_id" value=id2/>
                     <input type="hidden" name="remove" value="1"/>
@@ -231,6 +237,7 @@ pub fn AccountPage() -> impl IntoView {
                                 <h1>{format!("Account: {}", me.username)}</h1>
                                 <h2 id="password-title">"Change password"</h2>
                                 <ActionForm action=password attr:class="stack-form">
+                                    <CsrfField/>
                                     <label for="current-password">"Current password"</label>
                                     <input id="current-password" name="current_password" type="password" autocomplete="current-password" required=true/>
                                     <label for="new-password">"New password"</label>
@@ -256,6 +263,7 @@ pub fn AccountPage() -> impl IntoView {
                                 <section class="panel" aria-labelledby="new-user-title">
                                     <h2 id="new-user-title">"Create a user"</h2>
                                     <ActionForm action=create_user attr:class="stack-form">
+                                        <CsrfField/>
                                         <label for="new-username">"New username"</label>
                                         <input id="new-username" name="username" type="text" required=true autocomplete="off"/>
                                         <label for="new-user-password">"Initial password (empty: generate one)"</label>

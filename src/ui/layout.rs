@@ -8,6 +8,7 @@ use leptos_router::hooks::use_params_map;
 use uuid::Uuid;
 
 use crate::model::ApiError;
+use crate::ui::csrf::CsrfField;
 use crate::ui::server_fns::SignOut;
 
 /// The top bar of signed-in pages.
@@ -19,6 +20,7 @@ pub fn TopBar() -> impl IntoView {
             <a class="brand" href="/workspaces">"loopstack-secrets"</a>
             <a class="account" href="/account">"Account"</a>
             <ActionForm action=sign_out attr:class="signout">
+                <CsrfField/>
                 <button type="submit" class="secondary">"Sign out"</button>
             </ActionForm>
         </header>

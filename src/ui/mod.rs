@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod csrf;
 pub mod layout;
 pub mod live;
 pub mod markdown;

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::model::{PendingRequest, RunDocument, RunStatus, WorkflowRun};
 use crate::ui::layout::{error_view, fetch_for, id_param, TopBar};
+use crate::ui::csrf::CsrfField;
 use crate::ui::live::use_workspace_events;
 use crate::ui::markdown::Markdown;
 use crate::ui::server_fns::{get_run, DeclineRequest, SubmitRequest};
@@ -151,6 +152,7 @@ fn RequestForm(
                 "Values are stored encrypted with this workspace's secrets (see the secrets panel) and are never shown to the workflow or the LLM."
             </p>
             <ActionForm action=submit attr:class="request-form">
+                <CsrfField/>
                 <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
                 <input type="hidden" name="run_id" value=run_id.to_string()/>
                 {keys.into_iter().map(|key| {
@@ -163,6 +165,7 @@ fn RequestForm(
                 <button type="submit" disabled=move || submit.pending().get()>"Save & Continue"</button>
             </ActionForm>
             <ActionForm action=decline attr:class="decline-form">
+                <CsrfField/>
                 <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
                 <input type="hidden" name="run_id" value=run_id.to_string()/>
                 <button type="submit" class="secondary">"Decline"</button>

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::model::{Role, SecretItem};
 use crate::ui::layout::{error_view, fetch_for, id_param, TopBar};
+use crate::ui::csrf::CsrfField;
 use crate::ui::live::use_workspace_events;
 use crate::ui::requests::PendingRequests;
 use crate::ui::server_fns::{get_workspace_secrets, CreateSecret, DeleteSecret, UpdateSecret};
@@ -75,6 +76,7 @@ fn AddSecretForm(workspace_id: Uuid, action: ServerAction<CreateSecret>) -> impl
         <section class="add-secret" aria-labelledby="add-secret-title">
             <h2 id="add-secret-title">"Add secret"</h2>
             <ActionForm action=action attr:class="inline-form">
+                <CsrfField/>
                 <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
                 <label for="new-key">"Key"</label>
                 <input id="new-key" name="key" type="text" placeholder="KEY_NAME" autocomplete="off" required=true spellcheck="false"/>
@@ -152,6 +154,7 @@ fn RowActions(secret: SecretItem, workspace_id: Uuid, update: ServerAction<Updat
         <details class="row-action">
             <summary>"Update"</summary>
             <ActionForm action=update attr:class="inline-form">
+                <CsrfField/>
                 <input type="hidden" name="workspace_id" value=ws/>
                 <input type="hidden" name="id" value=id/>
                 <label for=field_id.clone()>{update_label}</label>
@@ -162,6 +165,7 @@ fn RowActions(secret: SecretItem, workspace_id: Uuid, update: ServerAction<Updat
         <details class="row-action">
             <summary>"Delete"</summary>
             <ActionForm action=delete attr:class="inline-form">
+                <CsrfField/>
                 <input type="hidden" name="workspace_id" value=ws2/>
                 <input type="hidden" name="id" value=id2/>
                 <button type="submit" class="danger">{delete_label}</button>

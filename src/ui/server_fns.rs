@@ -22,7 +22,8 @@ pub async fn sign_in(username: String, password: String) -> Result<(), ApiError>
 
 /// Ends the session and goes to the sign-in page.
 #[server(prefix = "/studio", endpoint = "sign_out")]
-pub async fn sign_out() -> Result<(), ApiError> {
+pub async fn sign_out(csrf: String) -> Result<(), ApiError> {
+    let _ = csrf; // checked by server::csrf::guard before this runs
     crate::server::studio::sign_out().await.map_err(ApiError::from)?;
     leptos_axum::redirect("/sign-in");
     Ok(())
@@ -42,19 +43,22 @@ pub async fn get_workspace_secrets(workspace_id: Uuid) -> Result<WorkspaceSecret
 
 /// Adds a secret; the value is sent once and never comes back.
 #[server(prefix = "/studio", endpoint = "create_secret")]
-pub async fn create_secret(workspace_id: Uuid, key: String, value: String) -> Result<SecretItem, ApiError> {
+pub async fn create_secret(csrf: String, workspace_id: Uuid, key: String, value: String) -> Result<SecretItem, ApiError> {
+    let _ = csrf; // checked by server::csrf::guard before this runs
     crate::server::studio::create_secret(workspace_id, &key, value).await.map_err(ApiError::from)
 }
 
 /// Replaces a secret's value.
 #[server(prefix = "/studio", endpoint = "update_secret")]
-pub async fn update_secret(workspace_id: Uuid, id: Uuid, value: String) -> Result<SecretItem, ApiError> {
+pub async fn update_secret(csrf: String, workspace_id: Uuid, id: Uuid, value: String) -> Result<SecretItem, ApiError> {
+    let _ = csrf; // checked by server::csrf::guard before this runs
     crate::server::studio::update_secret(workspace_id, id, value).await.map_err(ApiError::from)
 }
 
 /// Deletes a secret.
 #[server(prefix = "/studio", endpoint = "delete_secret")]
-pub async fn delete_secret(workspace_id: Uuid, id: Uuid) -> Result<(), ApiError> {
+pub async fn delete_secret(csrf: String, workspace_id: Uuid, id: Uuid) -> Result<(), ApiError> {
+    let _ = csrf; // checked by server::csrf::guard before this runs
     crate::server::studio::delete_secret(workspace_id, id).await.map_err(ApiError::from)
 }
 
@@ -67,7 +71,8 @@ pub async fn get_run(workspace_id: Uuid, run_id: Uuid) -> Result<WorkflowRun, Ap
 /// Submits a SecretRequestDocument form (`values[KEY]=...`): all values stored and the run
 /// continued in one transaction. Without JavaScript the browser comes back to the run page.
 #[server(prefix = "/studio", endpoint = "submit_request")]
-pub async fn submit_request(workspace_id: Uuid, run_id: Uuid, values: std::collections::HashMap<String, String>) -> Result<WorkflowRun, ApiError> {
+pub async fn submit_request(csrf: String, workspace_id: Uuid, run_id: Uuid, values: std::collections::HashMap<String, String>) -> Result<WorkflowRun, ApiError> {
+    let _ = csrf; // checked by server::csrf::guard before this runs
     let run = crate::server::studio::submit_request(workspace_id, run_id, values).await.map_err(ApiError::from)?;
     leptos_axum::redirect(&format!("/workspaces/{workspace_id}/runs/{run_id}"));
     Ok(run)
@@ -75,7 +80,8 @@ pub async fn submit_request(workspace_id: Uuid, run_id: Uuid, values: std::colle
 
 /// Declines a request.
 #[server(prefix = "/studio", endpoint = "decline_request")]
-pub async fn decline_request(workspace_id: Uuid, run_id: Uuid) -> Result<WorkflowRun, ApiError> {
+pub async fn decline_request(csrf: String, workspace_id: Uuid, run_id: Uuid) -> Result<WorkflowRun, ApiError> {
+    let _ = csrf; // checked by server::csrf::guard before this runs
     let run = crate::server::studio::decline_request(workspace_id, run_id).await.map_err(ApiError::from)?;
     leptos_axum::redirect(&format!("/workspaces/{workspace_id}/runs/{run_id}"));
     Ok(run)
@@ -97,6 +103,7 @@ pub async fn get_tokens(workspace_id: Uuid) -> Result<Vec<TokenInfo>, ApiError> 
 #[server(prefix = "/studio", endpoint = "create_token")]
 #[allow(clippy::too_many_arguments)]
 pub async fn create_token(
+    csrf: String,
     workspace_id: Uuid,
     name: String,
     expires_in_days: Option<String>,
@@ -106,6 +113,7 @@ pub async fn create_token(
     scope_tools: Option<String>,
     scope_workflows: Option<String>,
 ) -> Result<CreatedToken, ApiError> {
+    let _ = csrf; // checked by server::csrf::guard before this runs
     use crate::server::domain::Scope;
     let chosen = [
         (scope_list, Scope::SecretsList),
@@ -124,7 +132,8 @@ pub async fn create_token(
 
 /// Revokes a token.
 #[server(prefix = "/studio", endpoint = "revoke_token")]
-pub async fn revoke_token(workspace_id: Uuid, token_id: Uuid) -> Result<(), ApiError> {
+pub async fn revoke_token(csrf: String, workspace_id: Uuid, token_id: Uuid) -> Result<(), ApiError> {
+    let _ = csrf; // checked by server::csrf::guard before this runs
     crate::server::studio::revoke_token(workspace_id, token_id).await.map_err(ApiError::from)
 }
 
@@ -136,26 +145,30 @@ pub async fn get_members(workspace_id: Uuid) -> Result<Vec<Member>, ApiError> {
 
 /// Adds an existing user with a role.
 #[server(prefix = "/studio", endpoint = "add_member")]
-pub async fn add_member(workspace_id: Uuid, username: String, role: Role) -> Result<(), ApiError> {
+pub async fn add_member(csrf: String, workspace_id: Uuid, username: String, role: Role) -> Result<(), ApiError> {
+    let _ = csrf; // checked by server::csrf::guard before this runs
     crate::server::studio::add_member(workspace_id, &username, role).await.map_err(ApiError::from)
 }
 
 /// Changes a member's role; `remove` takes the member out instead.
 #[server(prefix = "/studio", endpoint = "change_member")]
-pub async fn change_member(workspace_id: Uuid, user_id: Uuid, role: Option<Role>, remove: Option<String>) -> Result<(), ApiError> {
+pub async fn change_member(csrf: String, workspace_id: Uuid, user_id: Uuid, role: Option<Role>, remove: Option<String>) -> Result<(), ApiError> {
+    let _ = csrf; // checked by server::csrf::guard before this runs
     let role = if remove.is_some() { None } else { Some(role.ok_or_else(|| ApiError::new("bad_request", "choose a role"))?) };
     crate::server::studio::change_member(workspace_id, user_id, role).await.map_err(ApiError::from)
 }
 
 /// Changes the signed-in user's password.
 #[server(prefix = "/studio", endpoint = "change_password")]
-pub async fn change_password(current_password: String, new_password: String) -> Result<(), ApiError> {
+pub async fn change_password(csrf: String, current_password: String, new_password: String) -> Result<(), ApiError> {
+    let _ = csrf; // checked by server::csrf::guard before this runs
     crate::server::studio::change_password(&current_password, &new_password).await.map_err(ApiError::from)
 }
 
 /// Creates a user (administrators only); answers with a generated password when none is given.
 #[server(prefix = "/studio", endpoint = "create_user")]
-pub async fn create_user(username: String, password: Option<String>, admin: Option<String>) -> Result<Option<String>, ApiError> {
+pub async fn create_user(csrf: String, username: String, password: Option<String>, admin: Option<String>) -> Result<Option<String>, ApiError> {
+    let _ = csrf; // checked by server::csrf::guard before this runs
     crate::server::studio::create_user(&username, password, admin.is_some()).await.map_err(ApiError::from)
 }
 
