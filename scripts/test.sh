@@ -33,7 +33,9 @@ cp "$(server_bin)" "$E2E_DIR/loopstack-secrets"
 step "Rust tests (unit and integration, SQLite and PostgreSQL)"
 # LEPTOS_OUTPUT_NAME as cargo-leptos sets it: leptos reads it at compile time (it names the
 # WASM file in the page), so the test build matches and reuses cargo-leptos's artifacts.
-LEPTOS_OUTPUT_NAME=loopstack-secrets RUSTFLAGS="$LEPTOS_DEBUG_RUSTFLAGS" cargo test --features ssr --no-fail-fast
+LEPTOS_OUTPUT_NAME=loopstack-secrets RUSTFLAGS="$LEPTOS_DEBUG_RUSTFLAGS" cargo test --features ssr --no-fail-fast 2>&1 \
+  | tee "$E2E_DIR/cargo-test.log"
+rust_passed=$(grep -E '^test result:' "$E2E_DIR/cargo-test.log" | awk '{s+=$4} END {print s+0}')
 
 step "End-to-end tests (Playwright, Chromium)"
 PORT="${E2E_PORT:-3999}"
@@ -53,8 +55,13 @@ for _ in $(seq 1 100); do
 done
 curl -fsS "$E2E_BASE_URL/healthz" >/dev/null || { cat "$E2E_DIR/server.log"; exit 1; }
 status=0
-(cd end2end && npx playwright test) || status=$?
+(cd end2end && npx playwright test) 2>&1 | tee "$E2E_DIR/playwright.log" || status=$?
 if [ "$status" != 0 ]; then
   echo "--- server log ---"; tail -n 100 "$E2E_DIR/server.log"
 fi
+e2e_passed=$(grep -Eo '^ +[0-9]+ passed' "$E2E_DIR/playwright.log" | awk '{s+=$1} END {print s+0}')
+e2e_failed=$(grep -Eo '^ +[0-9]+ failed' "$E2E_DIR/playwright.log" | awk '{s+=$1} END {print s+0}')
+echo
+echo "Rust: $rust_passed passed; Playwright: $e2e_passed passed, $e2e_failed failed"
+echo "$((rust_passed + e2e_passed)) passed, $e2e_failed failed"
 exit "$status"
