@@ -35,7 +35,7 @@ step "Rust tests (unit and integration, SQLite and PostgreSQL)"
 # WASM file in the page), so the test build matches and reuses cargo-leptos's artifacts.
 LEPTOS_OUTPUT_NAME=loopstack-secrets RUSTFLAGS="$LEPTOS_DEBUG_RUSTFLAGS" cargo test --features ssr --no-fail-fast 2>&1 \
   | tee "$E2E_DIR/cargo-test.log"
-rust_passed=$(grep -E '^test result:' "$E2E_DIR/cargo-test.log" | awk '{s+=$4} END {print s+0}')
+rust_passed=$(awk '/^test result:/ {s+=$4} END {print s+0}' "$E2E_DIR/cargo-test.log")
 
 step "End-to-end tests (Playwright, Chromium)"
 PORT="${E2E_PORT:-3999}"
@@ -59,8 +59,9 @@ status=0
 if [ "$status" != 0 ]; then
   echo "--- server log ---"; tail -n 100 "$E2E_DIR/server.log"
 fi
-e2e_passed=$(grep -Eo '^ +[0-9]+ passed' "$E2E_DIR/playwright.log" | awk '{s+=$1} END {print s+0}')
-e2e_failed=$(grep -Eo '^ +[0-9]+ failed' "$E2E_DIR/playwright.log" | awk '{s+=$1} END {print s+0}')
+# awk alone: a grep finding nothing would end the script under `set -e -o pipefail`.
+e2e_passed=$(awk '/^ +[0-9]+ passed/ {s+=$1} END {print s+0}' "$E2E_DIR/playwright.log")
+e2e_failed=$(awk '/^ +[0-9]+ failed/ {s+=$1} END {print s+0}' "$E2E_DIR/playwright.log")
 echo
 echo "Rust: $rust_passed passed; Playwright: $e2e_passed passed, $e2e_failed failed"
 echo "$((rust_passed + e2e_passed)) passed, $e2e_failed failed"

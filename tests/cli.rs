@@ -241,3 +241,21 @@ fn values_and_passwords_never_appear_in_the_server_log() {
     assert!(!log.contains(&canary), "a value reached the log");
     assert!(!log.contains(&token), "a token reached the log");
 }
+
+#[test]
+fn rotate_master_key_rewraps_the_data_keys_under_the_new_key() {
+    let env = Env::new();
+    let ws = env.workspace();
+    let mut raw = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    let new_key = base64::engine::general_purpose::STANDARD.encode(raw);
+
+    let rotated = env.cmd(&["rotate-master-key"]).env("LOOPSTACK_SECRETS_NEW_MASTER_KEY", &new_key).output().unwrap();
+    let with_old = env.cmd(&["workspace", "list"]).output().unwrap();
+    let with_new = env.cmd(&["workspace", "list"]).env("LOOPSTACK_SECRETS_MASTER_KEY", &new_key).output().unwrap();
+
+    assert!(rotated.status.success(), "{}", String::from_utf8_lossy(&rotated.stderr));
+    assert!(String::from_utf8_lossy(&rotated.stdout).contains("Rewrapped 1 data keys"));
+    assert!(!with_old.status.success(), "the old key no longer opens the store");
+    assert!(String::from_utf8_lossy(&with_new.stdout).contains(&ws));
+}

@@ -112,3 +112,95 @@ async fn the_first_start_creates_a_key_file_that_later_starts_use() {
     assert!(matches!(second.key_source, loopstack_secrets::server::crypto::KeySource::ExistingFile(_)));
     assert!(loopstack_secrets::server::store::active_data_key(&second.state.db, ws).await.unwrap().is_some());
 }
+
+/// A store with one secret, opened through the key file; returns its workspace.
+async fn store_with_a_secret(config: &loopstack_secrets::server::config::Config, key_env: Option<&str>) -> Uuid {
+    let opened = state::open(config.clone(), key_env).await.unwrap();
+    let ws = opened.state.create_workspace("main", None).await.unwrap();
+    let secrets = &opened.state.secrets;
+    let (key, value) = (secrets.parse_key("ROTATED").unwrap(), secrets.parse_value("still-here".into()).unwrap());
+    secrets.upsert(ws, &key, &value, &test_actor()).await.unwrap();
+    opened.state.shutdown().await;
+    ws
+}
+
+async fn value_after_open(config: &loopstack_secrets::server::config::Config, key_env: Option<&str>, ws: Uuid) -> anyhow::Result<String> {
+    let opened = state::open(config.clone(), key_env).await?;
+    let key = opened.state.secrets.parse_key("ROTATED").unwrap();
+    let value = opened.state.secrets.read_value(ws, &key, &test_actor()).await?.unwrap().expose().to_string();
+    opened.state.shutdown().await;
+    Ok(value)
+}
+
+async fn rotating_the_key_file_keeps_values_and_retires_the_old_key(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database(&engine, dir.path()).await;
+    let config = common::config_for(dir.path(), &url, &[]);
+    let ws = store_with_a_secret(&config, None).await;
+    let old_key = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
+
+    let rotation = loopstack_secrets::server::rotation::rotate_master_key(config.clone(), None, None).await.unwrap();
+
+    assert_eq!(rotation.data_keys, 1);
+    let new_key = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
+    assert_ne!(old_key, new_key);
+    assert!(!dir.path().join("master.key.new").exists());
+    assert_eq!(value_after_open(&config, None, ws).await.unwrap(), "still-here");
+    let refused = value_after_open(&config, Some(&old_key), ws).await.err().expect("the old key no longer opens the store");
+    assert!(refused.to_string().contains("does not match"), "{refused}");
+}
+
+async fn a_rotation_interrupted_after_its_commit_is_finished_at_the_next_start(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database(&engine, dir.path()).await;
+    let config = common::config_for(dir.path(), &url, &[]);
+    let ws = store_with_a_secret(&config, None).await;
+    let old_key = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
+    loopstack_secrets::server::rotation::rotate_master_key(config.clone(), None, None).await.unwrap();
+    // Put the files back as a crash between the commit and the file swap leaves them.
+    std::fs::rename(dir.path().join("master.key"), dir.path().join("master.key.new")).unwrap();
+    std::fs::write(dir.path().join("master.key"), &old_key).unwrap();
+
+    let value = value_after_open(&config, None, ws).await.unwrap();
+
+    assert_eq!(value, "still-here");
+    assert!(!dir.path().join("master.key.new").exists(), "the pending key was installed");
+    assert_ne!(std::fs::read_to_string(dir.path().join("master.key")).unwrap(), old_key);
+}
+
+async fn a_rotation_interrupted_before_its_commit_leaves_the_old_key_working(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database(&engine, dir.path()).await;
+    let config = common::config_for(dir.path(), &url, &[]);
+    let ws = store_with_a_secret(&config, None).await;
+    // A crash after writing the new key file but before the commit.
+    std::fs::write(dir.path().join("master.key.new"), common::new_master_key()).unwrap();
+
+    assert_eq!(value_after_open(&config, None, ws).await.unwrap(), "still-here");
+    let rotation = loopstack_secrets::server::rotation::rotate_master_key(config.clone(), None, None).await.unwrap();
+    assert_eq!(rotation.data_keys, 1, "a later rotation replaces the stale pending file");
+    assert_eq!(value_after_open(&config, None, ws).await.unwrap(), "still-here");
+}
+
+async fn rotating_an_environment_key_needs_the_new_key_from_the_environment(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database(&engine, dir.path()).await;
+    let config = common::config_for(dir.path(), &url, &[]);
+    let (old, new) = (common::new_master_key(), common::new_master_key());
+    let ws = store_with_a_secret(&config, Some(&old)).await;
+
+    let without_new = loopstack_secrets::server::rotation::rotate_master_key(config.clone(), Some(&old), None).await;
+    let rotation = loopstack_secrets::server::rotation::rotate_master_key(config.clone(), Some(&old), Some(&new)).await.unwrap();
+
+    assert!(without_new.err().unwrap().to_string().contains("LOOPSTACK_SECRETS_NEW_MASTER_KEY"));
+    assert!(rotation.key_file.is_none());
+    assert_eq!(value_after_open(&config, Some(&new), ws).await.unwrap(), "still-here");
+    assert!(value_after_open(&config, Some(&old), ws).await.is_err());
+}
+
+both_engines!(
+    rotating_the_key_file_keeps_values_and_retires_the_old_key,
+    a_rotation_interrupted_after_its_commit_is_finished_at_the_next_start,
+    a_rotation_interrupted_before_its_commit_leaves_the_old_key_working,
+    rotating_an_environment_key_needs_the_new_key_from_the_environment,
+);

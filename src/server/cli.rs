@@ -48,6 +48,16 @@ pub async fn run(cli: Cli, master_key_env: Option<&str>) -> anyhow::Result<ExitC
             let state = state::open(config, master_key_env).await?.state;
             run_with_secrets(&state, workspace, &command).await
         }
+        Command::RotateMasterKey => {
+            let new_key = std::env::var("LOOPSTACK_SECRETS_NEW_MASTER_KEY").ok();
+            let rotation = crate::server::rotation::rotate_master_key(config, master_key_env, new_key.as_deref()).await?;
+            println!("Rewrapped {} data keys under the new master key.", rotation.data_keys);
+            match rotation.key_file {
+                Some(path) => println!("The new key is in {} (mode 0600); the old key no longer opens the store.", path.display()),
+                None => println!("Start with LOOPSTACK_SECRETS_MASTER_KEY set to the new key; the old one no longer opens the store."),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Export { workspace, format } => {
             let state = state::open(config, master_key_env).await?.state;
             export(&state, workspace, format).await

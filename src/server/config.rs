@@ -98,6 +98,10 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, num_args = 1..)]
         command: Vec<String>,
     },
+    /// Rewrap every workspace data key under a new master key (values are not touched). With
+    /// a key file a new key is generated; with LOOPSTACK_SECRETS_MASTER_KEY give the new one in
+    /// LOOPSTACK_SECRETS_NEW_MASTER_KEY.
+    RotateMasterKey,
     /// Print the workspace's secrets in a file format.
     Export {
         /// Workspace id.

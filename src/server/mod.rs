@@ -11,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod rest;
+pub mod rotation;
 pub mod secrets;
 pub mod state;
 pub mod store;

@@ -51,7 +51,12 @@ pub async fn open(config: Config, master_key_env: Option<&str>) -> anyhow::Resul
 
     let check = store::key_check(&db).await.context("failed to read the key check")?;
     let has_data = check.is_some() || store::has_encrypted_data(&db).await.context("failed to inspect the database")?;
-    let (kek, key_source) = load_master_key(master_key_env, &config.data_dir, !has_data)?;
+    let (mut kek, key_source) = load_master_key(master_key_env, &config.data_dir, !has_data)?;
+    if let (Some(blob), KeySource::ExistingFile(path)) = (&check, &key_source) {
+        if !kek.verifies(blob) {
+            kek = finish_interrupted_rotation(&config.data_dir, path, blob).unwrap_or(kek);
+        }
+    }
     match check {
         Some(blob) if !kek.verifies(&blob) => bail!(
             "the master key does not match this database: it was encrypted with another key. \
@@ -76,6 +81,19 @@ pub async fn open(config: Config, master_key_env: Option<&str>) -> anyhow::Resul
     let background = Arc::default();
     let state = AppState { db, config: Arc::new(config), kek, secrets, events, workflows, leptos_options, background };
     Ok(Opened { state, key_source })
+}
+
+/// A rotation that committed but did not get to replace the key file leaves the new key in
+/// `master.key.new`: when that key opens the database, it is installed and used.
+fn finish_interrupted_rotation(data_dir: &std::path::Path, key_file: &std::path::Path, check: &[u8]) -> Option<MasterKey> {
+    let pending = data_dir.join(crate::server::rotation::NEW_KEY_FILE_NAME);
+    let key = MasterKey::from_base64(&std::fs::read_to_string(&pending).ok()?).ok()?;
+    if !key.verifies(check) {
+        return None;
+    }
+    crate::server::rotation::install_new_key_file(&pending, key_file).ok()?;
+    tracing::warn!("finished an interrupted master key rotation: installed {}", key_file.display());
+    Some(key)
 }
 
 impl AppState {
