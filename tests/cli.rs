@@ -259,3 +259,27 @@ fn rotate_master_key_rewraps_the_data_keys_under_the_new_key() {
     assert!(!with_old.status.success(), "the old key no longer opens the store");
     assert!(String::from_utf8_lossy(&with_new.stdout).contains(&ws));
 }
+
+#[test]
+fn import_reads_back_what_export_wrote_and_a_bad_file_stores_nothing() {
+    let env = Env::new();
+    let (a, b) = (env.workspace(), env.workspace());
+    let source = env.dir.path().join("source.env");
+    std::fs::write(&source, "# copied from a server\nAPI_KEY=\"sk \\\"live\\\" \\$HOME\"\nexport PLAIN='x y'\nEMPTY=\n").unwrap();
+    let broken = env.dir.path().join("broken.env");
+    std::fs::write(&broken, "GOOD=1\n1BAD=2\n").unwrap();
+
+    let imported = env.ok(&["import", "--workspace", &a, source.to_str().unwrap()]);
+    let exported = env.ok(&["export", "--workspace", &a, "--format", "dotenv"]);
+    let copy = env.dir.path().join("copy.env");
+    std::fs::write(&copy, &exported).unwrap();
+    env.ok(&["import", "--workspace", &b, copy.to_str().unwrap()]);
+    let refused = env.cmd(&["import", "--workspace", &b, broken.to_str().unwrap()]).output().unwrap();
+
+    assert!(imported.contains("Imported 3 secrets"), "{imported}");
+    assert_eq!(exported, "API_KEY=\"sk \\\"live\\\" \\$HOME\"\nEMPTY=\"\"\nPLAIN=\"x y\"\n");
+    assert_eq!(env.ok(&["export", "--workspace", &b, "--format", "dotenv"]), exported, "a round trip keeps every value");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("key must match"));
+    assert!(!env.ok(&["export", "--workspace", &b, "--format", "dotenv"]).contains("GOOD"), "nothing of a bad file is stored");
+}

@@ -436,7 +436,7 @@ async fn sign_ins_and_failed_attempts_are_audited_and_shown_to_the_user(engine: 
     assert!(!account.contains("wrong-password"));
 }
 
-both_engines!(
+both_engines!(serial:
     studio_writes_need_the_sessions_csrf_token,
     sign_ins_and_failed_attempts_are_audited_and_shown_to_the_user,
     owners_create_and_revoke_tokens_shown_once,

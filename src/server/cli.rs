@@ -58,6 +58,10 @@ pub async fn run(cli: Cli, master_key_env: Option<&str>) -> anyhow::Result<ExitC
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Import { workspace, file } => {
+            let state = state::open(config, master_key_env).await?.state;
+            import(&state, workspace, &file).await
+        }
         Command::Export { workspace, format } => {
             let state = state::open(config, master_key_env).await?.state;
             export(&state, workspace, format).await
@@ -242,35 +246,17 @@ async fn export(state: &AppState, workspace: Uuid, format: ExportFormat) -> anyh
     match format {
         ExportFormat::Dotenv => {
             for (key, value) in &values {
-                writeln!(out, "{key}=\"{}\"", dotenv_escape(value.expose()))?;
+                writeln!(out, "{key}=\"{}\"", crate::server::dotenv::escape(value.expose()))?;
             }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Escapes a value for a double-quoted dotenv line.
-fn dotenv_escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '$' => out.push_str("\\$"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dotenv_values_escape_quotes_newlines_and_dollars() {
-        assert_eq!(dotenv_escape("a\"b\nc$d\\e"), "a\\\"b\\nc\\$d\\\\e");
-    }
+async fn import(state: &AppState, workspace: Uuid, file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(file).with_context(|| format!("failed to read {}", file.display()))?);
+    let pairs = crate::server::dotenv::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let imported = state.secrets.import(workspace, pairs, &Actor("cli:import".into())).await?;
+    println!("Imported {imported} secrets into workspace {workspace}.");
+    Ok(ExitCode::SUCCESS)
 }

@@ -102,6 +102,14 @@ pub enum Command {
     /// a key file a new key is generated; with LOOPSTACK_SECRETS_MASTER_KEY give the new one in
     /// LOOPSTACK_SECRETS_NEW_MASTER_KEY.
     RotateMasterKey,
+    /// Store every KEY=value of a dotenv file in the workspace, all or nothing.
+    Import {
+        /// Workspace id.
+        #[arg(long)]
+        workspace: Uuid,
+        /// The dotenv file.
+        file: PathBuf,
+    },
     /// Print the workspace's secrets in a file format.
     Export {
         /// Workspace id.

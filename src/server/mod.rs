@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod csrf;
 pub mod db;
 pub mod domain;
+pub mod dotenv;
 pub mod error;
 pub mod events;
 pub mod rest;

@@ -133,6 +133,26 @@ impl SecretService {
         Ok(Some(value))
     }
 
+    /// Upserts many values in one transaction (`import`): all are stored, or none when one key
+    /// or value is invalid. Returns how many.
+    pub async fn import(&self, workspace_id: Uuid, pairs: Vec<(String, zeroize::Zeroizing<String>)>, actor: &Actor) -> Result<usize, AppError> {
+        let mut parsed = Vec::with_capacity(pairs.len());
+        for (key, value) in pairs {
+            parsed.push((self.parse_key(&key)?, self.parse_value(value.to_string())?));
+        }
+        let sealer = self.sealer(workspace_id).await?;
+        let mut tx = self.db.begin().await?;
+        let mut items = Vec::with_capacity(parsed.len());
+        for (key, value) in &parsed {
+            items.push(self.upsert_in(&mut tx, &sealer, key, value, actor, Some("imported")).await?);
+        }
+        tx.commit().await?;
+        for item in &items {
+            self.announce_upsert(workspace_id, item).await;
+        }
+        Ok(items.len())
+    }
+
     /// Every key and value of a workspace, by key, for `run` and `export` (each read audited).
     #[tracing::instrument(skip(self, actor), err)]
     pub async fn read_all_values(&self, workspace_id: Uuid, actor: &Actor) -> Result<Vec<(String, SecretValue)>, AppError> {

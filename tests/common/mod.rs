@@ -44,9 +44,32 @@ pub fn postgres() -> Option<Engine> {
     }
 }
 
-/// Runs an async test body on SQLite and on PostgreSQL.
+/// Held by tests that render Studio pages or call server functions. Leptos keeps
+/// process-wide reactive state; with many test runtimes serving renders at once in one process,
+/// a render now and then never wakes (seen about once in 300 runs of this binary in parallel,
+/// never with one runtime as a real server has), so those tests take turns.
+pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Runs an async test body on SQLite and on PostgreSQL (`serial:` first: one test at a time,
+/// see [`SERIAL`]).
 #[macro_export]
 macro_rules! both_engines {
+    (serial: $($name:ident),* $(,)?) => { $(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let _turn = $crate::common::SERIAL.lock().await;
+                super::$name($crate::common::Engine::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let _turn = $crate::common::SERIAL.lock().await;
+                if let Some(engine) = $crate::common::postgres() {
+                    super::$name(engine).await
+                }
+            }
+        }
+    )* };
     ($($name:ident),* $(,)?) => { $(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
