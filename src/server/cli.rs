@@ -100,7 +100,8 @@ async fn serve(config: Config, master_key_env: Option<&str>) -> anyhow::Result<E
     std::io::stdout().flush().ok();
 
     let app = crate::server::app_router(state.clone());
-    axum::serve(listener, app.into_make_service()).with_graceful_shutdown(shutdown_signal()).await?;
+    let header_timeout = std::time::Duration::from_secs(state.config.header_timeout_secs);
+    crate::server::http::serve(listener, app, header_timeout, shutdown_signal()).await;
     state.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

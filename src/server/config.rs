@@ -56,6 +56,18 @@ pub struct Config {
     /// Folder holding the compiled site (WASM, JS, CSS); cargo-leptos sets it.
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site", global = true)]
     pub site_root: String,
+
+    /// Secret requests and workflow runs a workspace may start per minute; more get 429.
+    #[arg(long, env = "LOOPSTACK_SECRETS_RUNS_PER_MINUTE", default_value_t = 120, global = true)]
+    pub runs_per_minute: u32,
+
+    /// Seconds a client gets to send its request headers before the connection is closed.
+    #[arg(long, env = "LOOPSTACK_SECRETS_HEADER_TIMEOUT_SECS", default_value_t = 10, global = true)]
+    pub header_timeout_secs: u64,
+
+    /// Seconds a client gets to send a request body; a slower one gets 408.
+    #[arg(long, env = "LOOPSTACK_SECRETS_BODY_TIMEOUT_SECS", default_value_t = 30, global = true)]
+    pub body_timeout_secs: u64,
 }
 
 impl Config {

@@ -27,6 +27,9 @@ pub enum AppError {
     /// 409: it already exists, or a state conflict.
     #[error("{0}")]
     Conflict(String),
+    /// 408: the client took too long to send its request body.
+    #[error("the request body was not received in time")]
+    RequestTimeout,
     /// 413: a body or value over the limit.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -62,6 +65,7 @@ impl AppError {
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -78,6 +82,7 @@ impl AppError {
             AppError::Forbidden(_) => "forbidden",
             AppError::NotFound => "not_found",
             AppError::Conflict(_) => "conflict",
+            AppError::RequestTimeout => "request_timeout",
             AppError::PayloadTooLarge(_) => "payload_too_large",
             AppError::TooManyRequests(_) => "rate_limited",
             AppError::Unavailable(_) => "unavailable",

@@ -11,6 +11,7 @@ pub mod domain;
 pub mod dotenv;
 pub mod error;
 pub mod events;
+pub mod http;
 pub mod rest;
 pub mod rotation;
 pub mod secrets;
@@ -23,6 +24,9 @@ pub mod workflow;
 use axum::Router;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::time::Duration;
+use tower_http::compression::CompressionLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::app::{shell, App};
@@ -31,24 +35,31 @@ use state::AppState;
 /// The REST routes alone (secrets, OpenAPI, health), for mounting into another axum app.
 pub fn api_router(state: AppState) -> Router {
     let enabled = state.config.enabled;
-    rest::router(enabled).with_state(state)
+    let body_timeout = Duration::from_secs(state.config.body_timeout_secs);
+    rest::router(enabled)
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
+        .layer(axum::middleware::from_fn_with_state(state.static_files.clone(), http::response_headers))
+        .with_state(state)
 }
 
 /// The whole application: REST API, Studio pages, server functions and static files.
 pub fn app_router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let context_state = state.clone();
+    let page_context = move || {
+        provide_context(context_state.clone());
+        http::provide_page_csp();
+    };
     let shell_options = state.leptos_options.clone();
+    let body_timeout = Duration::from_secs(state.config.body_timeout_secs);
     Router::new()
         .merge(rest::router(state.config.enabled))
-        .leptos_routes_with_context(
-            &state,
-            routes,
-            move || provide_context(context_state.clone()),
-            move || shell(shell_options.clone()),
-        )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .leptos_routes_with_context(&state, routes, page_context.clone(), move || shell(shell_options.clone()))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(page_context, shell))
         .layer(axum::middleware::from_fn(csrf::guard))
+        .layer(CompressionLayer::new().compress_when(http::compress_static_only()))
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
+        .layer(axum::middleware::from_fn_with_state(state.static_files.clone(), http::response_headers))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

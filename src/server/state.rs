@@ -13,6 +13,7 @@ use crate::server::crypto::{load_master_key, DataKey, KeySource, MasterKey};
 use crate::server::db::Db;
 use crate::server::error::AppError;
 use crate::server::events::EventHub;
+use crate::server::http::StaticFiles;
 use crate::server::secrets::SecretService;
 use crate::server::workflow::WorkflowEngine;
 use crate::server::store;
@@ -27,12 +28,19 @@ pub struct AppState {
     pub events: EventHub,
     pub workflows: WorkflowEngine,
     pub leptos_options: LeptosOptions,
+    pub static_files: StaticFiles,
     background: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(state: &AppState) -> Self {
         state.leptos_options.clone()
+    }
+}
+
+impl FromRef<AppState> for StaticFiles {
+    fn from_ref(state: &AppState) -> Self {
+        state.static_files.clone()
     }
 }
 
@@ -71,15 +79,20 @@ pub async fn open(config: Config, master_key_env: Option<&str>) -> anyhow::Resul
     let kek = Arc::new(kek);
     let events = EventHub::new(db.clone());
     let secrets = SecretService::new(db.clone(), kek.clone(), config.limits(), events.clone());
-    let workflows = WorkflowEngine::new(db.clone(), secrets.clone(), events.clone());
+    let workflows = WorkflowEngine::new(db.clone(), secrets.clone(), events.clone(), config.runs_per_minute);
+    let output_name = std::env::var("LEPTOS_OUTPUT_NAME").unwrap_or_else(|_| "loopstack-secrets".into());
+    let pkg_dir = std::env::var("LEPTOS_SITE_PKG_DIR").unwrap_or_else(|_| "pkg".into());
+    let static_files = StaticFiles::discover(&output_name, &pkg_dir);
     let leptos_options = LeptosOptions::builder()
-        .output_name(std::env::var("LEPTOS_OUTPUT_NAME").unwrap_or_else(|_| "loopstack-secrets".into()))
+        .output_name(output_name)
         .site_root(config.site_root.clone())
-        .site_pkg_dir(std::env::var("LEPTOS_SITE_PKG_DIR").unwrap_or_else(|_| "pkg".into()))
+        .site_pkg_dir(pkg_dir)
         .site_addr(config.addr)
+        .hash_files(static_files.hashed())
         .build();
     let background = Arc::default();
-    let state = AppState { db, config: Arc::new(config), kek, secrets, events, workflows, leptos_options, background };
+    let state =
+        AppState { db, config: Arc::new(config), kek, secrets, events, workflows, leptos_options, static_files, background };
     Ok(Opened { state, key_source })
 }
 

@@ -158,9 +158,8 @@ pub async fn serve(dir: TempDir, database_url: String, master_key: String, extra
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().unwrap();
     let app = loopstack_secrets::server::app_router(state.clone());
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service()).await.expect("server");
-    });
+    let header_timeout = std::time::Duration::from_secs(state.config.header_timeout_secs);
+    let server = tokio::spawn(loopstack_secrets::server::http::serve(listener, app, header_timeout, std::future::pending()));
     let client = Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     TestApp { addr, base: format!("http://{addr}"), state, client, dir, database_url, master_key, server }
 }

@@ -9,7 +9,7 @@ pub mod store;
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -33,6 +33,8 @@ pub const SECRET_REQUEST_DOCUMENT: &str = "SecretRequestDocument";
 pub const STORED_MESSAGE: &str = "Secrets have been stored securely by the user.";
 /// Most keys one request may ask for.
 pub const MAX_REQUESTED_KEYS: usize = 50;
+/// The window of the per-workspace limit on starting runs, in seconds.
+const RATE_WINDOW_SECS: i64 = 60;
 
 /// One edge of a workflow.
 #[derive(Clone, Copy, Debug)]
@@ -76,12 +78,14 @@ pub struct WorkflowEngine {
     db: Db,
     secrets: SecretService,
     events: EventHub,
+    runs_per_minute: u32,
 }
 
 impl WorkflowEngine {
-    /// An engine over `db`, storing submitted values through `secrets`.
-    pub fn new(db: Db, secrets: SecretService, events: EventHub) -> WorkflowEngine {
-        WorkflowEngine { db, secrets, events }
+    /// An engine over `db`, storing submitted values through `secrets`; each workspace may
+    /// start `runs_per_minute` runs a minute.
+    pub fn new(db: Db, secrets: SecretService, events: EventHub, runs_per_minute: u32) -> WorkflowEngine {
+        WorkflowEngine { db, secrets, events, runs_per_minute }
     }
 
     /// Starts a run of `workflow` and advances it until it waits or ends.
@@ -125,10 +129,24 @@ impl WorkflowEngine {
             updated_at: now,
         };
         let mut tx = self.db.begin().await?;
+        self.check_rate(&mut tx, workspace_id, now).await?;
         store::insert_run(&mut tx, &row).await?;
         tx.commit().await?;
         self.advance(row.id).await?;
         self.view(workspace_id, row.id).await
+    }
+
+    /// Refuses a start past the workspace's runs per minute (a sliding window over the runs
+    /// table, so instances sharing a database share the limit), with the seconds until the
+    /// oldest start in the window leaves it.
+    async fn check_rate(&self, tx: &mut Tx, workspace_id: Uuid, now: DateTime<Utc>) -> Result<(), AppError> {
+        let window = chrono::Duration::seconds(RATE_WINDOW_SECS);
+        let (started, oldest) = store::runs_started_since(tx, workspace_id, now - window).await?;
+        if started < i64::from(self.runs_per_minute) {
+            return Ok(());
+        }
+        let free_at = oldest.unwrap_or(now) + window;
+        Err(AppError::TooManyRequests((free_at - now).num_seconds().clamp(1, RATE_WINDOW_SECS) as u64))
     }
 
     /// Runs automatic transitions while the run is `running` (also used to resume runs after

@@ -59,6 +59,18 @@ pub async fn insert_run(tx: &mut Tx, run: &RunRow) -> Result<(), AppError> {
     Ok(())
 }
 
+/// How many runs a workspace started after `since`, and when the oldest of them started.
+/// Concurrent callers count one after another: SQLite's write transactions are serial, and on
+/// PostgreSQL the workspace row is locked (`NO KEY UPDATE`, which secret writes, taking only a
+/// key-share lock for their foreign key, do not wait for).
+pub async fn runs_started_since(tx: &mut Tx, workspace_id: Uuid, since: DateTime<Utc>) -> Result<(i64, Option<DateTime<Utc>>), AppError> {
+    if let Tx::Postgres(t) = tx {
+        sqlx::query("SELECT 1 FROM workspaces WHERE id = $1 FOR NO KEY UPDATE").bind(workspace_id).execute(&mut **t).await?;
+    }
+    let sql = "SELECT COUNT(*), MIN(created_at) FROM workflow_runs WHERE workspace_id = $1 AND created_at > $2";
+    Ok(on_tx!(tx, conn => sqlx::query_as(sql).bind(workspace_id).bind(since).fetch_one(&mut *conn).await?))
+}
+
 /// A run of a workspace.
 pub async fn run(db: &Db, workspace_id: Uuid, id: Uuid) -> Result<Option<RunRow>, AppError> {
     let sql = concat!("SELECT ", run_columns!(), " FROM workflow_runs WHERE workspace_id = $1 AND id = $2");

@@ -1,0 +1,199 @@
+//! HTTP plumbing around the routes: the connection loop (with the header read timeout that
+//! `axum::serve` leaves off), security and cache headers on every response, and compression of
+//! the static front-end files.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use leptos::prelude::use_context;
+use leptos_axum::ResponseOptions;
+use tokio::net::TcpListener;
+
+/// How long open connections get to finish after a shutdown signal (event streams never do).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Serves `app` on `listener` until `shutdown` resolves. A client must send its request
+/// headers within `header_timeout`, so slow or idle half-open connections cannot pile up.
+pub async fn serve(listener: TcpListener, app: Router, header_timeout: Duration, shutdown: impl Future<Output = ()>) {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %err, "failed to accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+        tracing::info!("closed connections still open after {SHUTDOWN_GRACE:?}");
+    }
+}
+
+/// The hashed front-end file names (`loopstack-secrets.<hash>.wasm`, ...) that cargo-leptos
+/// lists in `hash.txt` beside the binary; empty when files are not hashed.
+#[derive(Clone, Debug, Default)]
+pub struct StaticFiles {
+    pkg_prefix: Arc<str>,
+    hashed: Arc<HashSet<String>>,
+}
+
+impl StaticFiles {
+    /// Reads `hash.txt` next to the running executable, if there is one.
+    pub fn discover(output_name: &str, pkg_dir: &str) -> Self {
+        let hashes = std::env::current_exe()
+            .ok()
+            .and_then(|exe| std::fs::read_to_string(exe.with_file_name("hash.txt")).ok())
+            .unwrap_or_default();
+        Self::from_hash_file(output_name, pkg_dir, &hashes)
+    }
+
+    /// Parses cargo-leptos's `hash.txt` (`js: <hash>` lines).
+    pub fn from_hash_file(output_name: &str, pkg_dir: &str, hashes: &str) -> Self {
+        let hashed = hashes
+            .lines()
+            .filter_map(|line| line.split_once(':'))
+            .filter(|(kind, _)| matches!(kind.trim(), "js" | "wasm" | "css"))
+            .map(|(kind, hash)| format!("{output_name}.{}.{}", hash.trim(), kind.trim()))
+            .collect();
+        Self { pkg_prefix: format!("/{}/", pkg_dir.trim_matches('/')).into(), hashed: Arc::new(hashed) }
+    }
+
+    /// Whether cargo-leptos hashed the file names (and the pages must ask for hashed names).
+    pub fn hashed(&self) -> bool {
+        !self.hashed.is_empty()
+    }
+
+    /// The `Cache-Control` for a static file: hashed names never change, so they are cached
+    /// for a year; anything else is revalidated on each use.
+    fn cache_control(&self, path: &str) -> Option<HeaderValue> {
+        let name = path.strip_prefix(&*self.pkg_prefix)?;
+        Some(if self.hashed.contains(name) {
+            HeaderValue::from_static("public, max-age=31536000, immutable")
+        } else {
+            HeaderValue::from_static("no-cache")
+        })
+    }
+}
+
+/// The policy for API answers, static files and anything else that is not a page: nothing may
+/// run, and nothing may frame it.
+const STRICT_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// The policy of a Studio page: scripts only from this origin or carrying the page's nonce
+/// (Leptos puts it on its hydration and resource scripts), WASM compilation, no inline styles,
+/// no framing, forms only back to this origin.
+pub fn page_csp(nonce: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \
+         img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'none'"
+    )
+}
+
+/// Run inside each page render: sends the policy with the nonce Leptos generated for it.
+pub fn provide_page_csp() {
+    if let (Some(nonce), Some(response)) = (leptos::nonce::use_nonce(), use_context::<ResponseOptions>()) {
+        if let Ok(value) = HeaderValue::from_str(&page_csp(&nonce)) {
+            response.insert_header(header::CONTENT_SECURITY_POLICY, value);
+        }
+    }
+}
+
+/// Adds the security headers every response carries, and a `Cache-Control`: static files by
+/// name (see [`StaticFiles`]), everything else `no-store` (pages and API answers name secrets
+/// and carry CSRF tokens).
+pub async fn response_headers(State(files): State<StaticFiles>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let mut response = next.run(request).await;
+    let ok = response.status().is_success();
+    let headers = response.headers_mut();
+    set_security_headers(headers);
+    match files.cache_control(&path) {
+        Some(value) if ok => {
+            headers.insert(header::CACHE_CONTROL, value);
+        }
+        _ => {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+    }
+    response
+}
+
+fn set_security_headers(headers: &mut HeaderMap) {
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin"));
+    headers.insert(HeaderName::from_static("cross-origin-resource-policy"), HeaderValue::from_static("same-origin"));
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(STRICT_CSP));
+    }
+}
+
+/// Which responses are compressed on the fly: the front-end files only (WASM, JS, CSS) when
+/// no precompressed copy was served. Pages and API answers are not compressed: they hold CSRF
+/// tokens next to text an attacker can choose, which compression would leak (BREACH).
+pub fn compress_static_only() -> impl tower_http::compression::predicate::Predicate {
+    use tower_http::compression::predicate::{Predicate, SizeAbove};
+    SizeAbove::new(1024).and(|_: axum::http::StatusCode, _: axum::http::Version, headers: &HeaderMap, _: &axum::http::Extensions| {
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/wasm") || ct.starts_with("text/javascript") || ct.starts_with("application/javascript") || ct.starts_with("text/css"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashed_files_are_cached_for_a_year_and_others_revalidated() {
+        let files = StaticFiles::from_hash_file("app", "pkg", "js: abc\nwasm: def\ncss: ghi\n");
+        assert!(files.hashed());
+        assert_eq!(files.cache_control("/pkg/app.abc.js").unwrap(), "public, max-age=31536000, immutable");
+        assert_eq!(files.cache_control("/pkg/app.def.wasm").unwrap(), "public, max-age=31536000, immutable");
+        assert_eq!(files.cache_control("/pkg/app.js").unwrap(), "no-cache");
+        assert_eq!(files.cache_control("/workspaces"), None);
+        assert!(!StaticFiles::from_hash_file("app", "pkg", "").hashed());
+    }
+
+    #[test]
+    fn page_policy_allows_no_inline_script_without_the_nonce() {
+        let csp = page_csp("n0nce");
+        assert!(csp.contains("script-src 'self' 'nonce-n0nce' 'wasm-unsafe-eval';"));
+        assert!(!csp.contains("unsafe-inline"));
+        assert!(csp.contains("frame-ancestors 'none'"));
+    }
+}
