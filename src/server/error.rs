@@ -49,10 +49,29 @@ pub enum AppError {
 
 impl From<sqlx::Error> for AppError {
     fn from(err: sqlx::Error) -> Self {
-        match &err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => AppError::Unavailable(err),
-            _ => AppError::Internal(anyhow::Error::new(err).context("database error")),
+        if database_unavailable(&err) {
+            AppError::Unavailable(err)
+        } else {
+            AppError::Internal(anyhow::Error::new(err).context("database error"))
         }
+    }
+}
+
+/// Whether an error means "the database is not there right now" (a 503 worth retrying) rather
+/// than a fault of this request: no connection, or PostgreSQL shutting down, starting up, out
+/// of resources or cut off (SQLSTATE classes 08, 53 and 57); SQLite busy or locked past its
+/// timeout.
+fn database_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                matches!(pg.code().get(..2), Some("08" | "53" | "57"))
+            } else {
+                matches!(db.code().as_deref(), Some("5" | "6"))
+            }
+        }
+        _ => false,
     }
 }
 

@@ -1,0 +1,494 @@
+//! Load benchmarks of the real server, each beside a baseline run in the same process, so the
+//! figures are ratios that hold on a noisy machine. `scripts/bench.sh` builds the release server
+//! and runs this; BENCHMARKS.md explains every table.
+//!
+//! Environment: `LOOPSTACK_BIN` (the release server), `LEPTOS_SITE_ROOT`, `BENCH_SECONDS` (per
+//! measurement, default 5), `BENCH_ENGINES` (`sqlite,postgres`), `BENCH_POSTGRES_URL`.
+//! Load comes from `wrk` (Debian's package).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use sqlx::Connection;
+
+const CONNECTIONS: u32 = 64;
+
+fn main() {
+    let bin = PathBuf::from(std::env::var("LOOPSTACK_BIN").expect("LOOPSTACK_BIN: the release server binary"));
+    let seconds: u32 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let engines = std::env::var("BENCH_ENGINES").unwrap_or_else(|_| "sqlite,postgres".into());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let bench = Bench { bin, seconds, runtime };
+
+    println!("# loopstack-secrets load benchmarks\n");
+    println!("{} s per measurement, {CONNECTIONS} connections, wrk with 2 threads; server: {}\n", seconds, bench.bin.display());
+    for engine in engines.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        bench.engine(engine);
+    }
+}
+
+struct Bench {
+    bin: PathBuf,
+    seconds: u32,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// What one wrk run measured, and the server's peak RSS during it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Load {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    peak_rss_mib: f64,
+}
+
+impl Bench {
+    fn engine(&self, engine: &str) {
+        println!("## {engine}\n");
+        let server = Server::start(&self.bin, engine);
+        let token = server.token(server.workspace);
+        let auth = format!("Authorization: Bearer {token}");
+        let cookie = format!("Cookie: {}", server.sign_in());
+        let idle_rss = server.rss_mib();
+
+        // 1. List keys of a workspace with 100 secrets, against a bare handler with the same bytes.
+        server.import(server.workspace, 100);
+        let list_url = format!("{}/api/v1/workspaces/{}/secrets", server.base, server.workspace);
+        let bytes = http_get(&list_url, &[&auth]);
+        assert!(bytes.starts_with(b"[{"), "the list answers JSON");
+        let baseline = self.runtime.block_on(bare_axum(bytes.clone()));
+        let bare = self.wrk(&baseline, &[], None, None);
+        let list = self.wrk(&list_url, &[&auth], None, Some(&server));
+        println!("### List keys (100 secrets, REST, token auth) vs a bare axum handler returning the same {} bytes\n", bytes.len());
+        table(&[("bare axum handler", bare, None), ("GET .../secrets", list, Some(bare))]);
+
+        // 2. Durable upserts over 1,000 keys, against raw sqlx running the same upsert.
+        let script = upsert_script(&server);
+        let upsert = self.wrk(&format!("{}/api/v1/workspaces/{}/secrets/upsert", server.base, server.workspace), &[&auth, "Content-Type: application/json"], Some(&script), Some(&server));
+        let raw = self.runtime.block_on(raw_sqlx_upserts(&server.raw_database_url(engine), self.seconds));
+        println!("### Durable upsert over 1,000 keys vs raw sqlx (same engine and durability settings, {CONNECTIONS} tasks)\n");
+        table(&[("raw sqlx upsert (one transaction each)", raw, None), ("PUT .../secrets/upsert", upsert, Some(raw))]);
+
+        // 3. Server-side rendering: the secrets page with 1,000 keys, and the sign-in page.
+        let big = server.workspace_with("ssr-1000", 1000);
+        let page = self.wrk(&format!("{}/workspaces/{big}", server.base), &[&cookie], None, Some(&server));
+        let sign_in = self.wrk(&format!("{}/sign-in", server.base), &[], None, Some(&server));
+        println!("### Server-side rendering (SsrMode::Async, signed in) vs the bare handler\n");
+        table(&[("bare axum handler", bare, None), ("GET /sign-in", sign_in, Some(bare)), ("GET /workspaces/:id (1,000 secrets)", page, Some(bare))]);
+
+        // 4. How list and page cost grow with the number of secrets.
+        println!("### Growth: list and page at 10 to 10,000 secrets\n");
+        println!("| secrets | list req/s | list p50 ms | list p99 ms | page req/s | page p50 ms | page p99 ms | peak RSS MiB |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for n in [10usize, 100, 1_000, 10_000] {
+            let ws = server.workspace_with(&format!("grow-{n}"), n);
+            let token = server.token(ws);
+            let list = self.wrk(&format!("{}/api/v1/workspaces/{ws}/secrets", server.base), &[&format!("Authorization: Bearer {token}")], None, Some(&server));
+            let page = self.wrk(&format!("{}/workspaces/{ws}", server.base), &[&cookie], None, Some(&server));
+            println!(
+                "| {n} | {:.0} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.0} |",
+                list.rps, list.p50_ms, list.p99_ms, page.rps, page.p50_ms, page.p99_ms, list.peak_rss_mib.max(page.peak_rss_mib)
+            );
+        }
+        println!();
+
+        // 5. Memory with 1,000 requests held in long-poll at once.
+        let (before, held, answered) = self.runtime.block_on(long_polls(&server, &token, 1000));
+        println!("### 1,000 long-polls held at once\n");
+        println!("| idle RSS MiB | before MiB | with 1,000 held MiB | per held request KiB | all answered |");
+        println!("|---:|---:|---:|---:|---:|");
+        println!("| {idle_rss:.1} | {before:.1} | {held:.1} | {:.1} | {answered} |\n", (held - before) * 1024.0 / 1000.0);
+        println!("Peak RSS of the whole run (VmHWM): {:.1} MiB\n", server.peak_rss_mib());
+    }
+
+    /// Runs wrk against `url`; samples the server's RSS meanwhile.
+    fn wrk(&self, url: &str, headers: &[&str], script: Option<&Path>, server: Option<&Server>) -> Load {
+        let mut command = Command::new("wrk");
+        command.args(["-t2", &format!("-c{CONNECTIONS}"), &format!("-d{}s", self.seconds), "--latency", "--timeout", "10s"]);
+        for header in headers {
+            command.args(["-H", header]);
+        }
+        if let Some(script) = script {
+            command.arg("-s").arg(script);
+        }
+        command.arg(url);
+        let done = Arc::new(AtomicBool::new(false));
+        let sampler = server.map(|s| {
+            let (pid, done) = (s.child.id(), done.clone());
+            std::thread::spawn(move || {
+                let mut peak = 0.0f64;
+                while !done.load(Ordering::Relaxed) {
+                    peak = peak.max(rss_mib(pid));
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                peak
+            })
+        });
+        let output = command.output().expect("wrk (apt-get install wrk)");
+        done.store(true, Ordering::Relaxed);
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "wrk failed: {text}{}", String::from_utf8_lossy(&output.stderr));
+        assert!(!text.contains("Non-2xx"), "errors under load at {url}:\n{text}");
+        let mut load = parse_wrk(&text);
+        load.peak_rss_mib = sampler.map(|s| s.join().unwrap()).unwrap_or(0.0);
+        load
+    }
+}
+
+fn table(rows: &[(&str, Load, Option<Load>)]) {
+    println!("| | req/s | p50 ms | p99 ms | server peak RSS MiB | throughput vs baseline |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, load, baseline) in rows {
+        let ratio = baseline.map(|b| format!("{:.2}", load.rps / b.rps)).unwrap_or_else(|| "1 (baseline)".into());
+        let rss = if load.peak_rss_mib > 0.0 { format!("{:.1}", load.peak_rss_mib) } else { "-".into() };
+        println!("| {name} | {:.0} | {:.2} | {:.2} | {rss} | {ratio} |", load.rps, load.p50_ms, load.p99_ms);
+    }
+    println!();
+}
+
+/// Reads `Requests/sec` and the 50% and 99% latency lines of `wrk --latency`.
+fn parse_wrk(text: &str) -> Load {
+    let mut load = Load::default();
+    for line in text.lines().map(str::trim) {
+        if let Some(rps) = line.strip_prefix("Requests/sec:") {
+            load.rps = rps.trim().parse().unwrap_or(0.0);
+        } else if let Some(p) = line.strip_prefix("50%") {
+            load.p50_ms = millis(p.trim());
+        } else if let Some(p) = line.strip_prefix("99%") {
+            load.p99_ms = millis(p.trim());
+        }
+    }
+    load
+}
+
+fn millis(value: &str) -> f64 {
+    let split = value.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number.parse().unwrap_or(0.0);
+    match unit {
+        "us" => number / 1000.0,
+        "s" => number * 1000.0,
+        "m" => number * 60_000.0,
+        _ => number,
+    }
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    status_kib(pid, "VmRSS:") / 1024.0
+}
+
+fn status_kib(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// A Lua script making wrk send upserts that cycle over 1,000 keys with 64-byte values.
+fn upsert_script(server: &Server) -> PathBuf {
+    let path = server.dir.path().join("upsert.lua");
+    let script = r#"
+local n = 0
+request = function()
+  n = n + 1
+  local body = string.format('{"key":"BENCH_%04d","value":"%s%010d"}', n % 1000, string.rep("v", 54), n)
+  return wrk.format("PUT", nil, nil, body)
+end
+"#;
+    std::fs::write(&path, script).unwrap();
+    path
+}
+
+/// A bare axum handler answering `body` as JSON; returns its URL.
+async fn bare_axum(body: Vec<u8>) -> String {
+    let body = axum::body::Bytes::from(body);
+    let app = axum::Router::new().route(
+        "/list",
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/list")
+}
+
+/// The product's upsert statement, run by `CONNECTIONS` tasks over 1,000 keys for `seconds`
+/// on a fresh database of the same engine with the product's schema and settings.
+async fn raw_sqlx_upserts(url: &str, seconds: u32) -> Load {
+    let workspace = uuid::Uuid::new_v4();
+    let sql = "INSERT INTO secrets (id, workspace_id, key, ciphertext, nonce, key_version, has_value, created_at, created_by, updated_at, updated_by)
+               VALUES ($1, $2, $3, $4, $5, 1, TRUE, $6, 'bench', $6, 'bench')
+               ON CONFLICT (workspace_id, key) DO UPDATE SET ciphertext = excluded.ciphertext, nonce = excluded.nonce,
+                   updated_at = excluded.updated_at, updated_by = excluded.updated_by";
+    let deadline = Instant::now() + Duration::from_secs(seconds.into());
+    let ciphertext = vec![7u8; 80];
+    let nonce = vec![1u8; 12];
+    let mut latencies: Vec<Duration> = Vec::new();
+    macro_rules! drive {
+        ($pool:expr) => {{
+            let pool = $pool;
+            let tasks: Vec<_> = (0..CONNECTIONS)
+                .map(|t| {
+                    let (pool, ciphertext, nonce) = (pool.clone(), ciphertext.clone(), nonce.clone());
+                    tokio::spawn(async move {
+                        let mut times = Vec::new();
+                        let mut n = t as usize;
+                        while Instant::now() < deadline {
+                            let started = Instant::now();
+                            let mut tx = pool.begin().await.unwrap();
+                            sqlx::query(sql)
+                                .bind(uuid::Uuid::new_v4())
+                                .bind(workspace)
+                                .bind(format!("BENCH_{:04}", n % 1000))
+                                .bind(&ciphertext)
+                                .bind(&nonce)
+                                .bind(chrono::Utc::now())
+                                .execute(&mut *tx)
+                                .await
+                                .unwrap();
+                            tx.commit().await.unwrap();
+                            times.push(started.elapsed());
+                            n += CONNECTIONS as usize;
+                        }
+                        times
+                    })
+                })
+                .collect();
+            for task in tasks {
+                latencies.extend(task.await.unwrap());
+            }
+            pool.close().await;
+        }};
+    }
+    let started = Instant::now();
+    if url.starts_with("postgres") {
+        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(10).connect(url).await.unwrap();
+        sqlx::query("INSERT INTO workspaces (id, name, created_at) VALUES ($1, 'raw', $2)")
+            .bind(workspace).bind(chrono::Utc::now()).execute(&pool).await.unwrap();
+        drive!(pool);
+    } else {
+        let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+        let options = options.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal).synchronous(sqlx::sqlite::SqliteSynchronous::Full).foreign_keys(true).busy_timeout(Duration::from_secs(10));
+        let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(10).connect_with(options).await.unwrap();
+        sqlx::query("INSERT INTO workspaces (id, name, created_at) VALUES ($1, 'raw', $2)")
+            .bind(workspace).bind(chrono::Utc::now()).execute(&pool).await.unwrap();
+        drive!(pool);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)].as_secs_f64() * 1000.0;
+    Load { rps: latencies.len() as f64 / elapsed, p50_ms: at(0.50), p99_ms: at(0.99), peak_rss_mib: 0.0 }
+}
+
+/// Opens `count` long-polls on one waiting run; returns the server's RSS before and while they
+/// are held (MiB), and how many were answered once the run moved on.
+async fn long_polls(server: &Server, token: &str, count: usize) -> (f64, f64, usize) {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let ws = server.workspace;
+    let run: serde_json::Value = client
+        .post(format!("{}/api/v1/workspaces/{ws}/workflows", server.base))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"workflow": "secrets_request", "args": {"variables": [{"key": "HELD"}]}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = run["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_mib(server.child.id());
+    let wait_url = format!("{}/api/v1/workspaces/{ws}/workflows/{id}/wait?timeout=60", server.base);
+    let waits: Vec<_> = (0..count)
+        .map(|_| {
+            let request = client.get(&wait_url).bearer_auth(token).send();
+            tokio::spawn(async move { request.await.map(|r| r.status().is_success()).unwrap_or(false) })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let held = rss_mib(server.child.id());
+    client
+        .post(format!("{}/api/v1/workspaces/{ws}/workflows/{id}/cancel", server.base))
+        .bearer_auth(token)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    let mut answered = 0;
+    for wait in waits {
+        if wait.await.unwrap() {
+            answered += 1;
+        }
+    }
+    (before, held, answered)
+}
+
+/// A GET with extra `Name: value` headers, blocking; the body.
+fn http_get(url: &str, headers: &[&str]) -> Vec<u8> {
+    let mut request = reqwest::blocking::Client::new().get(url);
+    for header in headers {
+        let (name, value) = header.split_once(": ").unwrap();
+        request = request.header(name, value);
+    }
+    let response = request.send().unwrap();
+    assert!(response.status().is_success(), "{url}: {}", response.status());
+    response.bytes().unwrap().to_vec()
+}
+
+/// The release server in a child process over a fresh database.
+struct Server {
+    child: Child,
+    bin: PathBuf,
+    base: String,
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    admin_password: String,
+    workspace: uuid::Uuid,
+}
+
+impl Server {
+    fn start(bin: &Path, engine: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+        let mut env = vec![
+            ("LOOPSTACK_SECRETS_DATA_DIR".to_string(), dir.path().display().to_string()),
+            ("LOOPSTACK_SECRETS_MASTER_KEY".into(), key),
+            ("LEPTOS_SITE_ADDR".into(), format!("127.0.0.1:{port}")),
+            ("LOOPSTACK_SECRETS_RUNS_PER_MINUTE".into(), "1000000".into()),
+            ("RUST_LOG".into(), "warn".into()),
+        ];
+        let url = match engine {
+            "postgres" => fresh_postgres(),
+            _ => format!("sqlite://{}", dir.path().join("bench.db").display()),
+        };
+        env.push(("DATABASE_URL".into(), url));
+        let mut child = Command::new(bin).arg("serve").envs(env.iter().cloned()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start the server");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut password, mut workspace) = (String::new(), None);
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(p) = line.trim().strip_prefix("password: ") {
+                password = p.to_string();
+            }
+            if let Some(rest) = line.strip_prefix("Workspace 'default': ") {
+                workspace = Some(rest.trim().parse().unwrap());
+            }
+            if line.starts_with("Get an API token") {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        let server = Server { child, bin: bin.to_path_buf(), base: format!("http://127.0.0.1:{port}"), dir, env, admin_password: password, workspace: workspace.expect("the default workspace") };
+        for _ in 0..100 {
+            if reqwest::blocking::get(format!("{}/healthz", server.base)).is_ok_and(|r| r.status().is_success()) {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the server did not start");
+    }
+
+    /// Runs a CLI command against the same database; its last output line.
+    fn cli(&self, args: &[&str]) -> String {
+        let output = Command::new(&self.bin).args(args).envs(self.env.iter().cloned()).output().unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).to_string();
+        assert!(output.status.success(), "{args:?}: {text}{}", String::from_utf8_lossy(&output.stderr));
+        text.lines().last().unwrap_or_default().trim().to_string()
+    }
+
+    fn token(&self, ws: uuid::Uuid) -> String {
+        let ws = ws.to_string();
+        let scopes = ["secrets:list", "secrets:write", "tools:call", "workflows:run"];
+        let mut args = vec!["token", "create", "--workspace", &ws, "--name", "bench"];
+        for scope in &scopes {
+            args.extend(["--scope", scope]);
+        }
+        self.cli(&args)
+    }
+
+    /// Stores `count` secrets (`KEY_00000`, ...) in `ws` with the `import` command.
+    fn import(&self, ws: uuid::Uuid, count: usize) {
+        let file = self.dir.path().join(format!("import-{ws}.env"));
+        let mut out = std::fs::File::create(&file).unwrap();
+        for i in 0..count {
+            writeln!(out, "KEY_{i:05}=value-{i:05}-{}", "x".repeat(40)).unwrap();
+        }
+        drop(out);
+        self.cli(&["import", "--workspace", &ws.to_string(), &file.display().to_string()]);
+    }
+
+    /// A new workspace owned by the administrator, with `count` secrets.
+    fn workspace_with(&self, name: &str, count: usize) -> uuid::Uuid {
+        let ws: uuid::Uuid = self.cli(&["workspace", "create", name, "--owner", "admin"]).parse().unwrap();
+        self.import(ws, count);
+        ws
+    }
+
+    /// Signs the administrator in; the session cookie (`name=value`).
+    fn sign_in(&self) -> String {
+        let client = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let response = client
+            .post(format!("{}/studio/sign_in", self.base))
+            .header("origin", &self.base)
+            .header("accept", "text/html")
+            .form(&[("username", "admin"), ("password", self.admin_password.as_str())])
+            .send()
+            .unwrap();
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("lss_session=") && !c.starts_with("lss_session=;"))
+            .map(|c| c.split(';').next().unwrap().to_string())
+            .expect("signed in")
+    }
+
+    /// A second database of the same engine and settings, migrated, for the raw sqlx baseline.
+    fn raw_database_url(&self, engine: &str) -> String {
+        let url = match engine {
+            "postgres" => fresh_postgres(),
+            _ => format!("sqlite://{}", self.dir.path().join("raw.db").display()),
+        };
+        let output = Command::new(&self.bin).arg("migrate").envs(self.env.iter().cloned()).env("DATABASE_URL", &url).output().unwrap();
+        assert!(output.status.success(), "migrate: {}", String::from_utf8_lossy(&output.stderr));
+        url
+    }
+
+    fn rss_mib(&self) -> f64 {
+        rss_mib(self.child.id())
+    }
+
+    fn peak_rss_mib(&self) -> f64 {
+        status_kib(self.child.id(), "VmHWM:") / 1024.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A new PostgreSQL database on the benchmark server.
+fn fresh_postgres() -> String {
+    let server = std::env::var("BENCH_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("lss_bench_{}", uuid::Uuid::new_v4().simple());
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+        let mut conn = sqlx::PgConnection::connect(&server).await.expect("connect to PostgreSQL");
+        // The name is a UUID made here.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+    });
+    let (base, _) = server.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}

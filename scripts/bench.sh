@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Builds the release server (precompressed front end) and runs the load benchmarks against it,
+# each beside its baseline: `./scripts/bench.sh > bench.md`. Needs wrk (installed when root).
+# BENCH_SECONDS (default 5) and BENCH_ENGINES (default sqlite,postgres) tune the run.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+ensure_rust_tools
+if ! command -v wrk >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    step "Installing wrk (the load generator)" >&2
+    apt-get install -y -qq wrk >&2
+  else
+    echo "wrk is missing: run 'sudo apt-get install wrk' and try again" >&2
+    exit 1
+  fi
+fi
+if ! command -v wasm-opt >/dev/null; then
+  step "Installing binaryen 132 for wasm-opt (Debian's breaks hydration)" >&2
+  npm install -g binaryen@132 >&2
+fi
+
+step "Building the release server and front end (cargo leptos build --release --precompress)" >&2
+cargo leptos build --release --precompress >&2
+
+step "Front-end sizes" >&2
+echo "## Front end (release, target/site/pkg)"
+echo
+echo "| file | raw KiB | gzip KiB | brotli KiB |"
+echo "|---|---:|---:|---:|"
+for f in target/site/pkg/*.wasm target/site/pkg/*.js target/site/pkg/*.css; do
+  [ -f "$f" ] || continue
+  kib() { [ -f "$1" ] && awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.1f", b / 1024 }' || echo "-"; }
+  echo "| $(basename "$f" | sed -E 's/\.[A-Za-z0-9_-]{10,}\././') | $(kib "$f") | $(kib "$f.gz") | $(kib "$f.br") |"
+done
+echo
+
+# Many long-polls at once need more than the default 1,024 file descriptors.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+step "Load benchmarks (cargo bench --bench load)" >&2
+LOOPSTACK_BIN="$CARGO_TARGET_DIR/release/loopstack-secrets" LEPTOS_SITE_ROOT=target/site LEPTOS_OUTPUT_NAME=loopstack-secrets \
+  cargo bench --features ssr --bench load
