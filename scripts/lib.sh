@@ -48,6 +48,17 @@ ensure_e2e_tools() {
   fi
 }
 
+SCHEMATHESIS_VERSION=4.32.5
+
+ensure_fuzz_tools() {
+  if ! st --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    step "Installing schemathesis $SCHEMATHESIS_VERSION (API fuzzing, from PyPI)"
+    python3 -m pip install --quiet --user "schemathesis==$SCHEMATHESIS_VERSION" 2>/dev/null \
+      || python3 -m pip install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
+  fi
+  export PATH="$HOME/.local/bin:$PATH"
+}
+
 build_app() {
   step "Building the server and the WASM front end (cargo leptos build)"
   cargo leptos build

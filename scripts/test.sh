@@ -8,6 +8,7 @@ PG_URL="${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
 ensure_rust_tools
 ensure_e2e_tools
+ensure_fuzz_tools
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v pg_ctlcluster >/dev/null; then
@@ -29,6 +30,8 @@ build_app
 # cargo-leptos built (it matches the WASM it hydrates), so keep a copy.
 E2E_DIR="$(mktemp -d)"
 cp "$(server_bin)" "$E2E_DIR/loopstack-secrets"
+# The hashed front-end file names the binary serves are listed beside it.
+cp "$(dirname "$(server_bin)")/hash.txt" "$E2E_DIR/"
 
 step "Rust tests (unit and integration, SQLite and PostgreSQL)"
 # LEPTOS_OUTPUT_NAME as cargo-leptos sets it: leptos reads it at compile time (it names the
@@ -56,6 +59,21 @@ done
 curl -fsS "$E2E_BASE_URL/healthz" >/dev/null || { cat "$E2E_DIR/server.log"; exit 1; }
 status=0
 (cd end2end && npx playwright test) 2>&1 | tee "$E2E_DIR/playwright.log" || status=$?
+
+step "API fuzzing (schemathesis against the served OpenAPI document)"
+# A workspace of its own and a token with every scope, so generated requests reach the handlers.
+FUZZ_WS=$("$LOOPSTACK_BIN" workspace create fuzzing | tail -n1)
+FUZZ_TOKEN=$("$LOOPSTACK_BIN" token create --workspace "$FUZZ_WS" --name fuzzing --scope secrets:list \
+  --scope secrets:write --scope secrets:read --scope tools:call --scope workflows:run | tail -n1)
+# The long-poll and the event stream hold their answer open by design; Rust tests cover them.
+fuzz_status=0
+LSS_FUZZ_WORKSPACE="$FUZZ_WS" st --config-file end2end/schemathesis.toml run "$E2E_BASE_URL/api/v1/openapi.json" \
+  --header "Authorization: Bearer $FUZZ_TOKEN" --max-examples "${FUZZ_EXAMPLES:-25}" --seed 1 \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+  --exclude-path-regex '/(wait|events)$' --phases examples,coverage,fuzzing --request-timeout 10 --no-color \
+  2>&1 | tee "$E2E_DIR/schemathesis.log" || fuzz_status=$?
+[ "$fuzz_status" = 0 ] || status=$fuzz_status
+
 if [ "$status" != 0 ]; then
   echo "--- server log ---"; tail -n 100 "$E2E_DIR/server.log"
 fi
@@ -63,6 +81,7 @@ fi
 e2e_passed=$(awk '/^ +[0-9]+ passed/ {s+=$1} END {print s+0}' "$E2E_DIR/playwright.log")
 e2e_failed=$(awk '/^ +[0-9]+ failed/ {s+=$1} END {print s+0}' "$E2E_DIR/playwright.log")
 echo
-echo "Rust: $rust_passed passed; Playwright: $e2e_passed passed, $e2e_failed failed"
-echo "$((rust_passed + e2e_passed)) passed, $e2e_failed failed"
+fuzz_failed=$([ "$fuzz_status" = 0 ] && echo 0 || echo 1)
+echo "Rust: $rust_passed passed; Playwright: $e2e_passed passed, $e2e_failed failed; schemathesis: $([ "$fuzz_failed" = 0 ] && echo passed || echo failed)"
+echo "$((rust_passed + e2e_passed + 1 - fuzz_failed)) passed, $((e2e_failed + fuzz_failed)) failed"
 exit "$status"

@@ -283,3 +283,20 @@ fn import_reads_back_what_export_wrote_and_a_bad_file_stores_nothing() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("key must match"));
     assert!(!env.ok(&["export", "--workspace", &b, "--format", "dotenv"]).contains("GOOD"), "nothing of a bad file is stored");
 }
+
+#[test]
+fn rotate_data_key_reencrypts_a_workspace_and_its_values_still_export() {
+    let env = Env::new();
+    let ws = env.workspace();
+    let source = env.dir.path().join("source.env");
+    std::fs::write(&source, (0..30).map(|i| format!("KEY_{i:02}=value-{i}\n")).collect::<String>()).unwrap();
+    env.ok(&["import", "--workspace", &ws, source.to_str().unwrap()]);
+    let before = env.ok(&["export", "--workspace", &ws]);
+
+    let rotated = env.ok(&["rotate-data-key", "--workspace", &ws, "--batch", "7"]);
+    let again = env.ok(&["rotate-data-key", "--workspace", &ws]);
+
+    assert_eq!(last_line(&rotated), format!("Workspace {ws} now uses data key version 2: re-encrypted 30 values, deleted 1 old keys."));
+    assert!(again.contains("version 3: re-encrypted 30 values"), "{again}");
+    assert_eq!(env.ok(&["export", "--workspace", &ws]), before);
+}

@@ -253,7 +253,7 @@ async fn every_response_carries_the_security_headers(engine: Engine) {
     assert!(scripts > 0 && html.matches(&format!("nonce=\"{nonce}\"")).count() >= scripts, "every inline script carries the nonce");
     for response in [&page_headers, api.headers(), missing.headers()] {
         assert_eq!(response["x-content-type-options"], "nosniff");
-        assert_eq!(response["referrer-policy"], "no-referrer");
+        assert_eq!(response["referrer-policy"], "same-origin");
         assert_eq!(response["x-frame-options"], "DENY");
         assert_eq!(response["cache-control"], "no-store");
         assert!(response["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));

@@ -110,7 +110,8 @@ async fn the_first_start_creates_a_key_file_that_later_starts_use() {
 
     assert!(matches!(first.key_source, loopstack_secrets::server::crypto::KeySource::NewFile(_)));
     assert!(matches!(second.key_source, loopstack_secrets::server::crypto::KeySource::ExistingFile(_)));
-    assert!(loopstack_secrets::server::store::active_data_key(&second.state.db, ws).await.unwrap().is_some());
+    let mut tx = second.state.db.begin().await.unwrap();
+    assert!(second.state.secrets.sealer(&mut tx, ws).await.is_ok(), "the key file unwraps the workspace's data key");
 }
 
 /// A store with one secret, opened through the key file; returns its workspace.
@@ -198,7 +199,97 @@ async fn rotating_an_environment_key_needs_the_new_key_from_the_environment(engi
     assert!(value_after_open(&config, Some(&old), ws).await.is_err());
 }
 
+/// A workspace with `count` secrets `KEY_00000=value-00000`, ...
+async fn workspace_with(app: &common::TestApp, count: usize) -> Uuid {
+    let ws = app.workspace("rotating").await;
+    let pairs = (0..count).map(|i| (format!("KEY_{i:05}"), zeroize::Zeroizing::new(format!("value-{i:05}")))).collect();
+    app.state.secrets.import(ws, pairs, &test_actor()).await.unwrap();
+    ws
+}
+
+async fn ciphertext_of(db: &Db, ws: Uuid, key: &'static str) -> Vec<u8> {
+    on_pool!(db, pool => sqlx::query_scalar("SELECT ciphertext FROM secrets WHERE workspace_id = $1 AND key = $2")
+        .bind(ws).bind(key).fetch_one(pool).await.unwrap())
+}
+
+async fn rotating_a_data_key_reencrypts_every_value_in_batches(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let ws = workspace_with(&app, 250).await;
+    let bystander = workspace_with(&app, 3).await;
+    let before = ciphertext_of(&app.state.db, ws, "KEY_00000").await;
+    let store = |ws| loopstack_secrets::server::store::data_key_usage(&app.state.db, ws);
+
+    let first = app.state.secrets.rotate_data_key(ws, 100, &test_actor()).await.unwrap();
+    let second = app.state.secrets.rotate_data_key(ws, 1000, &test_actor()).await.unwrap();
+
+    assert_eq!((first.version, first.resealed, first.retired), (2, 250, 1));
+    assert_eq!((second.version, second.resealed, second.retired), (3, 250, 1));
+    assert_eq!(store(ws).await.unwrap(), vec![(3, 250)], "every value under the new key, the old ones gone");
+    assert_eq!(store(bystander).await.unwrap(), vec![(1, 3)], "other workspaces keep theirs");
+    assert_ne!(ciphertext_of(&app.state.db, ws, "KEY_00000").await, before);
+    let values = app.state.secrets.read_all_values(ws, &test_actor()).await.unwrap();
+    assert_eq!(values.len(), 250);
+    assert!(values.iter().enumerate().all(|(i, (k, v))| *k == format!("KEY_{i:05}") && v.expose() == format!("value-{i:05}")));
+    let audit = loopstack_secrets::server::store::audit_events(&app.state.db, ws, Some("key.rotated"), 10).await.unwrap();
+    assert_eq!(audit.len(), 2);
+    // The master key rotation rewraps whatever versions exist.
+    let (dir, url, key) = app.stop().await;
+    let config = common::config_for(dir.path(), &url, &[]);
+    let new_key = common::new_master_key();
+    let rotation = loopstack_secrets::server::rotation::rotate_master_key(config, Some(&key), Some(&new_key)).await.unwrap();
+    assert_eq!(rotation.data_keys, 2, "the rotated workspace's one key and the bystander's");
+    let app = serve(dir, url, new_key, &[]).await;
+    assert_eq!(app.value_of(ws, "KEY_00249").await.as_deref(), Some("value-00249"));
+}
+
+async fn a_data_key_rotates_online_while_values_are_written(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let ws = workspace_with(&app, 300).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Eight writers, each owning the keys i % 8 == t, so the last value each wrote is known.
+    let writers: Vec<_> = (0..8)
+        .map(|t| {
+            let (secrets, stop) = (app.state.secrets.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut last = std::collections::HashMap::new();
+                let mut n = 0usize;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let i = t + 8 * (n % 37);
+                    let key = secrets.parse_key(&format!("KEY_{i:05}")).unwrap();
+                    let value = format!("written-{t}-{n}");
+                    secrets.upsert(ws, &key, &secrets.parse_value(value.clone()).unwrap(), &test_actor()).await.unwrap();
+                    last.insert(format!("KEY_{i:05}"), value);
+                    n += 1;
+                }
+                (last, n)
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let rotation = app.state.secrets.rotate_data_key(ws, 20, &test_actor()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut expected: std::collections::HashMap<String, String> = (0..300).map(|i| (format!("KEY_{i:05}"), format!("value-{i:05}"))).collect();
+    let mut writes = 0;
+    for writer in writers {
+        let (last, n) = writer.await.unwrap();
+        expected.extend(last);
+        writes += n;
+    }
+
+    assert!(writes > 16, "the writers ran during the rotation ({writes} writes)");
+    assert_eq!(rotation.version, 2);
+    let usage = loopstack_secrets::server::store::data_key_usage(&app.state.db, ws).await.unwrap();
+    assert_eq!(usage, vec![(2, 300)], "no value was left under the old key");
+    let values: std::collections::HashMap<String, String> =
+        app.state.secrets.read_all_values(ws, &test_actor()).await.unwrap().into_iter().map(|(k, v)| (k, v.expose().to_string())).collect();
+    assert_eq!(values, expected, "every value reads back as last written");
+}
+
 both_engines!(
+    rotating_a_data_key_reencrypts_every_value_in_batches,
+    a_data_key_rotates_online_while_values_are_written,
     rotating_the_key_file_keeps_values_and_retires_the_old_key,
     a_rotation_interrupted_after_its_commit_is_finished_at_the_next_start,
     a_rotation_interrupted_before_its_commit_leaves_the_old_key_working,

@@ -58,6 +58,15 @@ pub async fn run(cli: Cli, master_key_env: Option<&str>) -> anyhow::Result<ExitC
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::RotateDataKey { workspace, batch } => {
+            let state = state::open(config, master_key_env).await?.state;
+            let done = state.secrets.rotate_data_key(workspace, batch, &Actor("cli".into())).await?;
+            println!(
+                "Workspace {workspace} now uses data key version {}: re-encrypted {} values, deleted {} old keys.",
+                done.version, done.resealed, done.retired
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Import { workspace, file } => {
             let state = state::open(config, master_key_env).await?.state;
             import(&state, workspace, &file).await

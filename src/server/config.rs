@@ -114,6 +114,16 @@ pub enum Command {
     /// a key file a new key is generated; with LOOPSTACK_SECRETS_MASTER_KEY give the new one in
     /// LOOPSTACK_SECRETS_NEW_MASTER_KEY.
     RotateMasterKey,
+    /// Give a workspace a new data key and re-encrypt its values under it, in batches, while
+    /// servers keep running; the old key is deleted once no value uses it.
+    RotateDataKey {
+        /// Workspace id.
+        #[arg(long)]
+        workspace: Uuid,
+        /// Values re-encrypted per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
     /// Store every KEY=value of a dotenv file in the workspace, all or nothing.
     Import {
         /// Workspace id.

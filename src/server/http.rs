@@ -150,9 +150,11 @@ pub async fn response_headers(State(files): State<StaticFiles>, request: Request
     response
 }
 
+/// `Referrer-Policy: same-origin` rather than `no-referrer`: under `no-referrer` browsers send
+/// `Origin: null` on form posts, and the CSRF check needs the real origin.
 fn set_security_headers(headers: &mut HeaderMap) {
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin"));
     headers.insert(HeaderName::from_static("cross-origin-resource-policy"), HeaderValue::from_static("same-origin"));

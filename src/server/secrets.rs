@@ -22,6 +22,17 @@ pub struct Sealer {
     dek: DataKey,
 }
 
+/// What [`SecretService::rotate_data_key`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataKeyRotation {
+    /// The data key version now active.
+    pub version: i32,
+    /// Values re-encrypted under it.
+    pub resealed: usize,
+    /// Older versions deleted.
+    pub retired: u64,
+}
+
 /// Who made a change, as stored in `created_by` / `updated_by` (never a credential).
 #[derive(Clone, Debug)]
 pub struct Actor(pub String);
@@ -56,10 +67,10 @@ impl SecretService {
     /// Creates a secret; 409 when the key exists.
     #[tracing::instrument(skip(self, key, value), fields(key = %key), err)]
     pub async fn create(&self, workspace_id: Uuid, key: &SecretKey, value: &SecretValue, actor: &Actor) -> Result<SecretItem, AppError> {
-        let (version, dek) = self.active_key(workspace_id).await?;
         let id = Uuid::new_v4();
-        let sealed = seal(&dek, version, value, workspace_id, id);
         let mut tx = self.db.begin().await?;
+        let sealer = self.sealer(&mut tx, workspace_id).await?;
+        let sealed = seal(&sealer.dek, sealer.version, value, workspace_id, id);
         let item = store::insert_secret(&mut tx, workspace_id, id, key.as_str(), &sealed, &actor.0).await?;
         store::audit_in(&mut tx, &audit(workspace_id, actor, "secret.created", &item.key, None)).await?;
         tx.commit().await?;
@@ -73,9 +84,9 @@ impl SecretService {
         let Some(value) = value else {
             return store::secret_item(&self.db, workspace_id, id).await?.ok_or(AppError::NotFound);
         };
-        let (version, dek) = self.active_key(workspace_id).await?;
-        let sealed = seal(&dek, version, value, workspace_id, id);
         let mut tx = self.db.begin().await?;
+        let sealer = self.sealer(&mut tx, workspace_id).await?;
+        let sealed = seal(&sealer.dek, sealer.version, value, workspace_id, id);
         let item = store::update_secret_value(&mut tx, workspace_id, id, &sealed, &actor.0).await?.ok_or(AppError::NotFound)?;
         store::audit_in(&mut tx, &audit(workspace_id, actor, "secret.updated", &item.key, None)).await?;
         tx.commit().await?;
@@ -86,8 +97,8 @@ impl SecretService {
     /// Creates or updates a secret by key, atomically even under concurrent calls.
     #[tracing::instrument(skip(self, key, value), fields(key = %key), err)]
     pub async fn upsert(&self, workspace_id: Uuid, key: &SecretKey, value: &SecretValue, actor: &Actor) -> Result<SecretItem, AppError> {
-        let sealer = self.sealer(workspace_id).await?;
         let mut tx = self.db.begin().await?;
+        let sealer = self.sealer(&mut tx, workspace_id).await?;
         let item = self.upsert_in(&mut tx, &sealer, key, value, actor, None).await?;
         tx.commit().await?;
         self.announce_upsert(workspace_id, &item).await;
@@ -128,7 +139,7 @@ impl SecretService {
     #[tracing::instrument(skip(self, key, actor), fields(key = %key), err)]
     pub async fn read_value(&self, workspace_id: Uuid, key: &SecretKey, actor: &Actor) -> Result<Option<SecretValue>, AppError> {
         let Some(row) = store::secret_by_key(&self.db, workspace_id, key.as_str()).await? else { return Ok(None) };
-        let value = self.open(&row).await?;
+        let value = self.open(&row)?;
         store::audit(&self.db, &audit(workspace_id, actor, "secret.read", &row.key, None)).await?;
         Ok(Some(value))
     }
@@ -140,8 +151,8 @@ impl SecretService {
         for (key, value) in pairs {
             parsed.push((self.parse_key(&key)?, self.parse_value(value.to_string())?));
         }
-        let sealer = self.sealer(workspace_id).await?;
         let mut tx = self.db.begin().await?;
+        let sealer = self.sealer(&mut tx, workspace_id).await?;
         let mut items = Vec::with_capacity(parsed.len());
         for (key, value) in &parsed {
             items.push(self.upsert_in(&mut tx, &sealer, key, value, actor, Some("imported")).await?);
@@ -159,7 +170,7 @@ impl SecretService {
         let rows = store::secrets_with_ciphertext(&self.db, workspace_id).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let value = self.open(&row).await?;
+            let value = self.open(&row)?;
             out.push((row.key.clone(), value));
         }
         let mut tx = self.db.begin().await?;
@@ -168,6 +179,40 @@ impl SecretService {
         }
         tx.commit().await?;
         Ok(out)
+    }
+
+    /// Rotates a workspace's data key online: a new version becomes active at once (writers
+    /// use it from then on), then every value still under an older version is re-encrypted,
+    /// `batch` per transaction, and the versions no value uses any more are deleted.
+    #[tracing::instrument(skip(self, actor), err)]
+    pub async fn rotate_data_key(&self, workspace_id: Uuid, batch: usize, actor: &Actor) -> Result<DataKeyRotation, AppError> {
+        let dek = DataKey::generate();
+        let mut tx = self.db.begin().await?;
+        let version = store::add_data_key(&mut tx, workspace_id, |version| self.kek.wrap(&dek, workspace_id, version)).await?;
+        let detail = format!("data key version {version}");
+        let entry = store::Audit { workspace_id: Some(workspace_id), actor: &actor.0, action: "key.rotated", key: None, detail: Some(&detail) };
+        store::audit_in(&mut tx, &entry).await?;
+        tx.commit().await?;
+
+        let mut resealed = 0;
+        loop {
+            let mut tx = self.db.begin().await?;
+            let rows = store::secrets_to_reseal(&mut tx, workspace_id, version, batch.max(1) as i64).await?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in rows {
+                let value = self.open(&row)?;
+                if store::reseal_secret(&mut tx, row.id, row.key_version, &seal(&dek, version, &value, workspace_id, row.id)).await? {
+                    resealed += 1;
+                }
+            }
+            tx.commit().await?;
+        }
+        let mut tx = self.db.begin().await?;
+        let retired = store::retire_data_keys(&mut tx, workspace_id, version).await?;
+        tx.commit().await?;
+        Ok(DataKeyRotation { version, resealed, retired })
     }
 
     /// Parses raw input into a key, with this service's limits.
@@ -180,12 +225,12 @@ impl SecretService {
         SecretValue::parse(raw, &self.limits)
     }
 
-    /// The workspace's active data key, unwrapped. Fetch it before opening a transaction: it
-    /// reads through the pool, and a transaction waiting on a second connection could starve
-    /// the pool under load.
-    pub async fn sealer(&self, workspace_id: Uuid) -> Result<Sealer, AppError> {
-        let (version, dek) = self.active_key(workspace_id).await?;
-        Ok(Sealer { workspace_id, version, dek })
+    /// The workspace's active data key, unwrapped, for writing inside `tx`. A rotation cannot
+    /// add a newer version until `tx` ends (see [`store::active_data_key_in`]), so every value
+    /// written with it is under the version that is active at commit.
+    pub async fn sealer(&self, tx: &mut Tx, workspace_id: Uuid) -> Result<Sealer, AppError> {
+        let (version, wrapped) = store::active_data_key_in(tx, workspace_id).await?.ok_or(AppError::NotFound)?;
+        Ok(Sealer { workspace_id, version, dek: self.kek.unwrap(&wrapped, workspace_id, version)? })
     }
 
     async fn announce_upsert(&self, workspace_id: Uuid, item: &SecretItem) {
@@ -193,14 +238,8 @@ impl SecretService {
         self.events.publish(vec![event]).await;
     }
 
-    async fn active_key(&self, workspace_id: Uuid) -> Result<(i32, DataKey), AppError> {
-        let (version, wrapped) = store::active_data_key(&self.db, workspace_id).await?.ok_or(AppError::NotFound)?;
-        Ok((version, self.kek.unwrap(&wrapped, workspace_id, version)?))
-    }
-
-    async fn open(&self, row: &SecretRow) -> Result<SecretValue, AppError> {
-        let wrapped = store::data_key(&self.db, row.workspace_id, row.key_version).await?.ok_or(AppError::Crypto)?;
-        let dek = self.kek.unwrap(&wrapped, row.workspace_id, row.key_version)?;
+    fn open(&self, row: &SecretRow) -> Result<SecretValue, AppError> {
+        let dek = self.kek.unwrap(&row.wrapped_key, row.workspace_id, row.key_version)?;
         let plain = dek.open_value(&row.nonce, &row.ciphertext, row.workspace_id, row.id)?;
         let text = String::from_utf8(plain.to_vec()).map_err(|_| AppError::Crypto)?;
         Ok(SecretValue::from_plaintext(SecretString::from(text)))

@@ -17,6 +17,17 @@ pub struct SecretRow {
     pub ciphertext: Vec<u8>,
     pub nonce: Vec<u8>,
     pub key_version: i32,
+    /// The data key it is sealed under, wrapped; read in the same statement, so a rotation
+    /// retiring that key cannot slip in between.
+    pub wrapped_key: Vec<u8>,
+}
+
+/// The columns of [`SecretRow`], from `secrets s` joined with its data key `k`.
+macro_rules! secret_row_from {
+    () => {
+        "SELECT s.id, s.workspace_id, s.key, s.ciphertext, s.nonce, s.key_version, k.wrapped_key
+         FROM secrets s JOIN workspace_keys k ON k.workspace_id = s.workspace_id AND k.version = s.key_version"
+    };
 }
 
 /// The listing columns of a secret.
@@ -251,18 +262,67 @@ pub async fn workspace_of_user(db: &Db, user_id: Uuid, workspace_id: Uuid) -> Re
 
 // ---- data keys ---------------------------------------------------------------------------
 
-/// The active (highest) data key version of a workspace and its wrapped bytes.
-pub async fn active_data_key(db: &Db, workspace_id: Uuid) -> Result<Option<(i32, Vec<u8>)>, AppError> {
-    Ok(on_pool!(db, pool => sqlx::query_as(
+/// The active (highest) data key version of a workspace and its wrapped bytes, read inside the
+/// writer's transaction and held against rotation until it ends: on PostgreSQL with a share lock
+/// on the workspace row, which a new key version waits for (see [`add_data_key`]); SQLite's
+/// write transactions run one at a time anyway. So once a new version is committed, no value
+/// can be written under an older one.
+pub async fn active_data_key_in(tx: &mut Tx, workspace_id: Uuid) -> Result<Option<(i32, Vec<u8>)>, AppError> {
+    if let Tx::Postgres(t) = tx {
+        sqlx::query("SELECT 1 FROM workspaces WHERE id = $1 FOR SHARE").bind(workspace_id).execute(&mut **t).await?;
+    }
+    Ok(on_tx!(tx, conn => sqlx::query_as(
         "SELECT version, wrapped_key FROM workspace_keys WHERE workspace_id = $1 ORDER BY version DESC LIMIT 1")
-        .bind(workspace_id).fetch_optional(pool).await?))
+        .bind(workspace_id).fetch_optional(&mut *conn).await?))
 }
 
-/// One version of a workspace's wrapped data key.
-pub async fn data_key(db: &Db, workspace_id: Uuid, version: i32) -> Result<Option<Vec<u8>>, AppError> {
-    Ok(on_pool!(db, pool => sqlx::query_scalar(
-        "SELECT wrapped_key FROM workspace_keys WHERE workspace_id = $1 AND version = $2")
-        .bind(workspace_id).bind(version).fetch_optional(pool).await?))
+/// Adds the next data key version of a workspace (wrapped by `wrap` for that version) and
+/// returns it. On PostgreSQL it first takes the workspace row exclusively, waiting for writers
+/// still sealing under the current version.
+pub async fn add_data_key(tx: &mut Tx, workspace_id: Uuid, wrap: impl FnOnce(i32) -> Vec<u8>) -> Result<i32, AppError> {
+    if let Tx::Postgres(t) = tx {
+        sqlx::query("SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE").bind(workspace_id).execute(&mut **t).await?;
+    }
+    let current: Option<i32> = on_tx!(tx, conn => sqlx::query_scalar("SELECT MAX(version) FROM workspace_keys WHERE workspace_id = $1")
+        .bind(workspace_id).fetch_one(&mut *conn).await?);
+    let version = current.ok_or(AppError::NotFound)? + 1;
+    let wrapped = wrap(version);
+    on_tx!(tx, conn => sqlx::query("INSERT INTO workspace_keys (workspace_id, version, wrapped_key, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(workspace_id).bind(version).bind(&wrapped).bind(Utc::now()).execute(&mut *conn).await?.rows_affected());
+    Ok(version)
+}
+
+/// Up to `limit` secrets of a workspace still sealed under a version older than `version`.
+pub async fn secrets_to_reseal(tx: &mut Tx, workspace_id: Uuid, version: i32, limit: i64) -> Result<Vec<SecretRow>, AppError> {
+    let sql = concat!(secret_row_from!(), " WHERE s.workspace_id = $1 AND s.key_version < $2 ORDER BY s.id LIMIT $3");
+    Ok(on_tx!(tx, conn => sqlx::query_as(sql).bind(workspace_id).bind(version).bind(limit).fetch_all(&mut *conn).await?))
+}
+
+/// Replaces a secret's ciphertext with `sealed` if it is still under `old_version` (a writer
+/// may have sealed it anew meanwhile); whether it did. `updated_at` is left alone: the value
+/// did not change.
+pub async fn reseal_secret(tx: &mut Tx, id: Uuid, old_version: i32, sealed: &Sealed) -> Result<bool, AppError> {
+    let sql = "UPDATE secrets SET ciphertext = $1, nonce = $2, key_version = $3 WHERE id = $4 AND key_version = $5";
+    let changed = on_tx!(tx, conn => sqlx::query(sql)
+        .bind(&sealed.ciphertext).bind(&sealed.nonce).bind(sealed.key_version).bind(id).bind(old_version)
+        .execute(&mut *conn).await?.rows_affected());
+    Ok(changed == 1)
+}
+
+/// Deletes the data key versions below `version` that no secret uses any more; how many.
+pub async fn retire_data_keys(tx: &mut Tx, workspace_id: Uuid, version: i32) -> Result<u64, AppError> {
+    let sql = "DELETE FROM workspace_keys WHERE workspace_id = $1 AND version < $2
+               AND NOT EXISTS (SELECT 1 FROM secrets s WHERE s.workspace_id = $1 AND s.key_version = workspace_keys.version)";
+    Ok(on_tx!(tx, conn => sqlx::query(sql).bind(workspace_id).bind(version).execute(&mut *conn).await?.rows_affected()))
+}
+
+/// How many data key versions a workspace keeps, and how many of its secrets use each.
+pub async fn data_key_usage(db: &Db, workspace_id: Uuid) -> Result<Vec<(i32, i64)>, AppError> {
+    Ok(on_pool!(db, pool => sqlx::query_as(
+        "SELECT k.version, COUNT(s.id) FROM workspace_keys k
+         LEFT JOIN secrets s ON s.workspace_id = k.workspace_id AND s.key_version = k.version
+         WHERE k.workspace_id = $1 GROUP BY k.version ORDER BY k.version")
+        .bind(workspace_id).fetch_all(pool).await?))
 }
 
 // ---- secrets -----------------------------------------------------------------------------
@@ -276,23 +336,20 @@ pub async fn list_secrets(db: &Db, workspace_id: Uuid) -> Result<Vec<SecretItem>
 
 /// One secret with its ciphertext.
 pub async fn secret_by_id(db: &Db, workspace_id: Uuid, id: Uuid) -> Result<Option<SecretRow>, AppError> {
-    Ok(on_pool!(db, pool => sqlx::query_as(
-        "SELECT id, workspace_id, key, ciphertext, nonce, key_version FROM secrets WHERE workspace_id = $1 AND id = $2")
-        .bind(workspace_id).bind(id).fetch_optional(pool).await?))
+    let sql = concat!(secret_row_from!(), " WHERE s.workspace_id = $1 AND s.id = $2");
+    Ok(on_pool!(db, pool => sqlx::query_as(sql).bind(workspace_id).bind(id).fetch_optional(pool).await?))
 }
 
 /// One secret by key, with its ciphertext.
 pub async fn secret_by_key(db: &Db, workspace_id: Uuid, key: &str) -> Result<Option<SecretRow>, AppError> {
-    Ok(on_pool!(db, pool => sqlx::query_as(
-        "SELECT id, workspace_id, key, ciphertext, nonce, key_version FROM secrets WHERE workspace_id = $1 AND key = $2")
-        .bind(workspace_id).bind(key).fetch_optional(pool).await?))
+    let sql = concat!(secret_row_from!(), " WHERE s.workspace_id = $1 AND s.key = $2");
+    Ok(on_pool!(db, pool => sqlx::query_as(sql).bind(workspace_id).bind(key).fetch_optional(pool).await?))
 }
 
 /// Every secret of a workspace with its ciphertext, by key.
 pub async fn secrets_with_ciphertext(db: &Db, workspace_id: Uuid) -> Result<Vec<SecretRow>, AppError> {
-    Ok(on_pool!(db, pool => sqlx::query_as(
-        "SELECT id, workspace_id, key, ciphertext, nonce, key_version FROM secrets WHERE workspace_id = $1 ORDER BY key")
-        .bind(workspace_id).fetch_all(pool).await?))
+    let sql = concat!(secret_row_from!(), " WHERE s.workspace_id = $1 ORDER BY s.key");
+    Ok(on_pool!(db, pool => sqlx::query_as(sql).bind(workspace_id).fetch_all(pool).await?))
 }
 
 /// Inserts a new secret; 409 when the key exists in the workspace.

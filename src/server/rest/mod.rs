@@ -35,12 +35,15 @@ pub fn router(enabled: bool) -> Router<AppState> {
 }
 
 /// Liveness: the process answers.
-async fn healthz() -> Json<serde_json::Value> {
+#[utoipa::path(get, path = "/healthz", tag = "service", responses((status = 200, description = "The process answers", body = Object)))]
+pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
 /// Readiness: the database answers.
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+#[utoipa::path(get, path = "/readyz", tag = "service",
+    responses((status = 200, description = "The database answers", body = Object), (status = 503, body = crate::model::ErrorBody)))]
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     if state.db.ping().await {
         (StatusCode::OK, Json(serde_json::json!({ "status": "ok" }))).into_response()
     } else {

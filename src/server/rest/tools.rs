@@ -35,7 +35,9 @@ async fn definitions(_principal: Principal) -> Json<Vec<ToolDefinition>> {
     request_body(content = Object),
     responses((status = 200, body = ToolResult), (status = 400, body = crate::model::ErrorBody),
         (status = 401, body = crate::model::ErrorBody), (status = 403, body = crate::model::ErrorBody),
-        (status = 404, body = crate::model::ErrorBody)),
+        (status = 404, body = crate::model::ErrorBody),
+        (status = 429, description = "Too many runs started in this workspace in the last minute", body = crate::model::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until a start is allowed again")))),
     security(("bearer" = ["tools:call"])))]
 #[tracing::instrument(skip_all, fields(%workspace_id, %name))]
 async fn call(

@@ -59,7 +59,9 @@ pub struct StartRun {
     params(("workspace_id" = Uuid, Path)), request_body = StartRun,
     responses((status = 201, body = WorkflowRun), (status = 400, body = crate::model::ErrorBody),
         (status = 401, body = crate::model::ErrorBody), (status = 403, body = crate::model::ErrorBody),
-        (status = 404, body = crate::model::ErrorBody)),
+        (status = 404, body = crate::model::ErrorBody),
+        (status = 429, description = "Too many runs started in this workspace in the last minute", body = crate::model::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until a start is allowed again")))),
     security(("bearer" = ["workflows:run"])))]
 #[tracing::instrument(skip_all, fields(%workspace_id))]
 async fn start(

@@ -184,7 +184,6 @@ impl WorkflowEngine {
         let Some(edge) = kind.transitions().iter().find(|t| t.name == transition && t.wait).copied() else {
             return Err(AppError::BadRequest(format!("'{transition}' is not a transition of {} that can be fired", kind.name())));
         };
-        let sealer = if transition == SECRETS_SUBMITTED { Some(self.secrets.sealer(workspace_id).await?) } else { None };
         let mut tx = self.db.begin().await?;
         let current = store::run_in(&mut tx, id).await?.ok_or(AppError::NotFound)?;
         let status = current.status()?;
@@ -195,8 +194,9 @@ impl WorkflowEngine {
             return Err(AppError::Conflict("the run has already moved on".into()));
         }
         let mut secret_events = Vec::new();
-        let recorded = if let Some(sealer) = &sealer {
-            let (keys, events) = self.store_submission(&mut tx, sealer, &current, payload, actor).await?;
+        let recorded = if transition == SECRETS_SUBMITTED {
+            let sealer = self.secrets.sealer(&mut tx, workspace_id).await?;
+            let (keys, events) = self.store_submission(&mut tx, &sealer, &current, payload, actor).await?;
             let detail = format!("request {id}: {} value(s)", events.len());
             let entry = crate::server::store::Audit { workspace_id: Some(workspace_id), actor: &actor.0, action: "request.submitted", key: None, detail: Some(&detail) };
             crate::server::store::audit_in(&mut tx, &entry).await?;
