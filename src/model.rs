@@ -23,8 +23,10 @@ pub struct SecretItem {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SecretInput {
+    /// An environment variable name (200 characters at most by default; configurable).
+    #[cfg_attr(feature = "ssr", schema(pattern = "^[A-Za-z_][A-Za-z0-9_]*$", min_length = 1, max_length = 200))]
     pub key: String,
-    /// The value; stored encrypted, never returned.
+    /// The value; stored encrypted, never returned (64 KiB at most by default; configurable).
     pub value: String,
 }
 
@@ -263,7 +265,9 @@ pub struct Pending {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ToolResult {
-    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
+    /// The tool's answer: `[{key, hasValue}]` for `get_secret_keys`, `{variables: [{key}]}`
+    /// for `request_secrets`, `{workflowId}` for `request_secrets_task`.
+    #[cfg_attr(feature = "ssr", schema(value_type = serde_json::Value))]
     pub data: serde_json::Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending: Option<Pending>,

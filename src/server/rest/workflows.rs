@@ -39,6 +39,7 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct StartRun {
     /// `secrets_request` or `secrets_example`.
+    #[schema(pattern = "^(secrets_request|secrets_example)$")]
     pub workflow: String,
     #[serde(default)]
     #[schema(value_type = Object)]
