@@ -319,3 +319,37 @@ both_engines!(
     openapi_and_health_are_served,
     with_the_feature_off_no_secrets_route_is_mounted,
 );
+
+/// The list route answers with JSON the database builds; it must say exactly what serde says of
+/// the same rows (on PostgreSQL the instant, to the microsecond it stores).
+async fn the_listing_built_by_the_database_matches_the_service(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let ws = app.workspace("main").await;
+    let token = app.writer_token(ws).await;
+    for (key, value) in [("B_KEY", "b"), ("A_KEY", ""), ("C_KEY", "c\"\\")] {
+        assert_eq!(app.create(ws, &token, key, value).await.status(), 201);
+    }
+    let empty = app.workspace("empty").await;
+    let empty_token = app.writer_token(empty).await;
+
+    let response = app.list(ws, &token).await;
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+    let listed: Vec<serde_json::Value> = response.json().await.unwrap();
+    let service = app.state.secrets.find_all_by_workspace(ws).await.unwrap();
+    let expected: Vec<serde_json::Value> = service.iter().map(|s| serde_json::to_value(s).unwrap()).collect();
+
+    assert_eq!(content_type, "application/json");
+    assert_eq!(listed.len(), 3);
+    for (got, want) in listed.iter().zip(&expected) {
+        for field in ["id", "key", "hasValue"] {
+            assert_eq!(got[field], want[field], "{field}");
+        }
+        let at = |v: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(v["updatedAt"].as_str().unwrap()).unwrap();
+        assert_eq!(at(got), at(want));
+        assert!(got["updatedAt"].as_str().unwrap().ends_with('Z'));
+    }
+    assert_eq!(listed[0]["hasValue"], false, "an empty value has no value");
+    assert_eq!(json(app.list(empty, &empty_token).await).await, serde_json::json!([]));
+}
+
+both_engines!(the_listing_built_by_the_database_matches_the_service);

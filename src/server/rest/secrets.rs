@@ -4,6 +4,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use uuid::Uuid;
@@ -36,9 +37,10 @@ async fn list(
     principal: Principal,
     State(state): State<AppState>,
     ApiPath(workspace_id): ApiPath<Uuid>,
-) -> Result<Json<Vec<SecretItem>>, AppError> {
+) -> Result<impl IntoResponse, AppError> {
     principal.authorize(&state.db, workspace_id, Scope::SecretsList).await?;
-    Ok(Json(state.secrets.find_all_by_workspace(workspace_id).await?))
+    let json = crate::server::store::secrets_json(&state.db, workspace_id).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], json))
 }
 
 /// Creates a secret; 409 when the key exists.
