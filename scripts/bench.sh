@@ -37,6 +37,13 @@ echo
 
 # Many long-polls at once need more than the default 1,024 file descriptors.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+# The PostgreSQL databases the run creates (lss_bench_*) are dropped when it ends.
+drop_bench_databases() {
+  psql "${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}" -Atc \
+    "SELECT datname FROM pg_database WHERE datname LIKE 'lss_bench_%'" 2>/dev/null \
+    | while read -r db; do psql "${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null; done
+}
+trap drop_bench_databases EXIT
 step "Load benchmarks (cargo bench --bench load)" >&2
 LOOPSTACK_BIN="$CARGO_TARGET_DIR/release/loopstack-secrets" LEPTOS_SITE_ROOT=target/site LEPTOS_OUTPUT_NAME=loopstack-secrets \
   cargo bench --features ssr --bench load

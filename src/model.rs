@@ -101,10 +101,20 @@ pub struct CurrentUser {
 #[serde(rename_all = "camelCase")]
 pub struct WorkspaceSecrets {
     pub workspace: WorkspaceItem,
+    /// One page of the secrets that match the filter, by key.
     pub secrets: Vec<SecretItem>,
+    /// Secrets in the workspace.
+    pub total: usize,
+    /// Secrets whose key matches the filter.
+    pub matching: usize,
+    /// This page, from 1; [`SECRETS_PAGE_SIZE`] secrets each.
+    pub page: usize,
     /// The workspace's waiting secret requests, newest first.
     pub pending: Vec<PendingRequest>,
 }
+
+/// Rows per page of the Studio's secrets table.
+pub const SECRETS_PAGE_SIZE: usize = 100;
 
 /// A waiting secret request as the workspace page lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -156,6 +156,35 @@ async fn the_secrets_page_lists_keys_and_states_but_never_values(engine: Engine)
     assert!(!html.contains(&canary), "a value leaked into the page or its hydration state");
 }
 
+async fn the_secrets_page_shows_a_hundred_rows_a_page_and_filters_on_the_server(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let ws = app.workspace("big").await;
+    let pairs = (0..250).map(|i| (format!("KEY_{i:03}"), zeroize::Zeroizing::new(format!("v{i}")))).collect();
+    app.state.secrets.import(ws, pairs, &common::test_actor()).await.unwrap();
+    let cookie = member(&app, "pat", ws, "viewer").await;
+    let page = |query: &str| {
+        let path = format!("/workspaces/{ws}{query}");
+        let (app, cookie) = (&app, cookie.clone());
+        async move { get_page(app, &path, Some(&cookie)).await.text().await.unwrap() }
+    };
+
+    let first = page("").await;
+    let third = page("?page=3").await;
+    let beyond = page("?page=99").await;
+    let filtered = page("?q=key_1%25_").await;
+    let literal = page("?q=EY_12").await;
+
+    assert!(first.contains("250 secrets"));
+    assert!(first.contains("KEY_000") && first.contains("KEY_099") && !first.contains("KEY_100"));
+    assert!(first.contains("Showing 1–100 of 250") && first.contains("href=\"?page=2\""));
+    assert!(third.contains("KEY_249") && !third.contains("KEY_199") && third.contains("Showing 201–250 of 250"));
+    assert!(!third.contains("rel=\"next\""), "no next page after the last");
+    assert!(beyond.contains("Showing 201–250 of 250"), "a page past the end shows the last");
+    assert!(filtered.contains("No key matches the filter."), "% and _ are not wildcards");
+    assert!(literal.contains("KEY_120") && literal.contains("KEY_129") && !literal.contains("KEY_130"));
+    assert!(!literal.contains("Showing"), "ten matches fit on one page");
+}
+
 async fn another_users_workspace_page_is_not_found(engine: Engine) {
     let app = spawn_app(engine).await;
     let (ws, other) = (app.workspace("mine").await, app.workspace("secret-project").await);
@@ -453,6 +482,7 @@ both_engines!(serial:
     a_session_uses_the_rest_api_with_its_role_and_only_in_its_workspaces,
     pages_redirect_to_sign_in_without_a_session,
     the_secrets_page_lists_keys_and_states_but_never_values,
+    the_secrets_page_shows_a_hundred_rows_a_page_and_filters_on_the_server,
     another_users_workspace_page_is_not_found,
     the_workspace_server_function_authorizes_like_the_rest_api,
 );

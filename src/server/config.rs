@@ -61,8 +61,9 @@ pub struct Config {
     #[arg(long, env = "LOOPSTACK_SECRETS_RUNS_PER_MINUTE", default_value_t = 120, global = true)]
     pub runs_per_minute: u32,
 
-    /// Seconds a client gets to send its request headers before the connection is closed.
-    #[arg(long, env = "LOOPSTACK_SECRETS_HEADER_TIMEOUT_SECS", default_value_t = 10, global = true)]
+    /// Seconds a client gets to send its request headers before the connection is closed (also
+    /// how long an idle keep-alive connection stays open).
+    #[arg(long, env = "LOOPSTACK_SECRETS_HEADER_TIMEOUT_SECS", default_value_t = 30, global = true)]
     pub header_timeout_secs: u64,
 
     /// Seconds a client gets to send a request body; a slower one gets 408.

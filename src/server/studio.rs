@@ -82,15 +82,27 @@ pub async fn workspaces() -> Result<Vec<WorkspaceItem>, AppError> {
     store::workspaces_of_user(&state().db, user.user_id).await
 }
 
-/// A workspace and its secrets, authorized exactly as `GET .../secrets` is.
-pub async fn workspace_secrets(workspace_id: Uuid) -> Result<WorkspaceSecrets, AppError> {
+/// A workspace and one page of its secrets whose key contains `filter`, authorized exactly as
+/// `GET .../secrets` is. Pages count from 1; one past the last shows the last.
+pub async fn workspace_secrets(workspace_id: Uuid, filter: &str, page: usize) -> Result<WorkspaceSecrets, AppError> {
     let state = state();
     let user = signed_in().await?;
     let workspace = user.workspace(&state.db, workspace_id).await?;
     Principal::User(user).authorize(&state.db, workspace_id, Scope::SecretsList).await?;
-    let secrets = state.secrets.find_all_by_workspace(workspace_id).await?;
+    let filter = filter.trim();
+    let size = crate::model::SECRETS_PAGE_SIZE;
+    let (mut secrets, mut matching, mut total) = (Vec::new(), 0, 0);
+    let mut page = page.max(1);
+    for _ in 0..2 {
+        (secrets, matching, total) = store::secrets_page(&state.db, workspace_id, filter, size as i64, ((page - 1) * size) as i64).await?;
+        let last = (matching as usize).div_ceil(size).max(1);
+        if page <= last {
+            break;
+        }
+        page = last;
+    }
     let pending = state.workflows.list(workspace_id, Some(RunStatus::Waiting)).await?.iter().map(pending_request).collect();
-    Ok(WorkspaceSecrets { workspace, secrets, pending })
+    Ok(WorkspaceSecrets { workspace, secrets, total: total as usize, matching: matching as usize, page, pending })
 }
 
 /// The keys a waiting run asks for: those of its latest SecretRequestDocument.

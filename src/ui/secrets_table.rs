@@ -6,26 +6,30 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use uuid::Uuid;
 
-use crate::model::{Role, SecretItem};
+use crate::model::{Role, SecretItem, SECRETS_PAGE_SIZE};
 use crate::ui::layout::{error_view, fetch_for, id_param, TopBar};
 use crate::ui::csrf::CsrfField;
 use crate::ui::live::use_workspace_events;
 use crate::ui::requests::PendingRequests;
 use crate::ui::server_fns::{get_workspace_secrets, CreateSecret, DeleteSecret, UpdateSecret};
 
-/// `/workspaces/:id` (optionally `?q=` to filter keys).
+/// `/workspaces/:id` (optionally `?q=` to filter keys and `?page=` for the page, 100 rows each).
 #[component]
 pub fn SecretsPage() -> impl IntoView {
     let query = use_query_map();
     let workspace_id = id_param("id");
     let filter = Memo::new(move |_| query.read().get("q").unwrap_or_default());
+    let page_number = Memo::new(move |_| query.read().get("page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1));
     let create = ServerAction::<CreateSecret>::new();
     let update = ServerAction::<UpdateSecret>::new();
     let delete = ServerAction::<DeleteSecret>::new();
     let events = use_workspace_events(workspace_id);
     let data = Resource::new(
-        move || (workspace_id.get(), create.version().get(), update.version().get(), delete.version().get(), events.get()),
-        |(id, ..)| fetch_for(id, get_workspace_secrets),
+        move || {
+            let versions = (create.version().get(), update.version().get(), delete.version().get(), events.get());
+            (workspace_id.get(), filter.get(), page_number.get(), versions)
+        },
+        |(id, q, page, _)| fetch_for(id, move |id| get_workspace_secrets(id, Some(q), Some(page))),
     );
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
@@ -34,9 +38,9 @@ pub fn SecretsPage() -> impl IntoView {
                     Ok(page) => {
                         let ws = page.workspace.id;
                         let can_write = page.workspace.role >= Role::Editor;
-                        let needle = filter.get().to_lowercase();
-                        let total = page.secrets.len();
-                        let shown: Vec<SecretItem> = page.secrets.into_iter().filter(|s| s.key.to_lowercase().contains(&needle)).collect();
+                        let needle = filter.get();
+                        let total = page.total;
+                        let pager = (page.matching > SECRETS_PAGE_SIZE).then(|| view! { <Pager page=page.page matching=page.matching filter=needle.clone()/> });
                         view! {
                             <TopBar/>
                             <section class="panel">
@@ -55,7 +59,8 @@ pub fn SecretsPage() -> impl IntoView {
                                     <input id="filter-q" name="q" type="search" value=filter.get()/>
                                     <button type="submit" class="secondary">"Filter"</button>
                                 </form>
-                                <SecretsTable secrets=shown workspace_id=ws can_write update delete filtered=!needle.is_empty()/>
+                                <SecretsTable secrets=page.secrets workspace_id=ws can_write update delete filtered=!needle.is_empty()/>
+                                {pager}
                                 {can_write.then(|| view! { <AddSecretForm workspace_id=ws action=create/> })}
                             </section>
                             <PendingRequests workspace_id=ws requests=page.pending/>
@@ -66,6 +71,37 @@ pub fn SecretsPage() -> impl IntoView {
             })}
         </Suspense>
     }
+}
+
+/// "Showing 101–200 of 1,000" with links to the previous and next pages (plain links, so they
+/// work without JavaScript), keeping the filter.
+#[component]
+fn Pager(page: usize, matching: usize, filter: String) -> impl IntoView {
+    let first = (page - 1) * SECRETS_PAGE_SIZE + 1;
+    let last = (page * SECRETS_PAGE_SIZE).min(matching);
+    let link = move |to: usize| {
+        let q = if filter.is_empty() { String::new() } else { format!("q={}&", url_encode(&filter)) };
+        format!("?{q}page={to}")
+    };
+    let previous = (page > 1).then(|| view! { <a href=link(page - 1) rel="prev">"Previous"</a> });
+    let next = (last < matching).then(|| view! { <a href=link(page + 1) rel="next">"Next"</a> });
+    view! {
+        <nav class="pager" aria-label="Pages of secrets">
+            {previous}
+            <span>{format!("Showing {first}–{last} of {matching}")}</span>
+            {next}
+        </nav>
+    }
+}
+
+/// Percent-encodes a query value (everything but unreserved characters).
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// The "Add secret" form: key and a password field.

@@ -35,10 +35,11 @@ pub async fn list_workspaces() -> Result<Vec<WorkspaceItem>, ApiError> {
     crate::server::studio::workspaces().await.map_err(crate::server::studio::fail)
 }
 
-/// A workspace and its secrets (keys and `hasValue` only).
+/// A workspace and one page of its secrets whose key contains `q` (keys and `hasValue` only).
 #[server(prefix = "/studio", endpoint = "workspace_secrets")]
-pub async fn get_workspace_secrets(workspace_id: Uuid) -> Result<WorkspaceSecrets, ApiError> {
-    crate::server::studio::workspace_secrets(workspace_id).await.map_err(crate::server::studio::fail)
+pub async fn get_workspace_secrets(workspace_id: Uuid, q: Option<String>, page: Option<usize>) -> Result<WorkspaceSecrets, ApiError> {
+    let filter = q.unwrap_or_default();
+    crate::server::studio::workspace_secrets(workspace_id, &filter, page.unwrap_or(1)).await.map_err(crate::server::studio::fail)
 }
 
 /// Adds a secret; the value is sent once and never comes back.

@@ -162,7 +162,12 @@ impl WorkflowEngine {
             let Some(transition) = kind.transitions().iter().find(|t| t.from == run.place && !t.wait).copied() else {
                 return Err(AppError::Internal(anyhow::anyhow!("run {id} is running at '{}' with no automatic transition", run.place)));
             };
-            let outcome = self.apply(&mut tx, &run, kind, transition, &json!({}), &Actor("system".into())).await?;
+            let outcome = match self.apply(&mut tx, &run, kind, transition, &json!({}), &Actor("system".into())).await {
+                Ok(outcome) => outcome,
+                // Another instance resuming runs moved it first: read it again.
+                Err(AppError::Conflict(_)) => continue,
+                Err(err) => return Err(err),
+            };
             tx.commit().await?;
             self.after_commit(outcome).await;
         }
@@ -291,6 +296,14 @@ impl WorkflowEngine {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let event = tokio::time::timeout_at(deadline, events.recv()).await;
+            // Events about anything else do not wake a database read: with many waiters and
+            // busy workspaces that would be one query per waiter per event. A lagged receiver
+            // may have missed this run's event, so it reads.
+            if let Ok(Ok(other)) = &event {
+                if !matches!(other, Event::WorkflowUpdated { workflow_id, .. } if *workflow_id == id) {
+                    continue;
+                }
+            }
             let current = store::run(&self.db, workspace_id, id).await?.ok_or(AppError::NotFound)?;
             let changed = current.version != start.version;
             let timed_out = event.is_err();
