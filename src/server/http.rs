@@ -17,7 +17,6 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use leptos::prelude::use_context;
-use leptos_axum::ResponseOptions;
 use tokio::net::TcpListener;
 
 /// How long open connections get to finish after a shutdown signal (event streams never do).
@@ -121,23 +120,36 @@ pub fn page_csp(nonce: &str) -> String {
     )
 }
 
-/// Run inside each page render: sends the policy with the nonce Leptos generated for it.
-pub fn provide_page_csp() {
-    if let (Some(nonce), Some(response)) = (leptos::nonce::use_nonce(), use_context::<ResponseOptions>()) {
-        if let Ok(value) = HeaderValue::from_str(&page_csp(&nonce)) {
-            response.insert_header(header::CONTENT_SECURITY_POLICY, value);
-        }
+/// The CSP nonce of one response, made by [`response_headers`] before the request runs.
+#[derive(Clone, Debug)]
+pub struct CspNonce(pub String);
+
+/// Run inside each page render: Leptos puts this response's nonce (from [`response_headers`])
+/// on its inline scripts, and the same middleware sends it in the policy. Both sides come from
+/// the request itself, so the page and its header cannot disagree.
+pub fn provide_page_nonce() {
+    let nonce = use_context::<axum::http::request::Parts>().and_then(|parts| parts.extensions.get::<CspNonce>().cloned());
+    if let Some(CspNonce(nonce)) = nonce {
+        leptos::prelude::provide_context(leptos::nonce::Nonce::from_value(nonce));
     }
 }
 
 /// Adds the security headers every response carries, and a `Cache-Control`: static files by
 /// name (see [`StaticFiles`]), everything else `no-store` (pages and API answers name secrets
 /// and carry CSRF tokens).
-pub async fn response_headers(State(files): State<StaticFiles>, request: Request, next: Next) -> Response {
+pub async fn response_headers(State(files): State<StaticFiles>, mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
+    let nonce = new_nonce();
+    request.extensions_mut().insert(CspNonce(nonce.clone()));
     let mut response = next.run(request).await;
     let ok = response.status().is_success();
     let headers = response.headers_mut();
+    let html = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| ct.starts_with("text/html"));
+    if html {
+        if let Ok(value) = HeaderValue::from_str(&page_csp(&nonce)) {
+            headers.insert(header::CONTENT_SECURITY_POLICY, value);
+        }
+    }
     set_security_headers(headers);
     match files.cache_control(&path) {
         Some(value) if ok => {
@@ -148,6 +160,12 @@ pub async fn response_headers(State(files): State<StaticFiles>, request: Request
         }
     }
     response
+}
+
+/// 128 random bits, URL-safe base64: a fresh script nonce.
+fn new_nonce() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
 }
 
 /// `Referrer-Policy: same-origin` rather than `no-referrer`: under `no-referrer` browsers send
