@@ -48,6 +48,18 @@ ensure_e2e_tools() {
   fi
 }
 
+# The export test sources the dotenv output in sh, bash, dash and zsh.
+ensure_test_shells() {
+  if ! command -v zsh >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+      step "Installing zsh (the export test sources its output in every common shell)"
+      apt-get install -y -qq zsh >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq zsh; }
+    else
+      echo "zsh is missing: the export test runs with sh, bash and dash only ('sudo apt-get install zsh' adds it)" >&2
+    fi
+  fi
+}
+
 SCHEMATHESIS_VERSION=4.32.5
 
 ensure_fuzz_tools() {

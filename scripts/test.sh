@@ -8,6 +8,7 @@ PG_URL="${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
 ensure_rust_tools
 ensure_e2e_tools
+ensure_test_shells
 ensure_fuzz_tools
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then

@@ -357,3 +357,17 @@ pub struct Member {
     pub username: String,
     pub role: Role,
 }
+
+/// One of the signed-in user's Studio sessions, as the account page lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionInfo {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// The client address it was opened from.
+    pub client: Option<String>,
+    pub user_agent: Option<String>,
+    /// Whether it is the session of this request.
+    pub current: bool,
+}

@@ -153,7 +153,7 @@ fn run_injects_the_secrets_and_passes_the_exit_code_on_and_export_writes_dotenv(
     let exported = env.ok(&["export", "--workspace", &ws, "--format", "dotenv"]);
 
     assert_eq!(run.status.code(), Some(7), "the command saw the values and its exit code came back: {}", String::from_utf8_lossy(&run.stderr));
-    assert_eq!(exported, "API_KEY=\"sk-live \\\"quoted\\\" \\$HOME\"\nEMPTY=\"\"\n");
+    assert_eq!(exported, "API_KEY='sk-live \"quoted\" $HOME'\nEMPTY=''\n");
 }
 
 #[test]
@@ -234,9 +234,34 @@ fn values_and_passwords_never_appear_in_the_server_log() {
         .send()
         .unwrap();
     assert_eq!(submitted.status(), 200);
+    // The same values through the Studio's server functions, signed in as the first-run admin.
+    let password = server.stdout.iter().find_map(|l| l.trim().strip_prefix("password: ")).expect("the first-run password").to_string();
+    let signed_in = client.post(format!("{}/studio/sign_in", server.base)).header("origin", &server.base).form(&[("username", "admin"), ("password", password.as_str())]).send().unwrap();
+    let cookie = signed_in
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("lss_session="))
+        .map(|c| c.split(';').next().unwrap().to_string())
+        .expect("a session");
+    let csrf = loopstack_secrets::server::auth::csrf_token(cookie.strip_prefix("lss_session=").unwrap());
+    let default_ws = server.stdout.iter().find_map(|l| l.strip_prefix("Workspace 'default': ")).expect("the default workspace").trim().to_string();
+    let studio = |function: &str, form: &[(&str, &str)]| {
+        let mut form: Vec<(&str, &str)> = form.to_vec();
+        form.push(("csrf", &csrf));
+        let response = client.post(format!("{}/studio/{function}", server.base)).header("cookie", &cookie).header("origin", &server.base).form(&form).send().unwrap();
+        assert!(response.status().is_success(), "{function}: {}", response.status());
+        response.text().unwrap()
+    };
+    let created = studio("create_secret", &[("workspace_id", &default_ws), ("key", "STUDIO_KEY"), ("value", &canary)]);
+    let id = serde_json::from_str::<serde_json::Value>(&created).unwrap()["id"].as_str().unwrap().to_string();
+    studio("update_secret", &[("workspace_id", &default_ws), ("id", &id), ("value", &canary)]);
+    studio("change_password", &[("current_password", &password), ("new_password", &canary)]);
     drop(server);
 
     let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("create_secret") || log.contains("studio"), "the Studio calls were logged at trace: {} bytes", log.len());
     assert!(log.contains("K1") || log.contains("secrets"), "trace logging was on: {} bytes", log.len());
     assert!(!log.contains(&canary), "a value reached the log");
     assert!(!log.contains(&token), "a token reached the log");
@@ -277,7 +302,7 @@ fn import_reads_back_what_export_wrote_and_a_bad_file_stores_nothing() {
     let refused = env.cmd(&["import", "--workspace", &b, broken.to_str().unwrap()]).output().unwrap();
 
     assert!(imported.contains("Imported 3 secrets"), "{imported}");
-    assert_eq!(exported, "API_KEY=\"sk \\\"live\\\" \\$HOME\"\nEMPTY=\"\"\nPLAIN=\"x y\"\n");
+    assert_eq!(exported, "API_KEY='sk \"live\" $HOME'\nEMPTY=''\nPLAIN='x y'\n");
     assert_eq!(env.ok(&["export", "--workspace", &b, "--format", "dotenv"]), exported, "a round trip keeps every value");
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("key must match"));
@@ -299,4 +324,104 @@ fn rotate_data_key_reencrypts_a_workspace_and_its_values_still_export() {
     assert_eq!(last_line(&rotated), format!("Workspace {ws} now uses data key version 2: re-encrypted 30 values, deleted 1 old keys."));
     assert!(again.contains("version 3: re-encrypted 30 values"), "{again}");
     assert_eq!(env.ok(&["export", "--workspace", &ws]), before);
+}
+
+/// Stores `pairs` in `ws` through the library, as data written before keys were checked would
+/// be (reserved names included).
+fn store_directly(env: &Env, ws: &str, pairs: &[(&str, &str)]) {
+    use clap::Parser;
+    use loopstack_secrets::server::domain::SecretKey;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let data = env.dir.path().join("data");
+        let config = loopstack_secrets::server::config::Cli::parse_from(["x", "--data-dir", data.to_str().unwrap()]).config;
+        let state = loopstack_secrets::server::state::open(config, Some(&env.key)).await.unwrap().state;
+        let ws = ws.parse().unwrap();
+        for (key, value) in pairs {
+            let key = SecretKey::existing(key, state.secrets.limits()).unwrap();
+            let value = state.secrets.parse_value(value.to_string()).unwrap();
+            state.secrets.upsert(ws, &key, &value, &loopstack_secrets::server::secrets::Actor("test".into())).await.unwrap();
+        }
+        state.shutdown().await;
+    });
+}
+
+#[test]
+fn run_refuses_a_reserved_key_unless_allowed_and_keeps_its_own_configuration_from_the_child() {
+    let env = Env::new();
+    let ws = env.workspace();
+    let marker = env.dir.path().join("ran-bash-env");
+    let script = env.dir.path().join("evil.sh");
+    std::fs::write(&script, format!("touch {}\n", marker.display())).unwrap();
+    store_directly(&env, &ws, &[("BASH_ENV", script.to_str().unwrap()), ("API_KEY", "sk-1")]);
+    std::fs::write(env.dir.path().join(".env"), "LOOPSTACK_SECRETS_FROM_DOTENV=dotenv-leak\n").unwrap();
+    let db_url = format!("sqlite://{}", env.dir.path().join("data/loopstack-secrets.db").display());
+
+    let refused = env.cmd(&["run", "--workspace", &ws, "--", "bash", "-c", "echo hi"]).output().unwrap();
+    let refused_export = env.cmd(&["export", "--workspace", &ws]).output().unwrap();
+    let allowed = env
+        .cmd(&["run", "--workspace", &ws, "--allow-key", "BASH_ENV", "--", "sh", "-c", "env"])
+        .env("DATABASE_URL", &db_url)
+        .env("LOOPSTACK_SECRETS_SHELL_SETTING", "shell-leak")
+        .output()
+        .unwrap();
+
+    assert!(!refused.status.success(), "a reserved key stops run");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("BASH_ENV") && stderr.contains("--allow-key"), "{stderr}");
+    assert!(!marker.exists(), "the script named by BASH_ENV never ran");
+    assert!(!refused_export.status.success(), "export refuses it too");
+    assert!(allowed.status.success(), "{}", String::from_utf8_lossy(&allowed.stderr));
+    let child_env = String::from_utf8(allowed.stdout).unwrap();
+    assert!(child_env.contains("API_KEY=sk-1") && child_env.contains("BASH_ENV="), "{child_env}");
+    for leak in ["LOOPSTACK_SECRETS_", "DATABASE_URL=", "dotenv-leak", "shell-leak", &env.key] {
+        assert!(!child_env.contains(leak), "the child saw {leak}: {child_env}");
+    }
+}
+
+#[test]
+fn export_is_safe_to_source_in_every_shell_and_import_reads_it_back_byte_for_byte() {
+    const HOSTILE: &[&str] = &[
+        "`touch pwned`",
+        "$(touch pwned)",
+        "${HOME}",
+        "it's \"quoted\" both ways",
+        "'",
+        "\\",
+        "back\\slash\\n",
+        "line one\nline two\n",
+        "# not a comment",
+        "value # with hash",
+        "  leading and trailing spaces  ",
+        "crlf\r\nline",
+        "ünïcödé ✓ 日本",
+        "a'\\''b",
+        "!bang; rm -rf / & echo | cat > out",
+    ];
+    let env = Env::new();
+    let (ws, copy) = (env.workspace(), env.workspace());
+    let pairs: Vec<(String, &str)> = HOSTILE.iter().enumerate().map(|(i, v)| (format!("K{i:02}"), *v)).collect();
+    store_directly(&env, &ws, &pairs.iter().map(|(k, v)| (k.as_str(), *v)).collect::<Vec<_>>());
+    let exported = env.ok(&["export", "--workspace", &ws, "--format", "dotenv"]);
+    let sandbox = tempfile::tempdir().unwrap();
+    let file = sandbox.path().join("exported.env");
+    std::fs::write(&file, &exported).unwrap();
+
+    let shells: Vec<&str> = ["sh", "bash", "dash", "zsh"].into_iter().filter(|s| Command::new(s).arg("-c").arg("true").status().is_ok()).collect();
+    assert!(shells.len() >= 3, "the test needs sh, bash and dash at least (zsh too in CI): {shells:?}");
+    for shell in &shells {
+        for (key, value) in &pairs {
+            let out = Command::new(shell)
+                .current_dir(sandbox.path())
+                .arg("-c")
+                .arg(format!("set -a; . ./exported.env; printf '%s' \"${key}\""))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{shell}: {}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), *value, "{shell} read {key} back wrong");
+        }
+        assert!(!sandbox.path().join("pwned").exists(), "sourcing in {shell} ran a command");
+    }
+    env.ok(&["import", "--workspace", &copy, file.to_str().unwrap()]);
+    assert_eq!(env.ok(&["export", "--workspace", &copy]), exported, "import reads every byte back");
 }

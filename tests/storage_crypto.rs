@@ -161,6 +161,8 @@ async fn a_rotation_interrupted_after_its_commit_is_finished_at_the_next_start(e
     // Put the files back as a crash between the commit and the file swap leaves them.
     std::fs::rename(dir.path().join("master.key"), dir.path().join("master.key.new")).unwrap();
     std::fs::write(dir.path().join("master.key"), &old_key).unwrap();
+    // With the mode the key file had (a key file others may read is refused at start).
+    std::fs::set_permissions(dir.path().join("master.key"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
 
     let value = value_after_open(&config, None, ws).await.unwrap();
 

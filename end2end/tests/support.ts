@@ -364,16 +364,15 @@ export async function agentStartWorkflow(
 
 /**
  * `export --workspace ID --format dotenv`, parsed into key → value: what is really stored (the
- * test's own canaries; never shown to a page). Lines are `KEY="escaped value"`.
+ * test's own canaries; never shown to a page). Lines are `KEY='value'`, single-quoted as a shell
+ * word, with `'\''` standing for a quote; a value may span lines.
  */
 export function exportedValues(workspaceId: string): Map<string, string> {
   const out = runCli(['export', '--workspace', workspaceId, '--format', 'dotenv']);
   const values = new Map<string, string>();
-  for (const line of out.split(/\r?\n/)) {
-    const m = /^([A-Za-z_][A-Za-z0-9_]*)="(.*)"$/.exec(line);
-    if (!m) continue;
-    const escapes: Record<string, string> = { n: '\n', r: '\r' };
-    values.set(m[1], m[2].replace(/\\(.)/g, (_, c: string) => escapes[c] ?? c));
+  const entry = /^([A-Za-z_][A-Za-z0-9_]*)=((?:'[^']*'|\\')+)$/gm;
+  for (const m of out.matchAll(entry)) {
+    values.set(m[1], m[2].replace(/'([^']*)'|\\'/g, (_, quoted: string | undefined) => quoted ?? "'"));
   }
   return values;
 }

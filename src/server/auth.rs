@@ -1,37 +1,30 @@
-//! Who is calling and what they may do: argon2id passwords, database-backed Studio sessions,
-//! API tokens (hash only, compared in constant time) and the one authorization rule that every
-//! route and server function applies.
+//! Who is calling and what they may do: API tokens (hash only, compared in constant time), the
+//! CSRF token of a session, the same-origin rule for cookie-authenticated writes, and the one
+//! authorization rule that every route and server function applies. Sessions and sign-in are
+//! in `sessions`, password hashing in `passwords`.
 
-use std::sync::OnceLock;
-
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, Utc};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use uuid::Uuid;
+use zeroize::Zeroizing;
 
 use crate::model::{Role, WorkspaceItem};
 use crate::server::db::Db;
 use crate::server::domain::{Scope, Username};
 use crate::server::error::AppError;
+use crate::server::passwords::constant_time_eq;
+use crate::server::sessions;
 use crate::server::state::AppState;
 use crate::server::store::{self, TokenRow};
 
-/// Name of the Studio session cookie.
-pub const SESSION_COOKIE: &str = "lss_session";
 /// Prefix of every API token.
 pub const TOKEN_PREFIX: &str = "lss_";
-/// Failed sign-ins allowed per username within [`SIGN_IN_WINDOW_SECS`].
-pub const MAX_SIGN_IN_FAILURES: i64 = 10;
-/// The sign-in rate-limit window.
-pub const SIGN_IN_WINDOW_SECS: i64 = 15 * 60;
 
 /// A signed-in Studio user.
 #[derive(Clone, Debug)]
@@ -88,6 +81,30 @@ impl Principal {
         }
     }
 
+    /// The id of the credential (token or session), for per-credential limits.
+    pub fn credential_id(&self) -> Uuid {
+        match self {
+            Principal::User(user) => user.session_id,
+            Principal::Token(token) => token.token_id,
+        }
+    }
+
+    /// Authorizes again for a request that stays open (an event stream, a long-poll): the
+    /// token must still be unrevoked and unexpired, the session still signed in and unexpired,
+    /// and the rule of [`Principal::authorize`] must still hold (a removed member is a 404).
+    pub async fn recheck(&self, db: &Db, workspace_id: Uuid, scope: Scope) -> Result<(), AppError> {
+        let standing = match self {
+            Principal::Token(token) => store::token_by_id(db, token.token_id)
+                .await?
+                .is_some_and(|row| row.revoked_at.is_none() && row.expires_at.is_none_or(|at| at > Utc::now())),
+            Principal::User(user) => sessions::session_alive(db, user.session_id).await?,
+        };
+        if !standing {
+            return Err(AppError::Unauthorized);
+        }
+        self.authorize(db, workspace_id, scope).await
+    }
+
     /// A label for `created_by` / `updated_by` and logs: ids only, never credentials.
     pub fn actor(&self) -> crate::server::secrets::Actor {
         crate::server::secrets::Actor(match self {
@@ -104,27 +121,7 @@ impl SessionUser {
     }
 }
 
-// ---- passwords ---------------------------------------------------------------------------
-
-/// Hashes a password with argon2id and a random salt.
-pub fn hash_password(password: &str) -> Result<String, AppError> {
-    let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("failed to hash a password: {e}")))
-}
-
-/// Whether `password` matches the stored hash.
-pub fn verify_password(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash).map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()).unwrap_or(false)
-}
-
-/// A hash to verify against when the username does not exist, so both failures cost the same.
-fn dummy_hash() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| hash_password("not a real password").expect("BUG: hashing a constant cannot fail"))
-}
+// ---- users -------------------------------------------------------------------------------
 
 /// A random password for generated credentials: 24 characters of base64url.
 pub fn generate_password() -> String {
@@ -139,79 +136,13 @@ pub async fn create_user(db: &Db, username: &str, password: &str, is_admin: bool
     if password.chars().count() < 8 {
         return Err(AppError::BadRequest("password must be at least 8 characters".into()));
     }
-    let hash = hash_password(password)?;
+    let hash = crate::server::passwords::hash_password_blocking(Zeroizing::new(password.to_string())).await?;
     let id = Uuid::new_v4();
     store::insert_user(db, id, username.as_str(), &hash, is_admin).await?;
     Ok(id)
 }
 
-// ---- sessions ----------------------------------------------------------------------------
-
-/// A new session: the cookie value to set (shown to the browser only) and its expiry.
-pub struct NewSession {
-    pub cookie_value: String,
-    pub expires_at: DateTime<Utc>,
-}
-
-/// Checks credentials and opens a fresh session. Silent about which part was wrong; rate
-/// limited per username across instances (the failures live in the database).
-#[tracing::instrument(skip(db, password), err)]
-pub async fn sign_in(db: &Db, username: &str, password: &str, session_hours: i64) -> Result<NewSession, AppError> {
-    let Ok(username) = Username::parse(username) else {
-        verify_password(dummy_hash(), password);
-        return Err(AppError::InvalidCredentials);
-    };
-    let since = Utc::now() - Duration::seconds(SIGN_IN_WINDOW_SECS);
-    if store::sign_in_failures_since(db, username.as_str(), since).await? >= MAX_SIGN_IN_FAILURES {
-        return Err(AppError::TooManyRequests(SIGN_IN_WINDOW_SECS as u64));
-    }
-    let user = store::user_by_username(db, username.as_str()).await?;
-    let hash = user.as_ref().map(|u| u.password_hash.as_str()).unwrap_or(dummy_hash());
-    let verified = verify_password(hash, password);
-    let Some(user) = user.filter(|_| verified) else {
-        store::record_sign_in_failure(db, username.as_str()).await?;
-        return Err(AppError::InvalidCredentials);
-    };
-
-    let id = Uuid::new_v4();
-    let secret = random_secret();
-    let expires_at = Utc::now() + Duration::hours(session_hours);
-    store::start_session(db, id, &sha256(&secret), user.id, &user.username, expires_at).await?;
-    Ok(NewSession { cookie_value: format!("{}.{}", id.simple(), secret), expires_at })
-}
-
-/// Resolves a session cookie value to its user; 401 when unknown, wrong or expired.
-pub async fn session_user(db: &Db, cookie_value: &str) -> Result<SessionUser, AppError> {
-    let (id, secret) = cookie_value.split_once('.').ok_or(AppError::Unauthorized)?;
-    let session_id = Uuid::try_parse(id).map_err(|_| AppError::Unauthorized)?;
-    let row = store::session_by_id(db, session_id).await?.ok_or(AppError::Unauthorized)?;
-    let matches: bool = sha256(secret).ct_eq(&row.secret_hash).into();
-    if !matches || row.expires_at <= Utc::now() {
-        return Err(AppError::Unauthorized);
-    }
-    Ok(SessionUser { session_id, user_id: row.user_id, username: row.username, is_admin: row.is_admin })
-}
-
-/// Ends a session.
-pub async fn sign_out(db: &Db, session_id: Uuid) -> Result<(), AppError> {
-    store::delete_session(db, session_id).await
-}
-
-/// The `Set-Cookie` value that stores a session (HttpOnly, SameSite=Strict, Secure behind TLS).
-pub fn session_cookie(value: &str, max_age_secs: i64, secure: bool) -> String {
-    cookie::Cookie::build((SESSION_COOKIE, value.to_string()))
-        .http_only(true)
-        .same_site(cookie::SameSite::Strict)
-        .secure(secure)
-        .path("/")
-        .max_age(cookie::time::Duration::seconds(max_age_secs))
-        .build()
-        .to_string()
-}
-
-/// Name of the cookie that carries the CSRF token to the browser (readable by the page's
-/// script so hydrated forms render the same hidden field as the server did).
-pub const CSRF_COOKIE: &str = "lss_csrf";
+// ---- CSRF --------------------------------------------------------------------------------
 
 /// The CSRF token of a session: derived from the session cookie, so only someone holding the
 /// session can know it, and nothing needs storing.
@@ -221,35 +152,7 @@ pub fn csrf_token(session_cookie_value: &str) -> String {
 
 /// Whether `presented` is the CSRF token of the session (constant time).
 pub fn csrf_matches(session_cookie_value: &str, presented: &str) -> bool {
-    csrf_token(session_cookie_value).as_bytes().ct_eq(presented.as_bytes()).into()
-}
-
-/// The `Set-Cookie` value carrying the CSRF token (not HttpOnly: the page reads it).
-pub fn csrf_cookie(token: &str, max_age_secs: i64, secure: bool) -> String {
-    cookie::Cookie::build((CSRF_COOKIE, token.to_string()))
-        .same_site(cookie::SameSite::Strict)
-        .secure(secure)
-        .path("/")
-        .max_age(cookie::time::Duration::seconds(max_age_secs))
-        .build()
-        .to_string()
-}
-
-/// Reads the session cookie from request headers.
-pub fn session_cookie_value(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(cookie::Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find(|c| c.name() == SESSION_COOKIE)
-        .map(|c| c.value().to_string())
-}
-
-/// Whether the request came over TLS (directly configured or through a proxy that says so).
-pub fn is_secure(headers: &HeaderMap, configured: bool) -> bool {
-    configured || headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) == Some("https")
+    constant_time_eq(csrf_token(session_cookie_value).as_bytes(), presented.as_bytes())
 }
 
 /// CSRF defence for cookie-authenticated writes (on top of the SameSite=Strict cookie): the
@@ -333,35 +236,38 @@ pub async fn token_principal(db: &Db, token: &str) -> Result<TokenPrincipal, App
     let (id, secret) = rest.split_once('_').ok_or(AppError::Unauthorized)?;
     let token_id = Uuid::try_parse(id).map_err(|_| AppError::Unauthorized)?;
     let row = store::token_by_id(db, token_id).await?.ok_or(AppError::Unauthorized)?;
-    let matches: bool = sha256(secret).ct_eq(&row.secret_hash).into();
     let expired = row.expires_at.is_some_and(|at| at <= Utc::now());
-    if !matches || row.revoked_at.is_some() || expired {
+    if !constant_time_eq(&sha256(secret), &row.secret_hash) || row.revoked_at.is_some() || expired {
         return Err(AppError::Unauthorized);
     }
     let scopes = row.scopes.split_whitespace().filter_map(|s| Scope::parse(s).ok()).collect();
     Ok(TokenPrincipal { token_id, workspace_id: row.workspace_id, scopes })
 }
 
-fn random_secret() -> String {
+/// 256 random bits, base64url: the secret part of tokens and session cookies.
+pub(crate) fn random_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     B64URL.encode(bytes)
 }
 
-fn sha256(text: &str) -> Vec<u8> {
+/// The stored form of a token or session secret.
+pub(crate) fn sha256(text: &str) -> Vec<u8> {
     Sha256::digest(text.as_bytes()).to_vec()
 }
 
 /// Authenticates a request from its method and headers: a bearer token first, else the
-/// session cookie (with the same-origin check for writes).
-pub async fn authenticate(db: &Db, method: &Method, headers: &HeaderMap) -> Result<Principal, AppError> {
+/// session cookie (with the same-origin check for writes). `secure_cookies` is the configured
+/// setting (see [`sessions::is_secure`]).
+pub async fn authenticate(db: &Db, method: &Method, headers: &HeaderMap, secure_cookies: bool) -> Result<Principal, AppError> {
     if let Some(auth) = headers.get(header::AUTHORIZATION) {
         let auth = auth.to_str().map_err(|_| AppError::Unauthorized)?;
         let token = auth.strip_prefix("Bearer ").ok_or(AppError::Unauthorized)?;
         return Ok(Principal::Token(token_principal(db, token.trim()).await?));
     }
-    let cookie = session_cookie_value(headers).ok_or(AppError::Unauthorized)?;
-    let user = session_user(db, &cookie).await?;
+    let secure = sessions::is_secure(headers, secure_cookies);
+    let cookie = sessions::session_cookie_value(headers, secure).ok_or(AppError::Unauthorized)?;
+    let user = sessions::session_user(db, &cookie).await?;
     check_same_origin(method, headers)?;
     Ok(Principal::User(user))
 }
@@ -370,21 +276,13 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        authenticate(&state.db, &parts.method, &parts.headers).await
+        authenticate(&state.db, &parts.method, &parts.headers, state.config.secure_cookies).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_password_verifies_only_against_its_own_hash() {
-        let hash = hash_password("correct horse").unwrap();
-        assert!(hash.starts_with("$argon2id$"));
-        assert!(verify_password(&hash, "correct horse"));
-        assert!(!verify_password(&hash, "correct horsf"));
-    }
 
     #[test]
     fn a_cross_site_write_is_refused_and_a_same_site_one_passes() {
@@ -401,14 +299,5 @@ mod tests {
         assert!(check_same_origin(&Method::POST, &headers).is_ok());
         headers.insert("sec-fetch-site", "cross-site".parse().unwrap());
         assert!(check_same_origin(&Method::POST, &headers).is_err());
-    }
-
-    #[test]
-    fn the_session_cookie_is_http_only_and_strict() {
-        let cookie = session_cookie("abc", 60, true);
-        assert!(cookie.contains("HttpOnly"));
-        assert!(cookie.contains("SameSite=Strict"));
-        assert!(cookie.contains("Secure"));
-        assert!(!session_cookie("abc", 60, false).contains("Secure"));
     }
 }

@@ -44,9 +44,9 @@ pub async fn run(cli: Cli, master_key_env: Option<&str>) -> anyhow::Result<ExitC
             let state = state::open(config, master_key_env).await?.state;
             token(&state, cmd).await
         }
-        Command::Run { workspace, command } => {
+        Command::Run { workspace, allow_keys, command } => {
             let state = state::open(config, master_key_env).await?.state;
-            run_with_secrets(&state, workspace, &command).await
+            run_with_secrets(&state, workspace, &allow_keys, &command).await
         }
         Command::RotateMasterKey => {
             let new_key = std::env::var("LOOPSTACK_SECRETS_NEW_MASTER_KEY").ok();
@@ -71,9 +71,9 @@ pub async fn run(cli: Cli, master_key_env: Option<&str>) -> anyhow::Result<ExitC
             let state = state::open(config, master_key_env).await?.state;
             import(&state, workspace, &file).await
         }
-        Command::Export { workspace, format } => {
+        Command::Export { workspace, allow_keys, format } => {
             let state = state::open(config, master_key_env).await?.state;
-            export(&state, workspace, format).await
+            export(&state, workspace, &allow_keys, format).await
         }
     }
 }
@@ -223,14 +223,18 @@ async fn token(state: &AppState, cmd: TokenCommand) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_with_secrets(state: &AppState, workspace: Uuid, command: &[String]) -> anyhow::Result<ExitCode> {
-    if !store::workspace_exists(&state.db, workspace).await? {
-        bail!("no workspace with id {workspace}");
-    }
+async fn run_with_secrets(state: &AppState, workspace: Uuid, allow_keys: &[String], command: &[String]) -> anyhow::Result<ExitCode> {
+    refuse_reserved_keys(state, workspace, allow_keys).await?;
     let values = state.secrets.read_all_values(workspace, &Actor("cli:run".into())).await?;
     let (program, args) = command.split_first().context("no command given after --")?;
     let mut child = std::process::Command::new(program);
     child.args(args);
+    // The operator's own configuration (from the shell or `.env`) is not the child's business.
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(is_own_configuration) {
+            child.env_remove(&name);
+        }
+    }
     for (key, value) in &values {
         child.env(key, value.expose());
     }
@@ -240,6 +244,35 @@ async fn run_with_secrets(state: &AppState, workspace: Uuid, command: &[String])
     Ok(exit_code_of(status))
 }
 
+/// Environment variables of this process that never reach a child of `run`.
+fn is_own_configuration(name: &str) -> bool {
+    name == "DATABASE_URL" || name.starts_with("LOOPSTACK_SECRETS_")
+}
+
+/// Fails when the workspace holds a reserved key (written before keys were checked) that the
+/// operator did not name with `--allow-key`; reads no value.
+async fn refuse_reserved_keys(state: &AppState, workspace: Uuid, allow_keys: &[String]) -> anyhow::Result<()> {
+    if !store::workspace_exists(&state.db, workspace).await? {
+        bail!("no workspace with id {workspace}");
+    }
+    let blocked: Vec<String> = state
+        .secrets
+        .find_all_by_workspace(workspace)
+        .await?
+        .into_iter()
+        .map(|item| item.key)
+        .filter(|key| crate::server::reserved::is_reserved(key) && !allow_keys.contains(key))
+        .collect();
+    if !blocked.is_empty() {
+        bail!(
+            "workspace {workspace} holds reserved keys that change how programs load or run: {}. \
+             Delete them, or pass each one with --allow-key KEY if you trust whoever wrote it",
+            blocked.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// The child's exit code, or 128 + signal as shells report it.
 fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {
     use std::os::unix::process::ExitStatusExt;
@@ -247,16 +280,14 @@ fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
-async fn export(state: &AppState, workspace: Uuid, format: ExportFormat) -> anyhow::Result<ExitCode> {
-    if !store::workspace_exists(&state.db, workspace).await? {
-        bail!("no workspace with id {workspace}");
-    }
+async fn export(state: &AppState, workspace: Uuid, allow_keys: &[String], format: ExportFormat) -> anyhow::Result<ExitCode> {
+    refuse_reserved_keys(state, workspace, allow_keys).await?;
     let values = state.secrets.read_all_values(workspace, &Actor("cli:export".into())).await?;
     let mut out = std::io::stdout().lock();
     match format {
         ExportFormat::Dotenv => {
             for (key, value) in &values {
-                writeln!(out, "{key}=\"{}\"", crate::server::dotenv::escape(value.expose()))?;
+                writeln!(out, "{key}={}", crate::server::dotenv::quote(value.expose()))?;
             }
         }
     }

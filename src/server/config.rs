@@ -66,6 +66,35 @@ pub struct Config {
     #[arg(long, env = "LOOPSTACK_SECRETS_HEADER_TIMEOUT_SECS", default_value_t = 30, global = true)]
     pub header_timeout_secs: u64,
 
+    /// Reverse proxies in front of the server that each append the client to
+    /// `X-Forwarded-For`; the client's address is the entry this many hops from the right.
+    /// 0 (the default) ignores the header: the TCP peer is the client.
+    #[arg(long, env = "LOOPSTACK_SECRETS_TRUSTED_PROXIES", default_value_t = 0, global = true)]
+    pub trusted_proxies: usize,
+
+    /// Password checks (sign-ins, current-password checks) allowed per username in 15 minutes.
+    #[arg(long, env = "LOOPSTACK_SECRETS_SIGN_IN_FAILURES_PER_USER", default_value_t = 10, global = true)]
+    pub sign_in_failures_per_user: i64,
+
+    /// Failed password checks allowed per client address in 15 minutes.
+    #[arg(long, env = "LOOPSTACK_SECRETS_SIGN_IN_FAILURES_PER_ADDRESS", default_value_t = 100, global = true)]
+    pub sign_in_failures_per_address: i64,
+
+    /// Password hashes computed at once, on blocking threads (default: the number of cores);
+    /// a sign-in that finds them all busy gets 429 at once.
+    #[arg(long, env = "LOOPSTACK_SECRETS_HASHING_THREADS", global = true)]
+    pub hashing_threads: Option<usize>,
+
+    /// Seconds between re-checks of the credential of an open event stream or long-poll; a
+    /// revoked or expired token, an ended session or a removed member ends it.
+    #[arg(long, env = "LOOPSTACK_SECRETS_REAUTH_SECS", default_value_t = 60, global = true)]
+    pub reauth_secs: u64,
+
+    /// Event streams and long-polls one token or session may hold open at once on one
+    /// instance; more get 429.
+    #[arg(long, env = "LOOPSTACK_SECRETS_MAX_STREAMS", default_value_t = 16, global = true)]
+    pub max_streams: usize,
+
     /// Seconds a client gets to send a request body; a slower one gets 408.
     #[arg(long, env = "LOOPSTACK_SECRETS_BODY_TIMEOUT_SECS", default_value_t = 30, global = true)]
     pub body_timeout_secs: u64,
@@ -102,11 +131,17 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Run a command with the workspace's secrets as environment variables.
+    /// Run a command with the workspace's secrets as environment variables. The child does
+    /// not inherit LOOPSTACK_SECRETS_* or DATABASE_URL from this process; a workspace that
+    /// holds a reserved key (stored before keys were checked) is refused unless the key is
+    /// named with --allow-key.
     Run {
         /// Workspace id.
         #[arg(long)]
         workspace: Uuid,
+        /// Pass this reserved key (PATH, LD_PRELOAD, ...) to the command anyway; repeatable.
+        #[arg(long = "allow-key", value_name = "KEY")]
+        allow_keys: Vec<String>,
         /// The command and its arguments (after `--`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, num_args = 1..)]
         command: Vec<String>,
@@ -133,11 +168,14 @@ pub enum Command {
         /// The dotenv file.
         file: PathBuf,
     },
-    /// Print the workspace's secrets in a file format.
+    /// Print the workspace's secrets in a file format (safe to source: nothing in a value runs).
     Export {
         /// Workspace id.
         #[arg(long)]
         workspace: Uuid,
+        /// Write this reserved key anyway; repeatable (see `run --allow-key`).
+        #[arg(long = "allow-key", value_name = "KEY")]
+        allow_keys: Vec<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = ExportFormat::Dotenv)]
         format: ExportFormat,
@@ -147,7 +185,8 @@ pub enum Command {
 /// Formats `export` can write.
 #[derive(ValueEnum, Clone, Copy, Debug)]
 pub enum ExportFormat {
-    /// `KEY="value"` lines, as `.env` files use.
+    /// `KEY='value'` lines: single-quoted, so sourcing them in sh, bash, dash or zsh yields
+    /// the exact bytes and runs nothing; `import` reads them back.
     Dotenv,
 }
 

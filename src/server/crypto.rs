@@ -1,6 +1,7 @@
 //! Envelope encryption. The master key (KEK) wraps one data key (DEK) per workspace; values
 //! are sealed with AES-256-GCM under the DEK with a fresh random nonce and associated data that
-//! binds each ciphertext to its workspace and secret, so a row copied elsewhere does not open.
+//! binds each ciphertext to its workspace, secret and key name, so a row copied elsewhere or
+//! renamed does not open.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
@@ -110,28 +111,36 @@ impl DataKey {
         DataKey::from_bytes(raw)
     }
 
-    /// Seals a secret value bound to its workspace and secret id: `(nonce, ciphertext)`.
-    pub fn seal_value(&self, value: &[u8], workspace_id: Uuid, secret_id: Uuid) -> (Vec<u8>, Vec<u8>) {
-        let mut blob = seal(&self.cipher, value, &value_aad(workspace_id, secret_id));
+    /// Seals a secret value bound to its workspace, secret id and key name (associated data
+    /// version [`VALUE_AAD_VERSION`]): `(nonce, ciphertext)`.
+    pub fn seal_value(&self, value: &[u8], to: &ValueBinding<'_>) -> (Vec<u8>, Vec<u8>) {
+        let mut blob = seal(&self.cipher, value, &value_aad(to, VALUE_AAD_VERSION));
         let ciphertext = blob.split_off(NONCE_LEN);
         (blob, ciphertext)
     }
 
-    /// Opens a value sealed by [`DataKey::seal_value`] for the same workspace and secret.
-    pub fn open_value(
-        &self,
-        nonce: &[u8],
-        ciphertext: &[u8],
-        workspace_id: Uuid,
-        secret_id: Uuid,
-    ) -> Result<Zeroizing<Vec<u8>>, AppError> {
+    /// Opens a value sealed by [`DataKey::seal_value`] for the same binding, with the associated
+    /// data version it was sealed under (1: workspace and secret id only, from before key names
+    /// were bound; 2: with the key name).
+    pub fn open_value(&self, nonce: &[u8], ciphertext: &[u8], to: &ValueBinding<'_>, aad_version: i32) -> Result<Zeroizing<Vec<u8>>, AppError> {
         if nonce.len() != NONCE_LEN {
             return Err(AppError::Crypto);
         }
-        let payload = Payload { msg: ciphertext, aad: &value_aad(workspace_id, secret_id) };
+        let payload = Payload { msg: ciphertext, aad: &value_aad(to, aad_version) };
         self.cipher.decrypt(Nonce::from_slice(nonce), payload).map(Zeroizing::new).map_err(|_| AppError::Crypto)
     }
 }
+
+/// What a sealed value is bound to: a row copied to another workspace or secret, or renamed
+/// to another key, does not open.
+pub struct ValueBinding<'a> {
+    pub workspace_id: Uuid,
+    pub secret_id: Uuid,
+    pub key: &'a str,
+}
+
+/// The associated-data version new ciphertexts are sealed under (see [`DataKey::open_value`]).
+pub const VALUE_AAD_VERSION: i32 = 2;
 
 fn seal(cipher: &Aes256Gcm, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
     let mut nonce = [0u8; NONCE_LEN];
@@ -163,10 +172,14 @@ fn dek_aad(workspace_id: Uuid, version: i32) -> Vec<u8> {
     aad
 }
 
-fn value_aad(workspace_id: Uuid, secret_id: Uuid) -> Vec<u8> {
-    let mut aad = b"loopstack-secrets:secret:v1:".to_vec();
-    aad.extend_from_slice(workspace_id.as_bytes());
-    aad.extend_from_slice(secret_id.as_bytes());
+fn value_aad(to: &ValueBinding<'_>, version: i32) -> Vec<u8> {
+    let mut aad = if version >= 2 { b"loopstack-secrets:secret:v2:".to_vec() } else { b"loopstack-secrets:secret:v1:".to_vec() };
+    aad.extend_from_slice(to.workspace_id.as_bytes());
+    aad.extend_from_slice(to.secret_id.as_bytes());
+    if version >= 2 {
+        aad.extend_from_slice(&(to.key.len() as u32).to_be_bytes());
+        aad.extend_from_slice(to.key.as_bytes());
+    }
     aad
 }
 
@@ -187,6 +200,7 @@ pub fn load_master_key(
     let path = data_dir.join(KEY_FILE_NAME);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
+            refuse_shared_key_file(&path)?;
             let key = MasterKey::from_base64(&text).with_context(|| format!("the key file {} is invalid", path.display()))?;
             Ok((key, KeySource::ExistingFile(path)))
         }
@@ -207,12 +221,39 @@ pub fn load_master_key(
     }
 }
 
+/// Refuses a key file that the group or others may read or write: anyone who can read it can
+/// read every secret.
+fn refuse_shared_key_file(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).with_context(|| format!("failed to inspect {}", path.display()))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        bail!(
+            "the key file {} is open to group or others (mode {:o}); anyone who can read it can read every secret. \
+             Restrict it with: chmod 600 {}",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Creates `dir` (and missing parents) readable by its owner only (mode 0700); an existing
+/// folder is left as it is.
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("failed to create {}", dir.display()))
+}
+
 /// Writes a key file readable by its owner only (mode 0600), refusing to overwrite one.
 pub fn write_key_file(path: &Path, key: &MasterKey) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+        create_private_dir(dir)?;
     }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -230,31 +271,46 @@ pub fn write_key_file(path: &Path, key: &MasterKey) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    fn binding(ws: Uuid, id: Uuid, key: &str) -> ValueBinding<'_> {
+        ValueBinding { workspace_id: ws, secret_id: id, key }
+    }
+
     #[test]
-    fn a_value_opens_only_for_its_own_workspace_and_secret() {
+    fn a_value_opens_only_for_its_own_workspace_secret_and_key() {
         let dek = DataKey::generate();
         let (ws, id) = (Uuid::new_v4(), Uuid::new_v4());
-        let (nonce, ct) = dek.seal_value(b"sk-live-123", ws, id);
-        assert_eq!(dek.open_value(&nonce, &ct, ws, id).unwrap().as_slice(), b"sk-live-123");
-        assert!(dek.open_value(&nonce, &ct, Uuid::new_v4(), id).is_err());
-        assert!(dek.open_value(&nonce, &ct, ws, Uuid::new_v4()).is_err());
+        let (nonce, ct) = dek.seal_value(b"sk-live-123", &binding(ws, id, "API_KEY"));
+        assert_eq!(dek.open_value(&nonce, &ct, &binding(ws, id, "API_KEY"), 2).unwrap().as_slice(), b"sk-live-123");
+        assert!(dek.open_value(&nonce, &ct, &binding(Uuid::new_v4(), id, "API_KEY"), 2).is_err());
+        assert!(dek.open_value(&nonce, &ct, &binding(ws, Uuid::new_v4(), "API_KEY"), 2).is_err());
+        assert!(dek.open_value(&nonce, &ct, &binding(ws, id, "OTHER_KEY"), 2).is_err(), "a renamed row does not open");
+        assert!(dek.open_value(&nonce, &ct, &binding(ws, id, "API_KEY"), 1).is_err(), "nor under the old binding");
+    }
+
+    #[test]
+    fn a_value_sealed_before_key_names_were_bound_still_opens() {
+        let dek = DataKey::generate();
+        let (ws, id) = (Uuid::new_v4(), Uuid::new_v4());
+        let old = seal(&dek.cipher, b"legacy", &value_aad(&binding(ws, id, "IGNORED"), 1));
+        let (nonce, ct) = old.split_at(NONCE_LEN);
+        assert_eq!(dek.open_value(nonce, ct, &binding(ws, id, "ANY_NAME"), 1).unwrap().as_slice(), b"legacy");
     }
 
     #[test]
     fn a_tampered_ciphertext_does_not_open() {
         let dek = DataKey::generate();
         let (ws, id) = (Uuid::new_v4(), Uuid::new_v4());
-        let (nonce, mut ct) = dek.seal_value(b"value", ws, id);
+        let (nonce, mut ct) = dek.seal_value(b"value", &binding(ws, id, "K"));
         ct[0] ^= 1;
-        assert!(matches!(dek.open_value(&nonce, &ct, ws, id), Err(AppError::Crypto)));
+        assert!(matches!(dek.open_value(&nonce, &ct, &binding(ws, id, "K"), 2), Err(AppError::Crypto)));
     }
 
     #[test]
     fn each_seal_uses_a_fresh_nonce() {
         let dek = DataKey::generate();
         let (ws, id) = (Uuid::new_v4(), Uuid::new_v4());
-        let (n1, c1) = dek.seal_value(b"same", ws, id);
-        let (n2, c2) = dek.seal_value(b"same", ws, id);
+        let (n1, c1) = dek.seal_value(b"same", &binding(ws, id, "K"));
+        let (n2, c2) = dek.seal_value(b"same", &binding(ws, id, "K"));
         assert_ne!(n1, n2);
         assert_ne!(c1, c2);
     }
@@ -296,5 +352,28 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         assert!(write_key_file(&path, &MasterKey::generate()).is_err(), "an existing key file is never overwritten");
+    }
+
+    #[test]
+    fn a_key_file_others_can_read_is_refused_at_start() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(KEY_FILE_NAME);
+        write_key_file(&path, &MasterKey::generate()).unwrap();
+        assert!(load_master_key(None, dir.path(), false).is_ok());
+        for mode in [0o644, 0o640, 0o604, 0o660] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = load_master_key(None, dir.path(), false).err().expect("a shared key file is refused").to_string();
+            assert!(err.contains("chmod 600"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_new_data_dir_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("a/data");
+        write_key_file(&data.join(KEY_FILE_NAME), &MasterKey::generate()).unwrap();
+        assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);
     }
 }

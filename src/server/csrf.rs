@@ -4,17 +4,18 @@
 //! nothing, and sign-in has no session yet (it keeps the origin check).
 
 use axum::body::{to_bytes, Body};
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::server::auth;
 use crate::server::error::AppError;
+use crate::server::sessions;
+use crate::server::state::AppState;
 
 /// Server functions that only read (called by page resources without a form).
 const READ_ONLY: &[&str] = &[
-    "get_current_user",
     "current_user",
     "list_workspaces",
     "workspace_secrets",
@@ -23,18 +24,20 @@ const READ_ONLY: &[&str] = &[
     "tokens",
     "members",
     "my_sign_ins",
+    "my_sessions",
     "sign_in",
 ];
 
-/// Largest form body the guard reads.
-const MAX_FORM_BYTES: usize = 1024 * 1024;
+/// Largest form body the guard reads (the same cap as every body).
+const MAX_FORM_BYTES: usize = crate::server::http::BODY_LIMIT_BYTES;
 
 /// Middleware over the whole app; it only looks at `/studio/{function}`.
-pub async fn guard(request: Request, next: Next) -> Response {
+pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Some(function) = request.uri().path().strip_prefix("/studio/").map(str::to_string) else {
         return next.run(request).await;
     };
-    let Some(session) = auth::session_cookie_value(request.headers()) else {
+    let secure = sessions::is_secure(request.headers(), state.config.secure_cookies);
+    let Some(session) = sessions::session_cookie_value(request.headers(), secure) else {
         return next.run(request).await;
     };
     if request.method() != axum::http::Method::POST || READ_ONLY.contains(&function.as_str()) {

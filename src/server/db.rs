@@ -92,11 +92,11 @@ impl Db {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
-        if let Some(dir) = options.get_filename().parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
-            }
+        let file = options.get_filename();
+        if let Some(dir) = file.parent() {
+            crate::server::crypto::create_private_dir(dir)?;
         }
+        create_private_file(file)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
@@ -131,5 +131,20 @@ impl Db {
     /// Closes every connection (used before exit and in tests).
     pub async fn close(&self) {
         on_pool!(self, pool => pool.close().await)
+    }
+}
+
+/// Creates an empty database file readable by its owner only (mode 0600) when it is missing.
+/// SQLite gives its `-wal` and `-shm` files the mode of the database file, so they are
+/// private too. An in-memory database has no file.
+fn create_private_file(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(err).with_context(|| format!("failed to create {}", path.display())),
     }
 }

@@ -24,8 +24,20 @@ impl Default for Limits {
 pub struct SecretKey(String);
 
 impl SecretKey {
-    /// Parses a key, saying what is wrong with it when it is not one.
+    /// Parses a key to write, saying what is wrong with it when it is not one; a reserved
+    /// name (see [`crate::server::reserved`]) is a 400 `reserved_key`.
     pub fn parse(raw: &str, limits: &Limits) -> Result<SecretKey, AppError> {
+        let key = SecretKey::existing(raw, limits)?;
+        if crate::server::reserved::is_reserved(key.as_str()) {
+            return Err(AppError::ReservedKey(key.0));
+        }
+        Ok(key)
+    }
+
+    /// Parses the name of a key that may already be stored, for lookups by trusted code: the
+    /// same syntax as [`SecretKey::parse`], without the reserved-name rule (data written before
+    /// the rule existed must stay readable and deletable).
+    pub fn existing(raw: &str, limits: &Limits) -> Result<SecretKey, AppError> {
         let len = raw.chars().count();
         if len == 0 {
             return Err(AppError::BadRequest("key must not be empty".into()));
@@ -162,6 +174,13 @@ mod tests {
         assert_eq!(key("OPENAI_API_KEY").unwrap().as_str(), "OPENAI_API_KEY");
         assert!(key("_private").is_ok());
         assert!(key("a").is_ok());
+    }
+
+    #[test]
+    fn a_key_that_changes_how_programs_run_is_reserved() {
+        assert!(matches!(key("BASH_ENV"), Err(AppError::ReservedKey(k)) if k == "BASH_ENV"));
+        assert!(matches!(key("LD_PRELOAD"), Err(AppError::ReservedKey(_))));
+        assert_eq!(SecretKey::existing("BASH_ENV", &Limits::default()).unwrap().as_str(), "BASH_ENV");
     }
 
     #[test]

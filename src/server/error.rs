@@ -12,6 +12,10 @@ pub enum AppError {
     /// 400: the input is malformed or breaks a rule; the message says which.
     #[error("{0}")]
     BadRequest(String),
+    /// 400 `reserved_key`: the key names an environment variable that changes how programs
+    /// load or run (see `server::reserved`).
+    #[error("'{0}' is a reserved key: it changes how programs load or run, so it cannot be stored (see the README's list)")]
+    ReservedKey(String),
     /// 401: no credentials, or credentials that are not valid.
     #[error("authentication required")]
     Unauthorized,
@@ -79,7 +83,7 @@ impl AppError {
     /// The HTTP status this error answers with.
     pub fn status_code(&self) -> StatusCode {
         match self {
-            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::BadRequest(_) | AppError::ReservedKey(_) => StatusCode::BAD_REQUEST,
             AppError::Unauthorized | AppError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
@@ -96,6 +100,7 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             AppError::BadRequest(_) => "bad_request",
+            AppError::ReservedKey(_) => "reserved_key",
             AppError::Unauthorized => "unauthorized",
             AppError::InvalidCredentials => "invalid_credentials",
             AppError::Forbidden(_) => "forbidden",

@@ -7,10 +7,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -24,16 +25,20 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves `app` on `listener` until `shutdown` resolves. A client must send its request
 /// headers within `header_timeout`, so slow or idle half-open connections cannot pile up.
+///
+/// HTTP/1 only: cleartext HTTP/2 (h2c, which browsers never use) would bypass that timeout,
+/// since an HTTP/2 connection can stay open and idle with no request in flight. A TLS proxy in
+/// front may still speak HTTP/2 to browsers. Each request carries the peer address as
+/// `ConnectInfo<SocketAddr>` (for sign-in limits and the session list).
 pub async fn serve(listener: TcpListener, app: Router, header_timeout: Duration, shutdown: impl Future<Output = ()>) {
-    let mut builder = Builder::new(TokioExecutor::new());
+    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
     builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
-    builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(err) => {
                     // Out of file descriptors and the like: wait instead of spinning.
                     tracing::warn!(error = %err, "failed to accept a connection");
@@ -44,8 +49,9 @@ pub async fn serve(listener: TcpListener, app: Router, header_timeout: Duration,
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let with_peer = tower::Layer::layer(&axum::Extension(ConnectInfo(peer)), app.clone());
+        let service = TowerToHyperService::new(with_peer);
+        let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(err) = connection.await {
@@ -57,6 +63,70 @@ pub async fn serve(listener: TcpListener, app: Router, header_timeout: Duration,
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
         tracing::info!("closed connections still open after {SHUTDOWN_GRACE:?}");
     }
+}
+
+/// Largest request body on any route (REST, server functions, pages), enforced before any
+/// parsing or authentication: a value is at most 64 KiB, but JSON escaping can grow it.
+pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+
+/// Caps every request body at [`BODY_LIMIT_BYTES`] before anything parses it: a declared
+/// length over the limit is a 413 at once; a body without a declared length (chunked) is read
+/// here, up to the limit, so every handler (server functions too) sees a 413, or a 408 for a
+/// body that trickles past the body timeout, instead of a failure of its own.
+pub async fn limit_body(request: Request, next: Next) -> Response {
+    use crate::server::error::AppError;
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > BODY_LIMIT_BYTES as u64) {
+        return AppError::PayloadTooLarge("request body is too large".into()).into_response();
+    }
+    let (parts, body) = request.into_parts();
+    let body = if declared.is_some() {
+        Body::new(http_body_util::Limited::new(body, BODY_LIMIT_BYTES))
+    } else {
+        match axum::body::to_bytes(body, BODY_LIMIT_BYTES).await {
+            Ok(bytes) => Body::from(bytes),
+            Err(err) => {
+                let refusal = if caused_by::<tower_http::timeout::TimeoutError>(&err) {
+                    AppError::RequestTimeout
+                } else if caused_by::<http_body_util::LengthLimitError>(&err) {
+                    AppError::PayloadTooLarge("request body is too large".into())
+                } else {
+                    AppError::BadRequest("could not read the request body".into())
+                };
+                return refusal.into_response();
+            }
+        }
+    };
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// Whether `err` or one of its sources is a `T`.
+pub fn caused_by<T: std::error::Error + 'static>(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(err) = current {
+        if err.is::<T>() {
+            return true;
+        }
+        current = err.source();
+    }
+    false
+}
+
+/// A server function whose arguments do not parse fails inside Leptos before any of its code
+/// runs, and Leptos answers such errors with 500. The error is the caller's (`bad_request`, see
+/// `ApiError::from_server_fn_error`), so it gets 400 like the REST API's bad input.
+pub async fn server_fn_argument_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let server_fn_error = response.headers().contains_key(leptos::server_fn::error::SERVER_FN_ERROR_HEADER);
+    if response.status() != axum::http::StatusCode::INTERNAL_SERVER_ERROR || !server_fn_error {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    if serde_json::from_slice::<crate::model::ApiError>(&bytes).is_ok_and(|err| err.code == "bad_request") {
+        parts.status = axum::http::StatusCode::BAD_REQUEST;
+    }
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 /// The hashed front-end file names (`loopstack-secrets.<hash>.wasm`, ...) that cargo-leptos

@@ -12,10 +12,14 @@ pub mod dotenv;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod passwords;
+pub mod reserved;
 pub mod rest;
 pub mod rotation;
 pub mod secrets;
+pub mod sessions;
 pub mod state;
+pub mod streams;
 pub mod store;
 pub mod studio;
 pub mod tools;
@@ -37,6 +41,7 @@ pub fn api_router(state: AppState) -> Router {
     let enabled = state.config.enabled;
     let body_timeout = Duration::from_secs(state.config.body_timeout_secs);
     rest::router(enabled)
+        .layer(axum::middleware::from_fn(http::limit_body))
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .layer(axum::middleware::from_fn_with_state(state.static_files.clone(), http::response_headers))
         .with_state(state)
@@ -56,7 +61,9 @@ pub fn app_router(state: AppState) -> Router {
         .merge(rest::router(state.config.enabled))
         .leptos_routes_with_context(&state, routes, page_context.clone(), move || shell(shell_options.clone()))
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(page_context, shell))
-        .layer(axum::middleware::from_fn(csrf::guard))
+        .layer(axum::middleware::from_fn(http::server_fn_argument_errors))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::guard))
+        .layer(axum::middleware::from_fn(http::limit_body))
         .layer(CompressionLayer::new().compress_when(http::compress_static_only()))
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .layer(axum::middleware::from_fn_with_state(state.static_files.clone(), http::response_headers))

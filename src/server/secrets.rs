@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::model::{Event, SecretItem};
-use crate::server::crypto::{DataKey, MasterKey};
+use crate::server::crypto::{DataKey, MasterKey, ValueBinding, VALUE_AAD_VERSION};
 use crate::server::db::{Db, Tx};
 use crate::server::events::EventHub;
 use crate::server::domain::{Limits, SecretKey, SecretValue};
@@ -70,7 +70,7 @@ impl SecretService {
         let id = Uuid::new_v4();
         let mut tx = self.db.begin().await?;
         let sealer = self.sealer(&mut tx, workspace_id).await?;
-        let sealed = seal(&sealer.dek, sealer.version, value, workspace_id, id);
+        let sealed = seal(&sealer.dek, sealer.version, value, &ValueBinding { workspace_id, secret_id: id, key: key.as_str() });
         let item = store::insert_secret(&mut tx, workspace_id, id, key.as_str(), &sealed, &actor.0).await?;
         store::audit_in(&mut tx, &audit(workspace_id, actor, "secret.created", &item.key, None)).await?;
         tx.commit().await?;
@@ -86,7 +86,8 @@ impl SecretService {
         };
         let mut tx = self.db.begin().await?;
         let sealer = self.sealer(&mut tx, workspace_id).await?;
-        let sealed = seal(&sealer.dek, sealer.version, value, workspace_id, id);
+        let key = store::secret_key_in(&mut tx, workspace_id, id).await?.ok_or(AppError::NotFound)?;
+        let sealed = seal(&sealer.dek, sealer.version, value, &ValueBinding { workspace_id, secret_id: id, key: &key });
         let item = store::update_secret_value(&mut tx, workspace_id, id, &sealed, &actor.0).await?.ok_or(AppError::NotFound)?;
         store::audit_in(&mut tx, &audit(workspace_id, actor, "secret.updated", &item.key, None)).await?;
         tx.commit().await?;
@@ -117,7 +118,7 @@ impl SecretService {
         detail: Option<&str>,
     ) -> Result<SecretItem, AppError> {
         let workspace_id = sealer.workspace_id;
-        let seal_for = |id: Uuid| seal(&sealer.dek, sealer.version, value, workspace_id, id);
+        let seal_for = |id: Uuid| seal(&sealer.dek, sealer.version, value, &ValueBinding { workspace_id, secret_id: id, key: key.as_str() });
         let item = store::upsert_secret_in(tx, workspace_id, key.as_str(), seal_for, &actor.0).await?;
         store::audit_in(tx, &audit(workspace_id, actor, "secret.upserted", &item.key, detail)).await?;
         Ok(item)
@@ -203,7 +204,8 @@ impl SecretService {
             }
             for row in rows {
                 let value = self.open(&row)?;
-                if store::reseal_secret(&mut tx, row.id, row.key_version, &seal(&dek, version, &value, workspace_id, row.id)).await? {
+                let sealed = seal(&dek, version, &value, &ValueBinding { workspace_id, secret_id: row.id, key: &row.key });
+                if store::reseal_secret(&mut tx, row.id, row.key_version, &sealed).await? {
                     resealed += 1;
                 }
             }
@@ -218,6 +220,12 @@ impl SecretService {
     /// Parses raw input into a key, with this service's limits.
     pub fn parse_key(&self, raw: &str) -> Result<SecretKey, AppError> {
         SecretKey::parse(raw, &self.limits)
+    }
+
+    /// Parses the name of a key that may already be stored (reserved names included), for
+    /// lookups by trusted code.
+    pub fn existing_key(&self, raw: &str) -> Result<SecretKey, AppError> {
+        SecretKey::existing(raw, &self.limits)
     }
 
     /// Parses raw input into a value, with this service's limits.
@@ -240,7 +248,8 @@ impl SecretService {
 
     fn open(&self, row: &SecretRow) -> Result<SecretValue, AppError> {
         let dek = self.kek.unwrap(&row.wrapped_key, row.workspace_id, row.key_version)?;
-        let plain = dek.open_value(&row.nonce, &row.ciphertext, row.workspace_id, row.id)?;
+        let binding = ValueBinding { workspace_id: row.workspace_id, secret_id: row.id, key: &row.key };
+        let plain = dek.open_value(&row.nonce, &row.ciphertext, &binding, row.aad_version)?;
         let text = String::from_utf8(plain.to_vec()).map_err(|_| AppError::Crypto)?;
         Ok(SecretValue::from_plaintext(SecretString::from(text)))
     }
@@ -250,7 +259,7 @@ fn audit<'a>(workspace_id: Uuid, actor: &'a Actor, action: &'a str, key: &'a str
     store::Audit { workspace_id: Some(workspace_id), actor: &actor.0, action, key: Some(key), detail }
 }
 
-fn seal(dek: &DataKey, version: i32, value: &SecretValue, workspace_id: Uuid, id: Uuid) -> Sealed {
-    let (nonce, ciphertext) = dek.seal_value(value.expose().as_bytes(), workspace_id, id);
-    Sealed { nonce, ciphertext, key_version: version, has_value: !value.is_empty() }
+fn seal(dek: &DataKey, version: i32, value: &SecretValue, to: &ValueBinding<'_>) -> Sealed {
+    let (nonce, ciphertext) = dek.seal_value(value.expose().as_bytes(), to);
+    Sealed { nonce, ciphertext, key_version: version, aad_version: VALUE_AAD_VERSION, has_value: !value.is_empty() }
 }

@@ -14,6 +14,8 @@ use crate::server::db::Db;
 use crate::server::error::AppError;
 use crate::server::events::EventHub;
 use crate::server::http::StaticFiles;
+use crate::server::passwords::Hasher;
+use crate::server::streams::StreamLimits;
 use crate::server::secrets::SecretService;
 use crate::server::workflow::WorkflowEngine;
 use crate::server::store;
@@ -27,6 +29,10 @@ pub struct AppState {
     pub secrets: SecretService,
     pub events: EventHub,
     pub workflows: WorkflowEngine,
+    /// Runs password hashes off the request threads, a bounded number at once.
+    pub hasher: Hasher,
+    /// Open event streams and long-polls per credential.
+    pub streams: StreamLimits,
     pub leptos_options: LeptosOptions,
     pub static_files: StaticFiles,
     background: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
@@ -91,8 +97,21 @@ pub async fn open(config: Config, master_key_env: Option<&str>) -> anyhow::Resul
         .hash_files(static_files.hashed())
         .build();
     let background = Arc::default();
-    let state =
-        AppState { db, config: Arc::new(config), kek, secrets, events, workflows, leptos_options, static_files, background };
+    let hasher = config.hashing_threads.map(Hasher::new).unwrap_or_else(Hasher::for_cores);
+    let streams = StreamLimits::new(config.max_streams);
+    let state = AppState {
+        db,
+        config: Arc::new(config),
+        kek,
+        secrets,
+        events,
+        workflows,
+        hasher,
+        streams,
+        leptos_options,
+        static_files,
+        background,
+    };
     Ok(Opened { state, key_source })
 }
 

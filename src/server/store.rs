@@ -17,6 +17,8 @@ pub struct SecretRow {
     pub ciphertext: Vec<u8>,
     pub nonce: Vec<u8>,
     pub key_version: i32,
+    /// The associated-data version of the ciphertext (see `crypto::DataKey::open_value`).
+    pub aad_version: i32,
     /// The data key it is sealed under, wrapped; read in the same statement, so a rotation
     /// retiring that key cannot slip in between.
     pub wrapped_key: Vec<u8>,
@@ -25,7 +27,7 @@ pub struct SecretRow {
 /// The columns of [`SecretRow`], from `secrets s` joined with its data key `k`.
 macro_rules! secret_row_from {
     () => {
-        "SELECT s.id, s.workspace_id, s.key, s.ciphertext, s.nonce, s.key_version, k.wrapped_key
+        "SELECT s.id, s.workspace_id, s.key, s.ciphertext, s.nonce, s.key_version, s.aad_version, k.wrapped_key
          FROM secrets s JOIN workspace_keys k ON k.workspace_id = s.workspace_id AND k.version = s.key_version"
     };
 }
@@ -50,6 +52,7 @@ pub struct Sealed {
     pub nonce: Vec<u8>,
     pub ciphertext: Vec<u8>,
     pub key_version: i32,
+    pub aad_version: i32,
     pub has_value: bool,
 }
 
@@ -219,12 +222,6 @@ pub async fn change_membership(db: &Db, workspace_id: Uuid, user_id: Uuid, role:
     Ok(true)
 }
 
-/// Replaces a user's password hash.
-pub async fn set_password_hash(db: &Db, user_id: Uuid, hash: &str) -> Result<(), AppError> {
-    on_pool!(db, pool => sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(hash).bind(user_id).execute(pool).await?.rows_affected());
-    Ok(())
-}
-
 /// A user by id.
 pub async fn user_by_id(db: &Db, id: Uuid) -> Result<Option<UserRow>, AppError> {
     Ok(on_pool!(db, pool => sqlx::query_as("SELECT id, username, password_hash, is_admin FROM users WHERE id = $1")
@@ -302,9 +299,9 @@ pub async fn secrets_to_reseal(tx: &mut Tx, workspace_id: Uuid, version: i32, li
 /// may have sealed it anew meanwhile); whether it did. `updated_at` is left alone: the value
 /// did not change.
 pub async fn reseal_secret(tx: &mut Tx, id: Uuid, old_version: i32, sealed: &Sealed) -> Result<bool, AppError> {
-    let sql = "UPDATE secrets SET ciphertext = $1, nonce = $2, key_version = $3 WHERE id = $4 AND key_version = $5";
+    let sql = "UPDATE secrets SET ciphertext = $1, nonce = $2, key_version = $3, aad_version = $4 WHERE id = $5 AND key_version = $6";
     let changed = on_tx!(tx, conn => sqlx::query(sql)
-        .bind(&sealed.ciphertext).bind(&sealed.nonce).bind(sealed.key_version).bind(id).bind(old_version)
+        .bind(&sealed.ciphertext).bind(&sealed.nonce).bind(sealed.key_version).bind(sealed.aad_version).bind(id).bind(old_version)
         .execute(&mut *conn).await?.rows_affected());
     Ok(changed == 1)
 }
@@ -338,7 +335,7 @@ pub async fn list_secrets(db: &Db, workspace_id: Uuid) -> Result<Vec<SecretItem>
 /// many match and how many the workspace holds. The Studio pages its table with this, so a
 /// page costs the same with 10 secrets or 10,000.
 pub async fn secrets_page(db: &Db, workspace_id: Uuid, needle: &str, limit: i64, offset: i64) -> Result<(Vec<SecretItem>, i64, i64), AppError> {
-    let pattern = format!("%{}%", needle.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    let pattern = format!("%{}%", escape_like(&needle.to_lowercase()));
     let page = concat!("SELECT ", item_columns!(), " FROM secrets WHERE workspace_id = $1 AND lower(key) LIKE $2 ESCAPE '\\'
                         ORDER BY key LIMIT $3 OFFSET $4");
     let counts = "SELECT COUNT(*), COALESCE(SUM(CASE WHEN lower(key) LIKE $2 ESCAPE '\\' THEN 1 ELSE 0 END), 0)
@@ -397,11 +394,11 @@ pub async fn secrets_with_ciphertext(db: &Db, workspace_id: Uuid) -> Result<Vec<
 /// Inserts a new secret; 409 when the key exists in the workspace.
 pub async fn insert_secret(tx: &mut Tx, workspace_id: Uuid, id: Uuid, key: &str, sealed: &Sealed, actor: &str) -> Result<SecretItem, AppError> {
     let sql = concat!(
-        "INSERT INTO secrets (id, workspace_id, key, ciphertext, nonce, key_version, has_value, created_at, created_by, updated_at, updated_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $9) RETURNING ", item_columns!());
+        "INSERT INTO secrets (id, workspace_id, key, ciphertext, nonce, key_version, has_value, created_at, created_by, updated_at, updated_by, aad_version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $9, $10) RETURNING ", item_columns!());
     let row: SecretItemRow = on_tx!(tx, conn => sqlx::query_as(sql)
         .bind(id).bind(workspace_id).bind(key).bind(&sealed.ciphertext).bind(&sealed.nonce)
-        .bind(sealed.key_version).bind(sealed.has_value).bind(Utc::now()).bind(actor)
+        .bind(sealed.key_version).bind(sealed.has_value).bind(Utc::now()).bind(actor).bind(sealed.aad_version)
         .fetch_one(&mut *conn).await
         .map_err(on_constraint("secrets_workspace_key_unique", "a secret with this key already exists"))?);
     Ok(row.into())
@@ -410,13 +407,19 @@ pub async fn insert_secret(tx: &mut Tx, workspace_id: Uuid, id: Uuid, key: &str,
 /// Replaces a secret's sealed value; `None` when there is no such secret.
 pub async fn update_secret_value(tx: &mut Tx, workspace_id: Uuid, id: Uuid, sealed: &Sealed, actor: &str) -> Result<Option<SecretItem>, AppError> {
     let sql = concat!(
-        "UPDATE secrets SET ciphertext = $1, nonce = $2, key_version = $3, has_value = $4, updated_at = $5, updated_by = $6
+        "UPDATE secrets SET ciphertext = $1, nonce = $2, key_version = $3, has_value = $4, updated_at = $5, updated_by = $6, aad_version = $9
          WHERE workspace_id = $7 AND id = $8 RETURNING ", item_columns!());
     let row: Option<SecretItemRow> = on_tx!(tx, conn => sqlx::query_as(sql)
         .bind(&sealed.ciphertext).bind(&sealed.nonce).bind(sealed.key_version).bind(sealed.has_value)
-        .bind(Utc::now()).bind(actor).bind(workspace_id).bind(id)
+        .bind(Utc::now()).bind(actor).bind(workspace_id).bind(id).bind(sealed.aad_version)
         .fetch_optional(&mut *conn).await?);
     Ok(row.map(SecretItem::from))
+}
+
+/// The key of a secret inside `tx`, or `None` when there is no such secret.
+pub async fn secret_key_in(tx: &mut Tx, workspace_id: Uuid, id: Uuid) -> Result<Option<String>, AppError> {
+    Ok(on_tx!(tx, conn => sqlx::query_scalar("SELECT key FROM secrets WHERE workspace_id = $1 AND id = $2")
+        .bind(workspace_id).bind(id).fetch_optional(&mut *conn).await?))
 }
 
 /// A secret's listing columns, unchanged.
@@ -443,17 +446,17 @@ pub async fn upsert_secret_in(
     let new_id = Uuid::new_v4();
     let first = seal(new_id);
     let claim = concat!(
-        "INSERT INTO secrets (id, workspace_id, key, ciphertext, nonce, key_version, has_value, created_at, created_by, updated_at, updated_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $9)
+        "INSERT INTO secrets (id, workspace_id, key, ciphertext, nonce, key_version, has_value, created_at, created_by, updated_at, updated_by, aad_version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $9, $10)
          ON CONFLICT (workspace_id, key) DO UPDATE SET updated_at = excluded.updated_at, updated_by = excluded.updated_by
          RETURNING ", item_columns!());
     let rewrite = concat!(
-        "UPDATE secrets SET ciphertext = $1, nonce = $2, key_version = $3, has_value = $4 WHERE id = $5
+        "UPDATE secrets SET ciphertext = $1, nonce = $2, key_version = $3, has_value = $4, aad_version = $6 WHERE id = $5
          RETURNING ", item_columns!());
     let row: SecretItemRow = on_tx!(tx, conn => {
         let claimed: SecretItemRow = sqlx::query_as(claim)
             .bind(new_id).bind(workspace_id).bind(key).bind(&first.ciphertext).bind(&first.nonce)
-            .bind(first.key_version).bind(first.has_value).bind(now).bind(actor)
+            .bind(first.key_version).bind(first.has_value).bind(now).bind(actor).bind(first.aad_version)
             .fetch_one(&mut *conn).await?;
         if claimed.id == new_id {
             claimed
@@ -461,6 +464,7 @@ pub async fn upsert_secret_in(
             let sealed = seal(claimed.id);
             sqlx::query_as(rewrite)
                 .bind(&sealed.ciphertext).bind(&sealed.nonce).bind(sealed.key_version).bind(sealed.has_value).bind(claimed.id)
+                .bind(sealed.aad_version)
                 .fetch_one(&mut *conn).await?
         }
     });
@@ -523,17 +527,39 @@ pub async fn revoke_token(db: &Db, id: Uuid, only_workspace: Option<Uuid>, actor
 
 // ---- sessions and sign-in failures -------------------------------------------------------
 
-/// Opens a session after a successful sign-in: forgets the user's failed attempts, stores
-/// the session and audits the sign-in, in one transaction.
-pub async fn start_session(db: &Db, id: Uuid, secret_hash: &[u8], user_id: Uuid, username: &str, expires_at: DateTime<Utc>) -> Result<(), AppError> {
+/// Where a session was opened: the client's address and its user agent.
+pub struct SessionOrigin<'a> {
+    pub client: &'a str,
+    pub user_agent: Option<&'a str>,
+}
+
+/// Opens a session after a successful sign-in: forgets the user's failed attempts, ends the
+/// session this browser held before (`replaces`), stores the new one and audits the sign-in,
+/// in one transaction.
+#[allow(clippy::too_many_arguments)]
+pub async fn start_session(
+    db: &Db,
+    id: Uuid,
+    secret_hash: &[u8],
+    user_id: Uuid,
+    username: &str,
+    expires_at: DateTime<Utc>,
+    origin: &SessionOrigin<'_>,
+    replaces: Option<Uuid>,
+) -> Result<(), AppError> {
     let mut tx = db.begin().await?;
     on_tx!(&mut tx, conn => {
         sqlx::query("DELETE FROM sign_in_failures WHERE username = $1").bind(username).execute(&mut *conn).await?;
-        sqlx::query("INSERT INTO sessions (id, secret_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(id).bind(secret_hash).bind(user_id).bind(Utc::now()).bind(expires_at).execute(&mut *conn).await?;
+        if let Some(old) = replaces {
+            sqlx::query("DELETE FROM sessions WHERE id = $1").bind(old).execute(&mut *conn).await?;
+        }
+        sqlx::query("INSERT INTO sessions (id, secret_hash, user_id, created_at, expires_at, client, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(id).bind(secret_hash).bind(user_id).bind(Utc::now()).bind(expires_at).bind(origin.client).bind(origin.user_agent)
+            .execute(&mut *conn).await?;
     });
     let actor = format!("user:{username}");
-    audit_in(&mut tx, &Audit { workspace_id: None, actor: &actor, action: "user.signed_in", key: None, detail: None }).await?;
+    let detail = format!("from {}", origin.client);
+    audit_in(&mut tx, &Audit { workspace_id: None, actor: &actor, action: "user.signed_in", key: None, detail: Some(&detail) }).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -546,27 +572,109 @@ pub async fn session_by_id(db: &Db, id: Uuid) -> Result<Option<SessionRow>, AppE
         .bind(id).fetch_optional(pool).await?))
 }
 
+/// A user's sessions that have not expired, newest first.
+pub async fn sessions_of_user(db: &Db, user_id: Uuid) -> Result<Vec<SessionListRow>, AppError> {
+    Ok(on_pool!(db, pool => sqlx::query_as(
+        "SELECT id, created_at, expires_at, client, user_agent FROM sessions
+         WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC, id")
+        .bind(user_id).bind(Utc::now()).fetch_all(pool).await?))
+}
+
+/// A session as the account page lists it.
+#[derive(sqlx::FromRow)]
+pub struct SessionListRow {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub client: Option<String>,
+    pub user_agent: Option<String>,
+}
+
 /// Ends a session.
 pub async fn delete_session(db: &Db, id: Uuid) -> Result<(), AppError> {
     on_pool!(db, pool => sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id).execute(pool).await?.rows_affected());
     Ok(())
 }
 
-/// Records (and audits) a failed sign-in for `username`, in one transaction.
-pub async fn record_sign_in_failure(db: &Db, username: &str) -> Result<(), AppError> {
+/// Ends sessions of `user_id`: one (`only`), or all but `keep`; audited in the same
+/// transaction. How many ended.
+pub async fn end_sessions(db: &Db, user_id: Uuid, username: &str, only: Option<Uuid>, keep: Option<Uuid>) -> Result<u64, AppError> {
     let mut tx = db.begin().await?;
-    on_tx!(&mut tx, conn => sqlx::query("INSERT INTO sign_in_failures (username, at) VALUES ($1, $2)")
-        .bind(username).bind(Utc::now()).execute(&mut *conn).await?.rows_affected());
+    let ended = on_tx!(&mut tx, conn => sqlx::query(
+        "DELETE FROM sessions WHERE user_id = $1 AND ($2 IS NULL OR id = $2) AND ($3 IS NULL OR id <> $3)")
+        .bind(user_id).bind(only).bind(keep).execute(&mut *conn).await?.rows_affected());
+    if ended > 0 {
+        let actor = format!("user:{username}");
+        let detail = format!("{ended} session(s)");
+        audit_in(&mut tx, &Audit { workspace_id: None, actor: &actor, action: "user.sessions_ended", key: None, detail: Some(&detail) }).await?;
+    }
+    tx.commit().await?;
+    Ok(ended)
+}
+
+/// Replaces a user's password hash, ends every other session of the user and forgets their
+/// failed attempts, audited, in one transaction.
+pub async fn change_password(db: &Db, user_id: Uuid, username: &str, hash: &str, keep_session: Uuid) -> Result<(), AppError> {
+    let mut tx = db.begin().await?;
+    let ended = on_tx!(&mut tx, conn => {
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(hash).bind(user_id).execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM sign_in_failures WHERE username = $1").bind(username).execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2").bind(user_id).bind(keep_session).execute(&mut *conn).await?.rows_affected()
+    });
     let actor = format!("user:{username}");
-    audit_in(&mut tx, &Audit { workspace_id: None, actor: &actor, action: "user.sign_in_failed", key: None, detail: None }).await?;
+    let detail = format!("ended {ended} other session(s)");
+    audit_in(&mut tx, &Audit { workspace_id: None, actor: &actor, action: "user.password_changed", key: None, detail: Some(&detail) }).await?;
     tx.commit().await?;
     Ok(())
 }
 
-/// Failed sign-ins for `username` since `since`.
-pub async fn sign_in_failures_since(db: &Db, username: &str, since: DateTime<Utc>) -> Result<i64, AppError> {
-    Ok(on_pool!(db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM sign_in_failures WHERE username = $1 AND at > $2")
-        .bind(username).bind(since).fetch_one(pool).await?))
+/// Sign-in attempts allowed within a window, per username and per client address.
+#[derive(Clone, Copy, Debug)]
+pub struct AttemptLimits {
+    pub window_secs: i64,
+    pub per_user: i64,
+    pub per_client: i64,
+}
+
+/// Records a password check about to happen for `username` from `client`, if both are still
+/// under their limits, and purges attempts older than the window; whether it may go ahead.
+///
+/// The attempt is recorded before the password is checked (a success deletes it again with
+/// the others of the user), and counting and recording are one transaction serialized per
+/// username and per client (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: transaction-scoped
+/// advisory locks, always taken username first), so parallel guesses cannot slip past the
+/// limit between the count and the record.
+pub async fn claim_sign_in_attempt(db: &Db, username: &str, client: &str, limits: &AttemptLimits) -> Result<bool, AppError> {
+    let now = Utc::now();
+    let since = now - chrono::Duration::seconds(limits.window_secs);
+    let mut tx = db.begin().await?;
+    if let Tx::Postgres(t) = &mut tx {
+        for lock in [format!("sign-in user {username}"), format!("sign-in client {client}")] {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(lock).execute(&mut **t).await?;
+        }
+    }
+    let allowed = on_tx!(&mut tx, conn => {
+        sqlx::query("DELETE FROM sign_in_failures WHERE at <= $1").bind(since).execute(&mut *conn).await?;
+        let (by_user, by_client): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM sign_in_failures WHERE username = $1 AND at > $3),
+                    (SELECT COUNT(*) FROM sign_in_failures WHERE client = $2 AND at > $3)")
+            .bind(username).bind(client).bind(since).fetch_one(&mut *conn).await?;
+        let allowed = by_user < limits.per_user && by_client < limits.per_client;
+        if allowed {
+            sqlx::query("INSERT INTO sign_in_failures (username, client, at) VALUES ($1, $2, $3)")
+                .bind(username).bind(client).bind(now).execute(&mut *conn).await?;
+        }
+        allowed
+    });
+    tx.commit().await?;
+    Ok(allowed)
+}
+
+/// Audits a failed password check (`what`: a sign-in or the current-password check).
+pub async fn audit_sign_in_failure(db: &Db, username: &str, client: &str, what: &str) -> Result<(), AppError> {
+    let actor = format!("user:{username}");
+    let detail = format!("{what} from {client}");
+    audit(db, &Audit { workspace_id: None, actor: &actor, action: "user.sign_in_failed", key: None, detail: Some(&detail) }).await
 }
 
 // ---- audit log ---------------------------------------------------------------------------
@@ -619,11 +727,23 @@ pub async fn sign_in_events(db: &Db, username: &str, limit: i64) -> Result<Vec<c
 
 /// A workspace's audit log, newest first; `search` matches action, actor or key.
 pub async fn audit_events(db: &Db, workspace_id: Uuid, search: Option<&str>, limit: i64) -> Result<Vec<crate::model::AuditEvent>, AppError> {
-    let pattern = search.filter(|s| !s.is_empty()).map(|s| format!("%{}%", s.to_lowercase()));
+    let pattern = search.filter(|s| !s.is_empty()).map(|s| format!("%{}%", escape_like(&s.to_lowercase())));
     let rows: Vec<AuditRow> = on_pool!(db, pool => sqlx::query_as(
         "SELECT id, at, actor, action, key, detail FROM audit_events WHERE workspace_id = $1
-         AND ($2 IS NULL OR LOWER(action) LIKE $2 OR LOWER(actor) LIKE $2 OR LOWER(COALESCE(key, '')) LIKE $2)
+         AND ($2 IS NULL OR LOWER(action) LIKE $2 ESCAPE '\\' OR LOWER(actor) LIKE $2 ESCAPE '\\' OR LOWER(COALESCE(key, '')) LIKE $2 ESCAPE '\\')
          ORDER BY at DESC, id LIMIT $3")
         .bind(workspace_id).bind(pattern).bind(limit).fetch_all(pool).await?);
     Ok(rows.into_iter().map(|r| crate::model::AuditEvent { id: r.id, at: r.at, actor: r.actor, action: r.action, key: r.key, detail: r.detail }).collect())
+}
+
+/// Escapes `\`, `%` and `_` so a search for them matches them literally (`LIKE ... ESCAPE '\'`).
+pub fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }

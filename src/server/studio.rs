@@ -1,7 +1,7 @@
 //! The server side of the Studio's server functions: the same services and the same
 //! authorization as the REST API, with the request and state taken from the Leptos context.
 
-use axum::http::header::SET_COOKIE;
+use axum::http::header::{ACCEPT, RETRY_AFTER, SET_COOKIE, USER_AGENT};
 use axum::http::request::Parts;
 use axum::http::HeaderValue;
 use leptos::prelude::use_context;
@@ -10,11 +10,15 @@ use uuid::Uuid;
 
 use std::collections::HashMap;
 
-use crate::model::{AuditEvent, CreatedToken, Member, Role, TokenInfo, CurrentUser, PendingRequest, RunStatus, SecretItem, WorkflowRun, WorkspaceItem, WorkspaceSecrets};
+use crate::model::{
+    AuditEvent, CreatedToken, CurrentUser, Member, PendingRequest, Role, RunStatus, SecretItem, SessionInfo, TokenInfo, WorkflowRun,
+    WorkspaceItem, WorkspaceSecrets,
+};
 use crate::server::workflow::SECRETS_SUBMITTED;
 use crate::server::auth::{self, Principal, SessionUser};
 use crate::server::domain::{Scope, Username};
 use crate::server::error::AppError;
+use crate::server::sessions;
 use crate::server::state::AppState;
 use crate::server::store;
 
@@ -27,19 +31,37 @@ fn parts() -> Parts {
     use_context::<Parts>().expect("BUG: leptos_axum provides the request parts to every server function and render")
 }
 
+/// Whether this request came over TLS (its cookies are then `Secure` and `__Host-` named).
+fn secure(parts: &Parts) -> bool {
+    sessions::is_secure(&parts.headers, state().config.secure_cookies)
+}
+
+/// The session cookie value of this request, if any.
+fn session_cookie(parts: &Parts) -> Option<String> {
+    sessions::session_cookie_value(&parts.headers, secure(parts))
+}
+
+/// Where this request comes from: the client address (see `sessions::client_address`) and
+/// the user agent.
+fn client(parts: &Parts) -> (String, Option<String>) {
+    let address = sessions::client_address(&parts.headers, &parts.extensions, state().config.trusted_proxies);
+    let agent = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).map(|a| a.chars().take(200).collect());
+    (address, agent)
+}
+
 /// The signed-in user of this request, or 401. Writes also pass the same-origin check.
 pub async fn signed_in() -> Result<SessionUser, AppError> {
     let state = state();
     let parts = parts();
-    let cookie = auth::session_cookie_value(&parts.headers).ok_or(AppError::Unauthorized)?;
-    let user = auth::session_user(&state.db, &cookie).await?;
+    let cookie = session_cookie(&parts).ok_or(AppError::Unauthorized)?;
+    let user = sessions::session_user(&state.db, &cookie).await?;
     auth::check_same_origin(&parts.method, &parts.headers)?;
     Ok(user)
 }
 
 /// The CSRF token of this request's session, for the hidden field of Studio forms.
 pub fn csrf_token() -> String {
-    use_context::<Parts>().and_then(|parts| auth::session_cookie_value(&parts.headers)).map(|c| auth::csrf_token(&c)).unwrap_or_default()
+    use_context::<Parts>().and_then(|parts| session_cookie(&parts)).map(|c| auth::csrf_token(&c)).unwrap_or_default()
 }
 
 /// The signed-in user, or `None`.
@@ -51,16 +73,20 @@ pub async fn current_user() -> Result<Option<CurrentUser>, AppError> {
     }
 }
 
-/// Signs in and sets a fresh session cookie (a new session id every time).
+/// Signs in and sets a fresh session cookie (a new session id every time); the session this
+/// browser held before ends.
 pub async fn sign_in(username: &str, password: &str) -> Result<(), AppError> {
     let state = state();
     let parts = parts();
     auth::check_same_origin(&parts.method, &parts.headers)?;
-    let session = auth::sign_in(&state.db, username, password, state.config.session_hours).await?;
-    let secure = auth::is_secure(&parts.headers, state.config.secure_cookies);
+    let (address, user_agent) = client(&parts);
+    let from = sessions::Client { address: &address, user_agent: user_agent.as_deref() };
+    let previous = session_cookie(&parts);
+    let session = sessions::sign_in(&state, username, password, &from, previous.as_deref()).await?;
+    let secure = secure(&parts);
     let max_age = state.config.session_hours * 3600;
-    set_cookie(&auth::session_cookie(&session.cookie_value, max_age, secure));
-    set_cookie(&auth::csrf_cookie(&auth::csrf_token(&session.cookie_value), max_age, secure));
+    set_cookie(&sessions::session_cookie(&session.cookie_value, max_age, secure));
+    set_cookie(&sessions::csrf_cookie(&auth::csrf_token(&session.cookie_value), max_age, secure));
     Ok(())
 }
 
@@ -68,12 +94,36 @@ pub async fn sign_in(username: &str, password: &str) -> Result<(), AppError> {
 pub async fn sign_out() -> Result<(), AppError> {
     let state = state();
     if let Ok(user) = signed_in().await {
-        auth::sign_out(&state.db, user.session_id).await?;
+        sessions::sign_out(&state.db, user.session_id).await?;
     }
-    let secure = auth::is_secure(&parts().headers, state.config.secure_cookies);
-    set_cookie(&auth::session_cookie("", 0, secure));
-    set_cookie(&auth::csrf_cookie("", 0, secure));
+    clear_cookies();
     Ok(())
+}
+
+/// Ends every session of the signed-in user, this one included, and clears the cookie.
+pub async fn sign_out_everywhere() -> Result<(), AppError> {
+    let user = signed_in().await?;
+    sessions::end_all(&state().db, &user).await?;
+    clear_cookies();
+    Ok(())
+}
+
+/// The signed-in user's open sessions (when, from where), newest first.
+pub async fn my_sessions() -> Result<Vec<SessionInfo>, AppError> {
+    let user = signed_in().await?;
+    sessions::list(&state().db, &user).await
+}
+
+/// Ends one of the signed-in user's sessions; another user's is a 404.
+pub async fn revoke_session(session_id: Uuid) -> Result<(), AppError> {
+    let user = signed_in().await?;
+    sessions::revoke(&state().db, &user, session_id).await
+}
+
+fn clear_cookies() {
+    let secure = secure(&parts());
+    set_cookie(&sessions::session_cookie("", 0, secure));
+    set_cookie(&sessions::csrf_cookie("", 0, secure));
 }
 
 /// The workspaces the signed-in user belongs to.
@@ -92,7 +142,8 @@ pub async fn workspace_secrets(workspace_id: Uuid, filter: &str, page: usize) ->
     let filter = filter.trim();
     let size = crate::model::SECRETS_PAGE_SIZE;
     let (mut secrets, mut matching, mut total) = (Vec::new(), 0, 0);
-    let mut page = page.max(1);
+    // Any page number is accepted: past the last one (even usize::MAX) shows the last.
+    let mut page = page.clamp(1, (i64::MAX as usize) / size);
     for _ in 0..2 {
         (secrets, matching, total) = store::secrets_page(&state.db, workspace_id, filter, size as i64, ((page - 1) * size) as i64).await?;
         let last = (matching as usize).div_ceil(size).max(1);
@@ -123,10 +174,21 @@ fn set_cookie(cookie: &str) {
     }
 }
 
-/// Turns an error into the server function's error, answering with its HTTP status.
+/// Turns an error into the server function's error, answering with the same HTTP status (and
+/// `Retry-After`) as the REST error it mirrors. A plain form post from a browser without
+/// JavaScript (`Accept: text/html`) keeps the redirect back to its page that carries the error,
+/// so the page can show it.
 pub fn fail(err: AppError) -> crate::model::ApiError {
-    if let Some(response) = use_context::<ResponseOptions>() {
+    // A page render (GET) sets its status from the error too; only a form's POST redirects.
+    let form_post = use_context::<Parts>().is_some_and(|parts| {
+        parts.method == axum::http::Method::POST
+            && parts.headers.get(ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("text/html"))
+    });
+    if let Some(response) = use_context::<ResponseOptions>().filter(|_| !form_post) {
         response.set_status(err.status_code());
+        if let AppError::TooManyRequests(secs) = err {
+            response.insert_header(RETRY_AFTER, HeaderValue::from(secs));
+        }
     }
     err.into()
 }
@@ -269,18 +331,12 @@ pub async fn change_member(workspace_id: Uuid, user_id: Uuid, role: Option<Role>
     }
 }
 
-/// Changes the signed-in user's password after checking the current one.
+/// Changes the signed-in user's password after checking the current one (counted like a
+/// sign-in); every other session of the user ends.
 pub async fn change_password(current: &str, new: &str) -> Result<(), AppError> {
     let user = signed_in().await?;
-    let state = state();
-    let row = store::user_by_id(&state.db, user.user_id).await?.ok_or(AppError::Unauthorized)?;
-    if !auth::verify_password(&row.password_hash, current) {
-        return Err(AppError::BadRequest("the current password is not correct".into()));
-    }
-    if new.chars().count() < 8 {
-        return Err(AppError::BadRequest("password must be at least 8 characters".into()));
-    }
-    store::set_password_hash(&state.db, user.user_id, &auth::hash_password(new)?).await
+    let (address, _) = client(&parts());
+    sessions::change_password(&state(), &user, current, new, &address).await
 }
 
 /// Creates a user (administrators only); returns the generated password when none was given.

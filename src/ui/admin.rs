@@ -4,11 +4,12 @@
 use leptos::prelude::*;
 use uuid::Uuid;
 
-use crate::model::{ApiError, Member, TokenInfo};
+use crate::model::{ApiError, Member, SessionInfo, TokenInfo};
 use crate::ui::layout::{error_view, fetch_for, id_param, TopBar};
 use crate::ui::csrf::CsrfField;
 use crate::ui::server_fns::{
-    get_current_user, get_members, get_my_sign_ins, get_tokens, AddMember, ChangeMember, ChangePassword, CreateToken, CreateUser, RevokeToken,
+    get_current_user, get_members, get_my_sessions, get_my_sign_ins, get_tokens, AddMember, ChangeMember, ChangePassword, CreateToken,
+    CreateUser, RevokeSession, RevokeToken, SignOutEverywhere,
 };
 
 /// The error of an action's last result, as an alert.
@@ -214,15 +215,19 @@ fn MemberRow(member: Member, ws: Uuid, change: ServerAction<ChangeMember>) -> im
     }
 }
 
-/// `/account`: change the password; administrators also create users.
+/// `/account`: change the password, see and end sessions; administrators also create users.
 #[component]
 pub fn AccountPage() -> impl IntoView {
-    let user = Resource::new(|| (), |_| async move {
-        let me = get_current_user().await?;
-        let sign_ins = if me.is_some() { get_my_sign_ins().await? } else { Vec::new() };
-        Ok::<_, ApiError>(me.map(|me| (me, sign_ins)))
-    });
     let password = ServerAction::<ChangePassword>::new();
+    let revoke = ServerAction::<RevokeSession>::new();
+    let everywhere = ServerAction::<SignOutEverywhere>::new();
+    let user = Resource::new(
+        move || (password.version().get(), revoke.version().get()),
+        |_| async move {
+            let Some(me) = get_current_user().await? else { return Ok::<_, ApiError>(None) };
+            Ok(Some((me, get_my_sign_ins().await?, get_my_sessions().await?)))
+        },
+    );
     let create_user = ServerAction::<CreateUser>::new();
     let changed = move || password.value().get().is_some_and(|r| r.is_ok());
     let generated = move || create_user.value().get().and_then(Result::ok);
@@ -230,7 +235,7 @@ pub fn AccountPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match user.await {
-                    Ok(Some((me, sign_ins))) => view! {
+                    Ok(Some((me, sign_ins, sessions))) => view! {
                         <TopBar/>
                         <div class="account-page">
                             <section class="panel" aria-labelledby="password-title">
@@ -259,6 +264,19 @@ pub fn AccountPage() -> impl IntoView {
                                     }).collect_view()}
                                 </ul>
                             </section>
+                            <section class="panel" aria-labelledby="sessions-title">
+                                <h2 id="sessions-title">"Sessions"</h2>
+                                <table class="sessions">
+                                    <thead><tr><th scope="col">"Signed in"</th><th scope="col">"From"</th><th scope="col">"Browser"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
+                                    <tbody>{sessions.into_iter().map(|s| view! { <SessionRow session=s revoke/> }).collect_view()}</tbody>
+                                </table>
+                                {alert(revoke.value())}
+                                <ActionForm action=everywhere attr:class="inline-form">
+                                    <CsrfField/>
+                                    <button type="submit" class="danger">"Sign out everywhere"</button>
+                                </ActionForm>
+                                {alert(everywhere.value())}
+                            </section>
                             {me.is_admin.then(|| view! {
                                 <section class="panel" aria-labelledby="new-user-title">
                                     <h2 id="new-user-title">"Create a user"</h2>
@@ -285,5 +303,32 @@ pub fn AccountPage() -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+/// One session of the account page, with a button to end it (not for this session).
+#[component]
+fn SessionRow(session: SessionInfo, revoke: ServerAction<RevokeSession>) -> impl IntoView {
+    let id = session.id.to_string();
+    let label = format!("End the session from {}", session.client.clone().unwrap_or_default());
+    view! {
+        <tr>
+            <td><time datetime=session.created_at.to_rfc3339()>{session.created_at.format("%Y-%m-%d %H:%M UTC").to_string()}</time></td>
+            <td>{session.client.unwrap_or_else(|| "unknown".into())}</td>
+            <td class="muted">{session.user_agent.unwrap_or_default()}</td>
+            <td>
+                {if session.current {
+                    view! { <span class="muted">"This session"</span> }.into_any()
+                } else {
+                    view! {
+                        <ActionForm action=revoke attr:class="inline-form">
+                            <CsrfField/>
+                            <input type="hidden" name="session_id" value=id/>
+                            <button type="submit" class="secondary" aria-label=label>"End session"</button>
+                        </ActionForm>
+                    }.into_any()
+                }}
+            </td>
+        </tr>
     }
 }

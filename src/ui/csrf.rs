@@ -1,6 +1,7 @@
 //! The hidden CSRF field of every Studio form that changes something. The server renders the
 //! session's token; the hydrated page reads the same token from the `lss_csrf` cookie, so both
-//! render the same field (the session cookie itself stays HttpOnly).
+//! render the same field (the session cookie itself stays HttpOnly). Behind TLS the cookie is
+//! named `__Host-lss_csrf`.
 
 use leptos::prelude::*;
 
@@ -22,7 +23,7 @@ fn token() -> String {
     cookies
         .split(';')
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == "lss_csrf")
+        .find(|(name, _)| *name == "__Host-lss_csrf" || *name == "lss_csrf")
         .map(|(_, value)| value.to_string())
         .unwrap_or_default()
 }

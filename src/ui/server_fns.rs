@@ -4,7 +4,10 @@
 use leptos::prelude::*;
 use uuid::Uuid;
 
-use crate::model::{ApiError, AuditEvent, CreatedToken, CurrentUser, Member, Role, SecretItem, TokenInfo, WorkflowRun, WorkspaceItem, WorkspaceSecrets};
+use crate::model::{
+    ApiError, AuditEvent, CreatedToken, CurrentUser, Member, Role, SecretItem, SessionInfo, TokenInfo, WorkflowRun, WorkspaceItem,
+    WorkspaceSecrets,
+};
 
 /// The signed-in user, or `None`.
 #[server(prefix = "/studio", endpoint = "current_user")]
@@ -15,7 +18,7 @@ pub async fn get_current_user() -> Result<Option<CurrentUser>, ApiError> {
 /// Signs in with a username and password and goes to the workspace list.
 #[server(prefix = "/studio", endpoint = "sign_in")]
 pub async fn sign_in(username: String, password: String) -> Result<(), ApiError> {
-    crate::server::studio::sign_in(&username, &password).await.map_err(ApiError::from)?;
+    crate::server::studio::sign_in(&username, &password).await.map_err(crate::server::studio::fail)?;
     leptos_axum::redirect("/workspaces");
     Ok(())
 }
@@ -24,7 +27,7 @@ pub async fn sign_in(username: String, password: String) -> Result<(), ApiError>
 #[server(prefix = "/studio", endpoint = "sign_out")]
 pub async fn sign_out(csrf: String) -> Result<(), ApiError> {
     let _ = csrf; // checked by server::csrf::guard before this runs
-    crate::server::studio::sign_out().await.map_err(ApiError::from)?;
+    crate::server::studio::sign_out().await.map_err(crate::server::studio::fail)?;
     leptos_axum::redirect("/sign-in");
     Ok(())
 }
@@ -46,21 +49,21 @@ pub async fn get_workspace_secrets(workspace_id: Uuid, q: Option<String>, page: 
 #[server(prefix = "/studio", endpoint = "create_secret")]
 pub async fn create_secret(csrf: String, workspace_id: Uuid, key: String, value: String) -> Result<SecretItem, ApiError> {
     let _ = csrf; // checked by server::csrf::guard before this runs
-    crate::server::studio::create_secret(workspace_id, &key, value).await.map_err(ApiError::from)
+    crate::server::studio::create_secret(workspace_id, &key, value).await.map_err(crate::server::studio::fail)
 }
 
 /// Replaces a secret's value.
 #[server(prefix = "/studio", endpoint = "update_secret")]
 pub async fn update_secret(csrf: String, workspace_id: Uuid, id: Uuid, value: String) -> Result<SecretItem, ApiError> {
     let _ = csrf; // checked by server::csrf::guard before this runs
-    crate::server::studio::update_secret(workspace_id, id, value).await.map_err(ApiError::from)
+    crate::server::studio::update_secret(workspace_id, id, value).await.map_err(crate::server::studio::fail)
 }
 
 /// Deletes a secret.
 #[server(prefix = "/studio", endpoint = "delete_secret")]
 pub async fn delete_secret(csrf: String, workspace_id: Uuid, id: Uuid) -> Result<(), ApiError> {
     let _ = csrf; // checked by server::csrf::guard before this runs
-    crate::server::studio::delete_secret(workspace_id, id).await.map_err(ApiError::from)
+    crate::server::studio::delete_secret(workspace_id, id).await.map_err(crate::server::studio::fail)
 }
 
 /// A run with its documents.
@@ -74,7 +77,7 @@ pub async fn get_run(workspace_id: Uuid, run_id: Uuid) -> Result<WorkflowRun, Ap
 #[server(prefix = "/studio", endpoint = "submit_request")]
 pub async fn submit_request(csrf: String, workspace_id: Uuid, run_id: Uuid, values: std::collections::HashMap<String, String>) -> Result<WorkflowRun, ApiError> {
     let _ = csrf; // checked by server::csrf::guard before this runs
-    let run = crate::server::studio::submit_request(workspace_id, run_id, values).await.map_err(ApiError::from)?;
+    let run = crate::server::studio::submit_request(workspace_id, run_id, values).await.map_err(crate::server::studio::fail)?;
     leptos_axum::redirect(&format!("/workspaces/{workspace_id}/runs/{run_id}"));
     Ok(run)
 }
@@ -83,7 +86,7 @@ pub async fn submit_request(csrf: String, workspace_id: Uuid, run_id: Uuid, valu
 #[server(prefix = "/studio", endpoint = "decline_request")]
 pub async fn decline_request(csrf: String, workspace_id: Uuid, run_id: Uuid) -> Result<WorkflowRun, ApiError> {
     let _ = csrf; // checked by server::csrf::guard before this runs
-    let run = crate::server::studio::decline_request(workspace_id, run_id).await.map_err(ApiError::from)?;
+    let run = crate::server::studio::decline_request(workspace_id, run_id).await.map_err(crate::server::studio::fail)?;
     leptos_axum::redirect(&format!("/workspaces/{workspace_id}/runs/{run_id}"));
     Ok(run)
 }
@@ -125,17 +128,17 @@ pub async fn create_token(
     ];
     let scopes: Vec<Scope> = chosen.into_iter().filter(|(on, _)| on.is_some()).map(|(_, s)| s).collect();
     let days = match expires_in_days.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
-        Some(d) => Some(d.parse::<i64>().ok().filter(|d| (1..=3650).contains(d)).ok_or_else(|| ApiError::new("bad_request", "expiry must be 1 to 3650 days"))?),
+        Some(d) => Some(d.parse::<i64>().ok().filter(|d| (1..=3650).contains(d)).ok_or_else(|| crate::server::studio::fail(crate::server::error::AppError::BadRequest("expiry must be 1 to 3650 days".into())))?),
         None => None,
     };
-    crate::server::studio::create_token(workspace_id, &name, &scopes, days).await.map_err(ApiError::from)
+    crate::server::studio::create_token(workspace_id, &name, &scopes, days).await.map_err(crate::server::studio::fail)
 }
 
 /// Revokes a token.
 #[server(prefix = "/studio", endpoint = "revoke_token")]
 pub async fn revoke_token(csrf: String, workspace_id: Uuid, token_id: Uuid) -> Result<(), ApiError> {
     let _ = csrf; // checked by server::csrf::guard before this runs
-    crate::server::studio::revoke_token(workspace_id, token_id).await.map_err(ApiError::from)
+    crate::server::studio::revoke_token(workspace_id, token_id).await.map_err(crate::server::studio::fail)
 }
 
 /// The workspace's members (owners only).
@@ -148,33 +151,55 @@ pub async fn get_members(workspace_id: Uuid) -> Result<Vec<Member>, ApiError> {
 #[server(prefix = "/studio", endpoint = "add_member")]
 pub async fn add_member(csrf: String, workspace_id: Uuid, username: String, role: Role) -> Result<(), ApiError> {
     let _ = csrf; // checked by server::csrf::guard before this runs
-    crate::server::studio::add_member(workspace_id, &username, role).await.map_err(ApiError::from)
+    crate::server::studio::add_member(workspace_id, &username, role).await.map_err(crate::server::studio::fail)
 }
 
 /// Changes a member's role; `remove` takes the member out instead.
 #[server(prefix = "/studio", endpoint = "change_member")]
 pub async fn change_member(csrf: String, workspace_id: Uuid, user_id: Uuid, role: Option<Role>, remove: Option<String>) -> Result<(), ApiError> {
     let _ = csrf; // checked by server::csrf::guard before this runs
-    let role = if remove.is_some() { None } else { Some(role.ok_or_else(|| ApiError::new("bad_request", "choose a role"))?) };
-    crate::server::studio::change_member(workspace_id, user_id, role).await.map_err(ApiError::from)
+    let role = if remove.is_some() { None } else { Some(role.ok_or_else(|| crate::server::studio::fail(crate::server::error::AppError::BadRequest("choose a role".into())))?) };
+    crate::server::studio::change_member(workspace_id, user_id, role).await.map_err(crate::server::studio::fail)
 }
 
 /// Changes the signed-in user's password.
 #[server(prefix = "/studio", endpoint = "change_password")]
 pub async fn change_password(csrf: String, current_password: String, new_password: String) -> Result<(), ApiError> {
     let _ = csrf; // checked by server::csrf::guard before this runs
-    crate::server::studio::change_password(&current_password, &new_password).await.map_err(ApiError::from)
+    crate::server::studio::change_password(&current_password, &new_password).await.map_err(crate::server::studio::fail)
 }
 
 /// Creates a user (administrators only); answers with a generated password when none is given.
 #[server(prefix = "/studio", endpoint = "create_user")]
 pub async fn create_user(csrf: String, username: String, password: Option<String>, admin: Option<String>) -> Result<Option<String>, ApiError> {
     let _ = csrf; // checked by server::csrf::guard before this runs
-    crate::server::studio::create_user(&username, password, admin.is_some()).await.map_err(ApiError::from)
+    crate::server::studio::create_user(&username, password, admin.is_some()).await.map_err(crate::server::studio::fail)
 }
 
 /// The signed-in user's recent sign-ins and failed attempts.
 #[server(prefix = "/studio", endpoint = "my_sign_ins")]
 pub async fn get_my_sign_ins() -> Result<Vec<AuditEvent>, ApiError> {
     crate::server::studio::my_sign_ins().await.map_err(crate::server::studio::fail)
+}
+
+/// The signed-in user's open sessions (when, from where).
+#[server(prefix = "/studio", endpoint = "my_sessions")]
+pub async fn get_my_sessions() -> Result<Vec<SessionInfo>, ApiError> {
+    crate::server::studio::my_sessions().await.map_err(crate::server::studio::fail)
+}
+
+/// Ends one of the signed-in user's sessions.
+#[server(prefix = "/studio", endpoint = "revoke_session")]
+pub async fn revoke_session(csrf: String, session_id: Uuid) -> Result<(), ApiError> {
+    let _ = csrf; // checked by server::csrf::guard before this runs
+    crate::server::studio::revoke_session(session_id).await.map_err(crate::server::studio::fail)
+}
+
+/// Ends every session of the signed-in user, this one included, and goes to the sign-in page.
+#[server(prefix = "/studio", endpoint = "sign_out_everywhere")]
+pub async fn sign_out_everywhere(csrf: String) -> Result<(), ApiError> {
+    let _ = csrf; // checked by server::csrf::guard before this runs
+    crate::server::studio::sign_out_everywhere().await.map_err(crate::server::studio::fail)?;
+    leptos_axum::redirect("/sign-in");
+    Ok(())
 }

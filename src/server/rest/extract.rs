@@ -20,7 +20,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection: BytesRejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 AppError::PayloadTooLarge("request body is too large".into())
-            } else if timed_out(&rejection) {
+            } else if crate::server::http::caused_by::<tower_http::timeout::TimeoutError>(&rejection) {
                 AppError::RequestTimeout
             } else {
                 AppError::BadRequest(format!("could not read the request body: {}", rejection.body_text()))
@@ -30,18 +30,6 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             .map(ApiJson)
             .map_err(|e| AppError::BadRequest(format!("invalid JSON body: {}", without_string_literals(&e.to_string()))))
     }
-}
-
-/// Whether reading the body failed because the client was too slow (the body timeout layer).
-fn timed_out(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(err);
-    while let Some(err) = current {
-        if err.is::<tower_http::timeout::TimeoutError>() {
-            return true;
-        }
-        current = err.source();
-    }
-    false
 }
 
 /// serde quotes offending strings in its messages (`invalid type: string "..."`); such a

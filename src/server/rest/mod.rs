@@ -16,8 +16,7 @@ use axum::{Json, Router};
 use crate::server::error::AppError;
 use crate::server::state::AppState;
 
-/// Largest accepted request body; a value is at most 64 KiB, but JSON escaping can grow it.
-pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+pub use crate::server::http::BODY_LIMIT_BYTES;
 
 /// Every API route. With the feature toggle off, the secrets routes are not mounted.
 pub fn router(enabled: bool) -> Router<AppState> {

@@ -180,8 +180,19 @@ async fn wait(
     Query(query): Query<WaitQuery>,
 ) -> Result<Response, AppError> {
     principal.authorize(&state.db, workspace_id, Scope::WorkflowsRun).await?;
-    let timeout = Duration::from_secs(query.timeout.unwrap_or(30).min(120));
-    let (run, changed) = state.workflows.wait(workspace_id, id, timeout).await?;
+    let _slot = state.streams.open(principal.credential_id())?;
+    let reauth = Duration::from_secs(state.config.reauth_secs.max(1));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(query.timeout.unwrap_or(30).min(120));
+    // Waits in pieces of at most the re-check interval, so a credential revoked meanwhile
+    // ends the wait with 401 (or a removed member's with 404) within that interval.
+    let (run, changed) = loop {
+        let piece = deadline.saturating_duration_since(tokio::time::Instant::now()).min(reauth);
+        let (run, changed) = state.workflows.wait(workspace_id, id, piece).await?;
+        if changed || tokio::time::Instant::now() >= deadline {
+            break (run, changed);
+        }
+        principal.recheck(&state.db, workspace_id, Scope::WorkflowsRun).await?;
+    };
     let mut response = Json(run).into_response();
     response.headers_mut().insert(
         HeaderName::from_static("x-wait-outcome"),
@@ -204,18 +215,41 @@ async fn events(
     ApiPath(workspace_id): ApiPath<Uuid>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, AppError> {
     principal.authorize(&state.db, workspace_id, Scope::SecretsList).await?;
+    let slot = state.streams.open(principal.credential_id())?;
     let receiver = state.events.subscribe();
-    let stream = futures::stream::unfold(receiver, move |mut receiver| async move {
+    let mut recheck = tokio::time::interval(Duration::from_secs(state.config.reauth_secs.max(1)));
+    recheck.reset();
+    // The stream ends when the credential no longer holds: a revoked or expired token, an
+    // ended session or a removed member. The slot is released when the stream is dropped.
+    let open = EventStream { state, principal, workspace_id, receiver, recheck, _slot: slot };
+    let stream = futures::stream::unfold(open, |mut open| async move {
         loop {
-            match receiver.recv().await {
-                Ok(event) if event.workspace_id() == workspace_id => {
-                    let data = serde_json::to_string(&event).expect("BUG: events always serialize");
-                    return Some((Ok(SseEvent::default().event(event.name()).data(data)), receiver));
+            tokio::select! {
+                received = open.receiver.recv() => match received {
+                    Ok(event) if event.workspace_id() == open.workspace_id => {
+                        let data = serde_json::to_string(&event).expect("BUG: events always serialize");
+                        return Some((Ok(SseEvent::default().event(event.name()).data(data)), open));
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                },
+                _ = open.recheck.tick() => {
+                    if open.principal.recheck(&open.state.db, open.workspace_id, Scope::SecretsList).await.is_err() {
+                        return None;
+                    }
                 }
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
             }
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// What an open event stream holds.
+struct EventStream {
+    state: AppState,
+    principal: Principal,
+    workspace_id: Uuid,
+    receiver: tokio::sync::broadcast::Receiver<crate::model::Event>,
+    recheck: tokio::time::Interval,
+    _slot: crate::server::streams::StreamSlot,
 }

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::model::{Event, RequestedKey, RunStatus, SecretRequest, WorkflowRun};
+use crate::model::{Event, RequestedKey, RunDocument, RunStatus, SecretRequest, WorkflowRun};
 use crate::server::db::{Db, Tx};
 use crate::server::error::AppError;
 use crate::server::events::EventHub;
@@ -277,12 +277,16 @@ impl WorkflowEngine {
     /// A workspace's runs, newest first, optionally with one status (`waiting`: the pending
     /// requests).
     pub async fn list(&self, workspace_id: Uuid, status: Option<RunStatus>) -> Result<Vec<WorkflowRun>, AppError> {
-        let rows = store::runs(&self.db, workspace_id, status.map(RunStatus::as_str), 200).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            out.push(self.to_view(row).await?);
-        }
-        Ok(out)
+        let status = status.map(RunStatus::as_str);
+        let rows = store::runs(&self.db, workspace_id, status, LIST_LIMIT).await?;
+        // The documents of all listed runs in one query, not one per run.
+        let mut documents = store::documents_of_runs(&self.db, workspace_id, status, LIST_LIMIT).await?;
+        rows.into_iter()
+            .map(|row| {
+                let docs = documents.remove(&row.id).unwrap_or_default();
+                view_of(row, docs)
+            })
+            .collect()
     }
 
     /// Waits until the run changes (or is already closed), at most `timeout`. Returns the run
@@ -314,29 +318,8 @@ impl WorkflowEngine {
     }
 
     async fn to_view(&self, run: RunRow) -> Result<WorkflowRun, AppError> {
-        let status = run.status()?;
-        let transitions = if status == RunStatus::Waiting {
-            builtin_of(&run)?.transitions().iter().filter(|t| t.wait && t.from == run.place).map(|t| t.name.to_string()).collect()
-        } else {
-            Vec::new()
-        };
         let documents = store::documents(&self.db, run.id).await?;
-        Ok(WorkflowRun {
-            id: run.id,
-            workspace_id: run.workspace_id,
-            workflow: run.workflow,
-            place: run.place,
-            status,
-            args: parse_json(&run.args)?,
-            result: run.result.as_deref().map(parse_json).transpose()?,
-            parent_id: run.parent_id,
-            callback: run.callback,
-            expires_at: run.expires_at,
-            created_at: run.created_at,
-            updated_at: run.updated_at,
-            transitions,
-            documents,
-        })
+        view_of(run, documents)
     }
 
     /// Applies one transition inside `tx`: runs its body, moves the run, saves documents and
@@ -518,4 +501,33 @@ fn builtin_of(run: &RunRow) -> Result<Builtin, AppError> {
 
 fn parse_json(text: &str) -> Result<Value, AppError> {
     serde_json::from_str(text).map_err(|e| AppError::Internal(anyhow::anyhow!("stored JSON is invalid: {e}")))
+}
+
+/// Runs a list answers with at most.
+const LIST_LIMIT: i64 = 200;
+
+/// A run as the API shows it, with its documents.
+fn view_of(run: RunRow, documents: Vec<RunDocument>) -> Result<WorkflowRun, AppError> {
+    let status = run.status()?;
+    let transitions = if status == RunStatus::Waiting {
+        builtin_of(&run)?.transitions().iter().filter(|t| t.wait && t.from == run.place).map(|t| t.name.to_string()).collect()
+    } else {
+        Vec::new()
+    };
+    Ok(WorkflowRun {
+        id: run.id,
+        workspace_id: run.workspace_id,
+        workflow: run.workflow,
+        place: run.place,
+        status,
+        args: parse_json(&run.args)?,
+        result: run.result.as_deref().map(parse_json).transpose()?,
+        parent_id: run.parent_id,
+        callback: run.callback,
+        expires_at: run.expires_at,
+        created_at: run.created_at,
+        updated_at: run.updated_at,
+        transitions,
+        documents,
+    })
 }

@@ -42,6 +42,13 @@ struct DocumentRow {
     created_at: DateTime<Utc>,
 }
 
+impl DocumentRow {
+    fn into_document(self) -> Result<RunDocument, AppError> {
+        let content = serde_json::from_str(&self.content).map_err(|e| AppError::Internal(anyhow::anyhow!("stored document is not JSON: {e}")))?;
+        Ok(RunDocument { id: self.id, kind: self.kind, content, created_at: self.created_at })
+    }
+}
+
 macro_rules! run_columns {
     () => {
         "id, workspace_id, workflow, place, status, args, state, result, parent_id, callback, expires_at, version, created_by, created_at, updated_at"
@@ -165,12 +172,38 @@ pub async fn documents(db: &Db, run_id: Uuid) -> Result<Vec<RunDocument>, AppErr
     let rows: Vec<DocumentRow> = on_pool!(db, pool => sqlx::query_as(
         "SELECT id, kind, content, created_at FROM workflow_documents WHERE run_id = $1 ORDER BY seq")
         .bind(run_id).fetch_all(pool).await?);
-    rows.into_iter()
-        .map(|r| {
-            let content = serde_json::from_str(&r.content).map_err(|e| AppError::Internal(anyhow::anyhow!("stored document is not JSON: {e}")))?;
-            Ok(RunDocument { id: r.id, kind: r.kind, content, created_at: r.created_at })
-        })
-        .collect()
+    rows.into_iter().map(DocumentRow::into_document).collect()
+}
+
+/// The documents of the runs [`runs`] lists for the same arguments, by run, each in order.
+pub async fn documents_of_runs(
+    db: &Db,
+    workspace_id: Uuid,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<std::collections::HashMap<Uuid, Vec<RunDocument>>, AppError> {
+    let rows: Vec<RunDocumentRow> = on_pool!(db, pool => sqlx::query_as(
+        "SELECT d.run_id, d.id, d.kind, d.content, d.created_at FROM workflow_documents d
+         WHERE d.run_id IN (SELECT id FROM workflow_runs WHERE workspace_id = $1 AND ($2 IS NULL OR status = $2)
+                            ORDER BY created_at DESC, id LIMIT $3)
+         ORDER BY d.run_id, d.seq")
+        .bind(workspace_id).bind(status).bind(limit).fetch_all(pool).await?);
+    let mut out: std::collections::HashMap<Uuid, Vec<RunDocument>> = std::collections::HashMap::new();
+    for row in rows {
+        let document = DocumentRow { id: row.id, kind: row.kind, content: row.content, created_at: row.created_at }.into_document()?;
+        out.entry(row.run_id).or_default().push(document);
+    }
+    Ok(out)
+}
+
+/// A document with the run it belongs to.
+#[derive(sqlx::FromRow)]
+struct RunDocumentRow {
+    run_id: Uuid,
+    id: Uuid,
+    kind: String,
+    content: String,
+    created_at: DateTime<Utc>,
 }
 
 /// The content of a run's latest document of `kind`, inside `tx`.
