@@ -141,7 +141,8 @@ impl Bench {
         let list_url = format!("{}/api/v1/workspaces/{}/secrets", server.base, server.workspace);
         let quiet = self.wrk(&list_url, &[auth], None, Some(server));
         let script = server.dir.path().join("flood.lua");
-        // Two connections, each waiting 16 ms between requests: at most 125 a second.
+        // Twenty connections, each waiting 128 ms between requests: about 125 a second once
+        // the answers take a few milliseconds.
         std::fs::write(
             &script,
             r#"
@@ -150,13 +151,13 @@ request = function()
   local body = string.format("username=flood%08d&password=wrong-password", math.random(0, 99999999))
   return wrk.format("POST", nil, {["Content-Type"] = "application/x-www-form-urlencoded", ["Origin"] = "__BASE__"}, body)
 end
-delay = function() return 16 end
+delay = function() return 128 end
 "#
             .replace("__BASE__", &server.base),
         )
         .unwrap();
         let flood = Command::new("wrk")
-            .args(["-t1", "-c2", &format!("-d{}s", self.seconds + 2), "--latency", "-s"])
+            .args(["-t1", "-c20", &format!("-d{}s", self.seconds + 2), "--latency", "-s"])
             .arg(&script)
             .arg(format!("{}/studio/sign_in", server.base))
             .stdout(Stdio::piped())
