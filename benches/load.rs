@@ -26,7 +26,11 @@ fn main() {
     let bench = Bench { bin, seconds, runtime };
 
     println!("# loopstack-secrets load benchmarks\n");
-    println!("{} s per measurement, {CONNECTIONS} connections, wrk with 2 threads; server: {}\n", seconds, bench.bin.display());
+    println!(
+        "{} s per measurement, {CONNECTIONS} connections, wrk with 2 threads; server: {}\n",
+        seconds,
+        bench.bin.display()
+    );
     unwrap_cost();
     for engine in engines.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         bench.engine(engine);
@@ -46,10 +50,13 @@ fn unwrap_cost() {
         std::hint::black_box(kek.unwrap(std::hint::black_box(&wrapped), workspace, 1).unwrap());
     }
     let each = started.elapsed().as_secs_f64() / rounds as f64;
-    println!("### Unwrapping a data key
+    println!(
+        "### Unwrapping a data key
 
 {:.2} µs each ({rounds} rounds, AES-256-GCM, one per write)
-", each * 1e6);
+",
+        each * 1e6
+    );
 }
 
 struct Bench {
@@ -85,7 +92,10 @@ impl Bench {
         println!("### 1,000 long-polls held at once\n");
         println!("| idle RSS MiB | before MiB | with 1,000 held MiB | per held request KiB | all answered |");
         println!("|---:|---:|---:|---:|---:|");
-        println!("| {idle_rss:.1} | {before:.1} | {held:.1} | {:.1} | {answered} |\n", (held - before) * 1024.0 / 1000.0);
+        println!(
+            "| {idle_rss:.1} | {before:.1} | {held:.1} | {:.1} | {answered} |\n",
+            (held - before) * 1024.0 / 1000.0
+        );
         // 2. List keys of a workspace with 100 secrets, against a bare handler with the same bytes.
         server.import(server.workspace, 100);
         let list_url = format!("{}/api/v1/workspaces/{}/secrets", server.base, server.workspace);
@@ -94,12 +104,20 @@ impl Bench {
         let baseline = self.runtime.block_on(bare_axum(bytes.clone()));
         let bare = self.wrk(&baseline, &[], None, None);
         let list = self.wrk(&list_url, &[&auth], None, Some(&server));
-        println!("### List keys (100 secrets, REST, token auth) vs a bare axum handler returning the same {} bytes\n", bytes.len());
+        println!(
+            "### List keys (100 secrets, REST, token auth) vs a bare axum handler returning the same {} bytes\n",
+            bytes.len()
+        );
         table(&[("bare axum handler", bare, None), ("GET .../secrets", list, Some(bare))]);
 
         // 3. Durable upserts over 1,000 keys, against raw sqlx running the same upsert.
         let script = upsert_script(&server);
-        let upsert = self.wrk(&format!("{}/api/v1/workspaces/{}/secrets/upsert", server.base, server.workspace), &[&auth, "Content-Type: application/json"], Some(&script), Some(&server));
+        let upsert = self.wrk(
+            &format!("{}/api/v1/workspaces/{}/secrets/upsert", server.base, server.workspace),
+            &[&auth, "Content-Type: application/json"],
+            Some(&script),
+            Some(&server),
+        );
         let raw = self.runtime.block_on(raw_sqlx_upserts(&server.raw_database_url(engine), self.seconds));
         println!("### Durable upsert over 1,000 keys vs raw sqlx (same engine and durability settings, {CONNECTIONS} tasks)\n");
         table(&[("raw sqlx upsert (one transaction each)", raw, None), ("PUT .../secrets/upsert", upsert, Some(raw))]);
@@ -109,7 +127,11 @@ impl Bench {
         let page = self.wrk(&format!("{}/workspaces/{big}", server.base), &[&cookie], None, Some(&server));
         let sign_in = self.wrk(&format!("{}/sign-in", server.base), &[], None, Some(&server));
         println!("### Server-side rendering (SsrMode::Async, signed in) vs the bare handler\n");
-        table(&[("bare axum handler", bare, None), ("GET /sign-in", sign_in, Some(bare)), ("GET /workspaces/:id (1,000 secrets)", page, Some(bare))]);
+        table(&[
+            ("bare axum handler", bare, None),
+            ("GET /sign-in", sign_in, Some(bare)),
+            ("GET /workspaces/:id (1,000 secrets)", page, Some(bare)),
+        ]);
 
         // 5. How list and page cost grow with the number of secrets.
         println!("### Growth: list and page at 10 to 10,000 secrets\n");
@@ -118,11 +140,22 @@ impl Bench {
         for n in [10usize, 100, 1_000, 10_000] {
             let ws = server.workspace_with(&format!("grow-{n}"), n);
             let token = server.token(ws);
-            let list = self.wrk(&format!("{}/api/v1/workspaces/{ws}/secrets", server.base), &[&format!("Authorization: Bearer {token}")], None, Some(&server));
+            let list = self.wrk(
+                &format!("{}/api/v1/workspaces/{ws}/secrets", server.base),
+                &[&format!("Authorization: Bearer {token}")],
+                None,
+                Some(&server),
+            );
             let page = self.wrk(&format!("{}/workspaces/{ws}", server.base), &[&cookie], None, Some(&server));
             println!(
                 "| {n} | {:.0} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.0} |",
-                list.rps, list.p50_ms, list.p99_ms, page.rps, page.p50_ms, page.p99_ms, list.peak_rss_mib.max(page.peak_rss_mib)
+                list.rps,
+                list.p50_ms,
+                list.p99_ms,
+                page.rps,
+                page.p50_ms,
+                page.p99_ms,
+                list.peak_rss_mib.max(page.peak_rss_mib)
             );
         }
         println!();
@@ -168,12 +201,22 @@ delay = function() return 128 end
         let flood = flood.wait_with_output().unwrap();
         let flood_text = String::from_utf8_lossy(&flood.stdout);
         let sign_ins = parse_wrk(&flood_text);
-        let refused = flood_text.lines().find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:")).map(|n| n.trim().to_string()).unwrap_or_else(|| "0".into());
+        let refused = flood_text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
+            .map(|n| n.trim().to_string())
+            .unwrap_or_else(|| "0".into());
         println!("### The list (100 secrets, REST) alone and under a sign-in flood\n");
         println!("| | list req/s | list p50 ms | list p99 ms | p99 vs alone |");
         println!("|---|---:|---:|---:|---:|");
         println!("| alone | {:.0} | {:.2} | {:.2} | 1 (baseline) |", quiet.rps, quiet.p50_ms, quiet.p99_ms);
-        println!("| during the flood | {:.0} | {:.2} | {:.2} | {:.2} |\n", flooded.rps, flooded.p50_ms, flooded.p99_ms, flooded.p99_ms / quiet.p99_ms);
+        println!(
+            "| during the flood | {:.0} | {:.2} | {:.2} | {:.2} |\n",
+            flooded.rps,
+            flooded.p50_ms,
+            flooded.p99_ms,
+            flooded.p99_ms / quiet.p99_ms
+        );
         println!(
             "The flood: {:.0} sign-ins/s sent, p50 {:.2} ms, p99 {:.2} ms; answered 401 or 429 (all of them; {refused} counted by wrk as non-2xx).\n",
             sign_ins.rps, sign_ins.p50_ms, sign_ins.p99_ms
@@ -183,7 +226,14 @@ delay = function() return 128 end
     /// Runs wrk against `url`; samples the server's RSS meanwhile.
     fn wrk(&self, url: &str, headers: &[&str], script: Option<&Path>, server: Option<&Server>) -> Load {
         let mut command = Command::new("wrk");
-        command.args(["-t2", &format!("-c{CONNECTIONS}"), &format!("-d{}s", self.seconds), "--latency", "--timeout", "10s"]);
+        command.args([
+            "-t2",
+            &format!("-c{CONNECTIONS}"),
+            &format!("-d{}s", self.seconds),
+            "--latency",
+            "--timeout",
+            "10s",
+        ]);
         for header in headers {
             command.args(["-H", header]);
         }
@@ -259,7 +309,12 @@ fn rss_mib(pid: u32) -> f64 {
 fn status_kib(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
         .unwrap_or(0.0)
 }
 
@@ -346,19 +401,32 @@ async fn raw_sqlx_upserts(url: &str, seconds: u32) -> Load {
     if url.starts_with("postgres") {
         let pool = sqlx::postgres::PgPoolOptions::new().max_connections(10).connect(url).await.unwrap();
         sqlx::query("INSERT INTO workspaces (id, name, created_at) VALUES ($1, 'raw', $2)")
-            .bind(workspace).bind(chrono::Utc::now()).execute(&pool).await.unwrap();
+            .bind(workspace)
+            .bind(chrono::Utc::now())
+            .execute(&pool)
+            .await
+            .unwrap();
         drive!(pool);
     } else {
         let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
-        let options = options.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal).synchronous(sqlx::sqlite::SqliteSynchronous::Full).foreign_keys(true).busy_timeout(Duration::from_secs(10));
+        let options = options
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
         let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(10).connect_with(options).await.unwrap();
         sqlx::query("INSERT INTO workspaces (id, name, created_at) VALUES ($1, 'raw', $2)")
-            .bind(workspace).bind(chrono::Utc::now()).execute(&pool).await.unwrap();
+            .bind(workspace)
+            .bind(chrono::Utc::now())
+            .execute(&pool)
+            .await
+            .unwrap();
         drive!(pool);
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)].as_secs_f64() * 1000.0;
+    let at =
+        |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)].as_secs_f64() * 1000.0;
     Load { rps: latencies.len() as f64 / elapsed, p50_ms: at(0.50), p99_ms: at(0.99), peak_rss_mib: 0.0 }
 }
 
@@ -449,7 +517,13 @@ impl Server {
             _ => format!("sqlite://{}", dir.path().join("bench.db").display()),
         };
         env.push(("DATABASE_URL".into(), url));
-        let mut child = Command::new(bin).arg("serve").envs(env.iter().cloned()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start the server");
+        let mut child = Command::new(bin)
+            .arg("serve")
+            .envs(env.iter().cloned())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the server");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let (mut password, mut workspace) = (String::new(), None);
         for line in lines.by_ref() {
@@ -465,7 +539,15 @@ impl Server {
             }
         }
         std::thread::spawn(move || for _ in lines {});
-        let server = Server { child, bin: bin.to_path_buf(), base: format!("http://127.0.0.1:{port}"), dir, env, admin_password: password, workspace: workspace.expect("the default workspace") };
+        let server = Server {
+            child,
+            bin: bin.to_path_buf(),
+            base: format!("http://127.0.0.1:{port}"),
+            dir,
+            env,
+            admin_password: password,
+            workspace: workspace.expect("the default workspace"),
+        };
         for _ in 0..100 {
             if reqwest::blocking::get(format!("{}/healthz", server.base)).is_ok_and(|r| r.status().is_success()) {
                 return server;
@@ -537,7 +619,12 @@ impl Server {
             "postgres" => fresh_postgres(),
             _ => format!("sqlite://{}", self.dir.path().join("raw.db").display()),
         };
-        let output = Command::new(&self.bin).arg("migrate").envs(self.env.iter().cloned()).env("DATABASE_URL", &url).output().unwrap();
+        let output = Command::new(&self.bin)
+            .arg("migrate")
+            .envs(self.env.iter().cloned())
+            .env("DATABASE_URL", &url)
+            .output()
+            .unwrap();
         assert!(output.status.success(), "migrate: {}", String::from_utf8_lossy(&output.stderr));
         url
     }
@@ -560,7 +647,8 @@ impl Drop for Server {
 
 /// A new PostgreSQL database on the benchmark server.
 fn fresh_postgres() -> String {
-    let server = std::env::var("BENCH_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let server =
+        std::env::var("BENCH_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let name = format!("lss_bench_{}", uuid::Uuid::new_v4().simple());
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
         let mut conn = sqlx::PgConnection::connect(&server).await.expect("connect to PostgreSQL");

@@ -45,7 +45,18 @@ impl Env {
     }
 
     fn token(&self, ws: &str) -> String {
-        last_line(&self.ok(&["token", "create", "--workspace", ws, "--name", "t", "--scope", "secrets:list", "--scope", "secrets:write"]))
+        last_line(&self.ok(&[
+            "token",
+            "create",
+            "--workspace",
+            ws,
+            "--name",
+            "t",
+            "--scope",
+            "secrets:list",
+            "--scope",
+            "secrets:write",
+        ]))
     }
 }
 
@@ -119,8 +130,10 @@ fn bad_arguments_are_clear_errors() {
     let env = Env::new();
     let ws = env.workspace();
 
-    let bad_scope = env.cmd(&["token", "create", "--workspace", &ws, "--name", "t", "--scope", "root"]).output().unwrap();
-    let no_such_ws = env.cmd(&["run", "--workspace", &uuid::Uuid::new_v4().to_string(), "--", "true"]).output().unwrap();
+    let bad_scope =
+        env.cmd(&["token", "create", "--workspace", &ws, "--name", "t", "--scope", "root"]).output().unwrap();
+    let no_such_ws =
+        env.cmd(&["run", "--workspace", &uuid::Uuid::new_v4().to_string(), "--", "true"]).output().unwrap();
     let help = env.cmd(&["token", "create", "--help"]).output().unwrap();
 
     assert!(!bad_scope.status.success());
@@ -152,7 +165,12 @@ fn run_injects_the_secrets_and_passes_the_exit_code_on_and_export_writes_dotenv(
     let run: Output = env.cmd(&["run", "--workspace", &ws, "--", "sh", "-c", script]).output().unwrap();
     let exported = env.ok(&["export", "--workspace", &ws, "--format", "dotenv"]);
 
-    assert_eq!(run.status.code(), Some(7), "the command saw the values and its exit code came back: {}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(
+        run.status.code(),
+        Some(7),
+        "the command saw the values and its exit code came back: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     assert_eq!(exported, "API_KEY='sk-live \"quoted\" $HOME'\nEMPTY=''\n");
 }
 
@@ -165,7 +183,8 @@ fn the_first_start_prints_how_to_sign_in_and_creates_the_admin() {
 
     let out = server.stdout.join("\n");
     assert!(out.contains("First run: created the administrator 'admin'"), "{out}");
-    let password = server.stdout.iter().find_map(|l| l.trim().strip_prefix("password: ")).expect("a printed password").to_string();
+    let password =
+        server.stdout.iter().find_map(|l| l.trim().strip_prefix("password: ")).expect("a printed password").to_string();
     assert!(password.len() >= 20);
     assert!(out.contains(&format!("Sign in at {}/sign-in", server.base)));
     assert!(out.contains("Workspace 'default': "));
@@ -212,12 +231,47 @@ fn values_and_passwords_never_appear_in_the_server_log() {
     let client = reqwest::blocking::Client::new();
     let url = format!("{}/api/v1/workspaces/{ws}/secrets", server.base);
 
-    let created: serde_json::Value = client.post(&url).bearer_auth(&token).json(&serde_json::json!({"key": "K1", "value": canary})).send().unwrap().json().unwrap();
-    client.put(format!("{url}/upsert")).bearer_auth(&token).json(&serde_json::json!({"key": "K2", "value": canary})).send().unwrap();
-    client.put(format!("{url}/{}", created["id"].as_str().unwrap())).bearer_auth(&token).json(&serde_json::json!({"value": canary})).send().unwrap();
+    let created: serde_json::Value = client
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"key": "K1", "value": canary}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    client
+        .put(format!("{url}/upsert"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"key": "K2", "value": canary}))
+        .send()
+        .unwrap();
+    client
+        .put(format!("{url}/{}", created["id"].as_str().unwrap()))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"value": canary}))
+        .send()
+        .unwrap();
     client.post(&url).bearer_auth(&token).json(&serde_json::json!({"key": "bad key", "value": canary})).send().unwrap();
-    client.post(format!("{}/studio/sign_in", server.base)).header("origin", &server.base).form(&[("username", "admin"), ("password", canary.as_str())]).send().unwrap();
-    let agent = last_line(&env.ok(&["token", "create", "--workspace", &ws, "--name", "a", "--scope", "tools:call", "--scope", "workflows:run", "--scope", "secrets:write"]));
+    client
+        .post(format!("{}/studio/sign_in", server.base))
+        .header("origin", &server.base)
+        .form(&[("username", "admin"), ("password", canary.as_str())])
+        .send()
+        .unwrap();
+    let agent = last_line(&env.ok(&[
+        "token",
+        "create",
+        "--workspace",
+        &ws,
+        "--name",
+        "a",
+        "--scope",
+        "tools:call",
+        "--scope",
+        "workflows:run",
+        "--scope",
+        "secrets:write",
+    ]));
     let asked: serde_json::Value = client
         .post(format!("{}/api/v1/workspaces/{ws}/tools/request_secrets", server.base))
         .bearer_auth(&agent)
@@ -235,8 +289,18 @@ fn values_and_passwords_never_appear_in_the_server_log() {
         .unwrap();
     assert_eq!(submitted.status(), 200);
     // The same values through the Studio's server functions, signed in as the first-run admin.
-    let password = server.stdout.iter().find_map(|l| l.trim().strip_prefix("password: ")).expect("the first-run password").to_string();
-    let signed_in = client.post(format!("{}/studio/sign_in", server.base)).header("origin", &server.base).form(&[("username", "admin"), ("password", password.as_str())]).send().unwrap();
+    let password = server
+        .stdout
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .expect("the first-run password")
+        .to_string();
+    let signed_in = client
+        .post(format!("{}/studio/sign_in", server.base))
+        .header("origin", &server.base)
+        .form(&[("username", "admin"), ("password", password.as_str())])
+        .send()
+        .unwrap();
     let cookie = signed_in
         .headers()
         .get_all("set-cookie")
@@ -246,11 +310,23 @@ fn values_and_passwords_never_appear_in_the_server_log() {
         .map(|c| c.split(';').next().unwrap().to_string())
         .expect("a session");
     let csrf = loopstack_secrets::server::auth::csrf_token(cookie.strip_prefix("lss_session=").unwrap());
-    let default_ws = server.stdout.iter().find_map(|l| l.strip_prefix("Workspace 'default': ")).expect("the default workspace").trim().to_string();
+    let default_ws = server
+        .stdout
+        .iter()
+        .find_map(|l| l.strip_prefix("Workspace 'default': "))
+        .expect("the default workspace")
+        .trim()
+        .to_string();
     let studio = |function: &str, form: &[(&str, &str)]| {
         let mut form: Vec<(&str, &str)> = form.to_vec();
         form.push(("csrf", &csrf));
-        let response = client.post(format!("{}/studio/{function}", server.base)).header("cookie", &cookie).header("origin", &server.base).form(&form).send().unwrap();
+        let response = client
+            .post(format!("{}/studio/{function}", server.base))
+            .header("cookie", &cookie)
+            .header("origin", &server.base)
+            .form(&form)
+            .send()
+            .unwrap();
         assert!(response.status().is_success(), "{function}: {}", response.status());
         response.text().unwrap()
     };
@@ -261,7 +337,11 @@ fn values_and_passwords_never_appear_in_the_server_log() {
     drop(server);
 
     let log = std::fs::read_to_string(&log).unwrap();
-    assert!(log.contains("create_secret") || log.contains("studio"), "the Studio calls were logged at trace: {} bytes", log.len());
+    assert!(
+        log.contains("create_secret") || log.contains("studio"),
+        "the Studio calls were logged at trace: {} bytes",
+        log.len()
+    );
     assert!(log.contains("K1") || log.contains("secrets"), "trace logging was on: {} bytes", log.len());
     assert!(!log.contains(&canary), "a value reached the log");
     assert!(!log.contains(&token), "a token reached the log");
@@ -290,7 +370,11 @@ fn import_reads_back_what_export_wrote_and_a_bad_file_stores_nothing() {
     let env = Env::new();
     let (a, b) = (env.workspace(), env.workspace());
     let source = env.dir.path().join("source.env");
-    std::fs::write(&source, "# copied from a server\nAPI_KEY=\"sk \\\"live\\\" \\$HOME\"\nexport PLAIN='x y'\nEMPTY=\n").unwrap();
+    std::fs::write(
+        &source,
+        "# copied from a server\nAPI_KEY=\"sk \\\"live\\\" \\$HOME\"\nexport PLAIN='x y'\nEMPTY=\n",
+    )
+    .unwrap();
     let broken = env.dir.path().join("broken.env");
     std::fs::write(&broken, "GOOD=1\n1BAD=2\n").unwrap();
 
@@ -303,10 +387,17 @@ fn import_reads_back_what_export_wrote_and_a_bad_file_stores_nothing() {
 
     assert!(imported.contains("Imported 3 secrets"), "{imported}");
     assert_eq!(exported, "API_KEY='sk \"live\" $HOME'\nEMPTY=''\nPLAIN='x y'\n");
-    assert_eq!(env.ok(&["export", "--workspace", &b, "--format", "dotenv"]), exported, "a round trip keeps every value");
+    assert_eq!(
+        env.ok(&["export", "--workspace", &b, "--format", "dotenv"]),
+        exported,
+        "a round trip keeps every value"
+    );
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("key must match"));
-    assert!(!env.ok(&["export", "--workspace", &b, "--format", "dotenv"]).contains("GOOD"), "nothing of a bad file is stored");
+    assert!(
+        !env.ok(&["export", "--workspace", &b, "--format", "dotenv"]).contains("GOOD"),
+        "nothing of a bad file is stored"
+    );
 }
 
 #[test]
@@ -321,7 +412,10 @@ fn rotate_data_key_reencrypts_a_workspace_and_its_values_still_export() {
     let rotated = env.ok(&["rotate-data-key", "--workspace", &ws, "--batch", "7"]);
     let again = env.ok(&["rotate-data-key", "--workspace", &ws]);
 
-    assert_eq!(last_line(&rotated), format!("Workspace {ws} now uses data key version 2: re-encrypted 30 values, deleted 1 old keys."));
+    assert_eq!(
+        last_line(&rotated),
+        format!("Workspace {ws} now uses data key version 2: re-encrypted 30 values, deleted 1 old keys.")
+    );
     assert!(again.contains("version 3: re-encrypted 30 values"), "{again}");
     assert_eq!(env.ok(&["export", "--workspace", &ws]), before);
 }
@@ -334,13 +428,18 @@ fn store_directly(env: &Env, ws: &str, pairs: &[(&str, &str)]) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let data = env.dir.path().join("data");
-        let config = loopstack_secrets::server::config::Cli::parse_from(["x", "--data-dir", data.to_str().unwrap()]).config;
+        let config =
+            loopstack_secrets::server::config::Cli::parse_from(["x", "--data-dir", data.to_str().unwrap()]).config;
         let state = loopstack_secrets::server::state::open(config, Some(&env.key)).await.unwrap().state;
         let ws = ws.parse().unwrap();
         for (key, value) in pairs {
             let key = SecretKey::existing(key, state.secrets.limits()).unwrap();
             let value = state.secrets.parse_value(value.to_string()).unwrap();
-            state.secrets.upsert(ws, &key, &value, &loopstack_secrets::server::secrets::Actor("test".into())).await.unwrap();
+            state
+                .secrets
+                .upsert(ws, &key, &value, &loopstack_secrets::server::secrets::Actor("test".into()))
+                .await
+                .unwrap();
         }
         state.shutdown().await;
     });
@@ -407,7 +506,10 @@ fn export_is_safe_to_source_in_every_shell_and_import_reads_it_back_byte_for_byt
     let file = sandbox.path().join("exported.env");
     std::fs::write(&file, &exported).unwrap();
 
-    let shells: Vec<&str> = ["sh", "bash", "dash", "zsh"].into_iter().filter(|s| Command::new(s).arg("-c").arg("true").status().is_ok()).collect();
+    let shells: Vec<&str> = ["sh", "bash", "dash", "zsh"]
+        .into_iter()
+        .filter(|s| Command::new(s).arg("-c").arg("true").status().is_ok())
+        .collect();
     assert!(shells.len() >= 3, "the test needs sh, bash and dash at least (zsh too in CI): {shells:?}");
     for shell in &shells {
         for (key, value) in &pairs {

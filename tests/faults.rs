@@ -62,7 +62,11 @@ impl Node {
                 break;
             }
         }
-        assert!(!base.is_empty(), "the server did not start: {}", std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default());
+        assert!(
+            !base.is_empty(),
+            "the server did not start: {}",
+            std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+        );
         std::thread::spawn(move || for _ in lines {});
         (child, base)
     }
@@ -103,13 +107,24 @@ impl Load {
         let tasks = (0..tasks)
             .map(|t| {
                 let (client, url, token) = (client.clone(), url.clone(), token.to_string());
-                let (acknowledged, refused, failed, stop) = (load.acknowledged.clone(), load.refused.clone(), load.failed_to_connect.clone(), load.stop.clone());
+                let (acknowledged, refused, failed, stop) = (
+                    load.acknowledged.clone(),
+                    load.refused.clone(),
+                    load.failed_to_connect.clone(),
+                    load.stop.clone(),
+                );
                 tokio::spawn(async move {
                     let mut i = 0;
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                         i += 1;
                         let (key, value) = (format!("K{t}_{i}"), format!("value-{t}-{i}"));
-                        match client.put(&url).bearer_auth(&token).json(&json!({"key": key, "value": value})).send().await {
+                        match client
+                            .put(&url)
+                            .bearer_auth(&token)
+                            .json(&json!({"key": key, "value": value}))
+                            .send()
+                            .await
+                        {
                             Ok(r) if r.status() == 200 => acknowledged.lock().unwrap().push((key, value)),
                             Ok(r) => {
                                 let status = r.status().as_u16();
@@ -164,7 +179,15 @@ async fn waiting_run(base: &str, ws: &str, token: &str) -> String {
 /// The run is still waiting and completes when the user answers.
 async fn completes_after_the_fault(base: &str, ws: &str, token: &str, run: &str) {
     let client = reqwest::Client::new();
-    let read: Value = client.get(format!("{base}/api/v1/workspaces/{ws}/workflows/{run}")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+    let read: Value = client
+        .get(format!("{base}/api/v1/workspaces/{ws}/workflows/{run}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(read["status"], "waiting", "{read}");
     let submitted = client
         .post(format!("{base}/api/v1/workspaces/{ws}/workflows/{run}/transitions/secretsSubmitted"))
@@ -181,7 +204,18 @@ async fn completes_after_the_fault(base: &str, ws: &str, token: &str, run: &str)
 fn setup(node: &Node) -> (String, String) {
     let ws = node.last_line(&["workspace", "create", "main"]);
     let token = node.last_line(&[
-        "token", "create", "--workspace", &ws, "--name", "load", "--scope", "secrets:list", "--scope", "secrets:write", "--scope", "workflows:run",
+        "token",
+        "create",
+        "--workspace",
+        &ws,
+        "--name",
+        "load",
+        "--scope",
+        "secrets:list",
+        "--scope",
+        "secrets:write",
+        "--scope",
+        "workflows:run",
     ]);
     (ws, token)
 }
@@ -209,7 +243,13 @@ async fn acknowledged_upserts_survive_a_sigkill(engine: Engine) {
     assert!(acknowledged.len() >= 100, "the load ran: {} acknowledged", acknowledged.len());
     assert!(refused.is_empty(), "nothing was refused before the kill: {refused:?}");
     let lost: Vec<_> = acknowledged.iter().filter(|(k, v)| stored.get(k) != Some(v)).collect();
-    assert!(lost.is_empty(), "{} of {} acknowledged writes lost, e.g. {:?}", lost.len(), acknowledged.len(), lost.first());
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged writes lost, e.g. {:?}",
+        lost.len(),
+        acknowledged.len(),
+        lost.first()
+    );
     completes_after_the_fault(&base, &ws, &token, &run).await;
     server.kill().unwrap();
     server.wait().unwrap();
@@ -225,23 +265,45 @@ struct PrivateCluster {
 impl PrivateCluster {
     /// Needs root (to run PostgreSQL as the `postgres` user) and PostgreSQL's server binaries.
     fn start() -> Option<PrivateCluster> {
-        let bin = std::fs::read_dir("/usr/lib/postgresql").ok()?.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).find(|b| b.join("initdb").exists())?;
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin"))
+            .find(|b| b.join("initdb").exists())?;
         if !Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n")) {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        assert!(Command::new("chown").args(["postgres:postgres", &dir.path().display().to_string()]).status().unwrap().success());
+        assert!(Command::new("chown")
+            .args(["postgres:postgres", &dir.path().display().to_string()])
+            .status()
+            .unwrap()
+            .success());
         let cluster = PrivateCluster { dir, bin, port };
         let data = cluster.dir.path().join("data").display().to_string();
-        cluster.as_postgres(&[&cluster.bin.join("initdb").display().to_string(), "-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"]);
+        cluster.as_postgres(&[
+            &cluster.bin.join("initdb").display().to_string(),
+            "-D",
+            &data,
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+        ]);
         cluster.ctl("start");
         Some(cluster)
     }
 
     fn as_postgres(&self, args: &[&str]) {
         let out = Command::new("runuser").args(["-u", "postgres", "--"]).args(args).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn ctl(&self, action: &str) {
@@ -263,14 +325,29 @@ impl PrivateCluster {
 impl Drop for PrivateCluster {
     fn drop(&mut self) {
         let data = self.dir.path().join("data").display().to_string();
-        let _ = Command::new("runuser").args(["-u", "postgres", "--", &self.bin.join("pg_ctl").display().to_string(), "-D", &data, "-m", "immediate", "stop"]).output();
+        let _ = Command::new("runuser")
+            .args([
+                "-u",
+                "postgres",
+                "--",
+                &self.bin.join("pg_ctl").display().to_string(),
+                "-D",
+                &data,
+                "-m",
+                "immediate",
+                "stop",
+            ])
+            .output();
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_going_away_is_503_and_the_server_recovers_losing_nothing() {
     let Some(cluster) = PrivateCluster::start() else {
-        assert!(std::env::var("REQUIRE_POSTGRES").is_err(), "REQUIRE_POSTGRES=1 but no private PostgreSQL cluster could be started (needs root)");
+        assert!(
+            std::env::var("REQUIRE_POSTGRES").is_err(),
+            "REQUIRE_POSTGRES=1 but no private PostgreSQL cluster could be started (needs root)"
+        );
         eprintln!("skipped: starting a private PostgreSQL cluster needs root and PostgreSQL's server binaries");
         return;
     };
@@ -287,7 +364,8 @@ async fn postgres_going_away_is_503_and_the_server_recovers_losing_nothing() {
     cluster.ctl("stop");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let ready_while_down = client.get(format!("{base}/readyz")).send().await.unwrap();
-    let list_while_down = client.get(format!("{base}/api/v1/workspaces/{ws}/secrets")).bearer_auth(&token).send().await.unwrap();
+    let list_while_down =
+        client.get(format!("{base}/api/v1/workspaces/{ws}/secrets")).bearer_auth(&token).send().await.unwrap();
     let (ready_status, list_status) = (ready_while_down.status().as_u16(), list_while_down.status().as_u16());
     let list_body: Value = list_while_down.json().await.unwrap();
     let acknowledged_before_restart = load.acknowledged_so_far();
@@ -308,7 +386,10 @@ async fn postgres_going_away_is_503_and_the_server_recovers_losing_nothing() {
         assert_eq!(body["error"]["code"], "unavailable", "{body}");
     }
     assert_eq!(failed_to_connect, 0, "the server kept answering");
-    assert!(acknowledged.len() >= acknowledged_before_restart + 50, "writes are acknowledged again after the restart, by themselves");
+    assert!(
+        acknowledged.len() >= acknowledged_before_restart + 50,
+        "writes are acknowledged again after the restart, by themselves"
+    );
     let lost: Vec<_> = acknowledged.iter().filter(|(k, v)| stored.get(k) != Some(v)).collect();
     assert!(lost.is_empty(), "{} acknowledged writes lost, e.g. {:?}", lost.len(), lost.first());
     completes_after_the_fault(&base, &ws, &token, &run).await;

@@ -58,9 +58,21 @@ async fn reserved_keys_are_refused_on_every_write_path(engine: Engine) {
         (Method::POST, format!("{w}/secrets"), json!({"key": "BASH_ENV", "value": "/tmp/x.sh"})),
         (Method::PUT, format!("{w}/secrets/upsert"), json!({"key": "LD_PRELOAD", "value": "/tmp/x.so"})),
         (Method::POST, format!("{w}/tools/request_secrets"), json!({"args": {"variables": [{"key": "PATH"}]}})),
-        (Method::POST, format!("{w}/tools/request_secrets_task"), json!({"args": {"variables": [{"key": "NODE_OPTIONS"}]}})),
-        (Method::POST, format!("{w}/workflows"), json!({"workflow": "secrets_request", "args": {"variables": [{"key": "PYTHONSTARTUP"}]}})),
-        (Method::POST, format!("{w}/workflows/{run}/transitions/secretsSubmitted"), json!({"variables": [{"key": "GIT_SSH_COMMAND", "value": "x"}]})),
+        (
+            Method::POST,
+            format!("{w}/tools/request_secrets_task"),
+            json!({"args": {"variables": [{"key": "NODE_OPTIONS"}]}}),
+        ),
+        (
+            Method::POST,
+            format!("{w}/workflows"),
+            json!({"workflow": "secrets_request", "args": {"variables": [{"key": "PYTHONSTARTUP"}]}}),
+        ),
+        (
+            Method::POST,
+            format!("{w}/workflows/{run}/transitions/secretsSubmitted"),
+            json!({"variables": [{"key": "GIT_SSH_COMMAND", "value": "x"}]}),
+        ),
     ];
     for (method, path, body) in rest {
         let response = app.req(method.clone(), &path, &token).json(&body).send().await.unwrap();
@@ -68,16 +80,37 @@ async fn reserved_keys_are_refused_on_every_write_path(engine: Engine) {
         let error = json(response).await;
         assert_eq!(error["error"]["code"], "reserved_key", "{method} {path}: {error}");
         let named = ["BASH_ENV", "LD_PRELOAD", "PATH", "NODE_OPTIONS", "PYTHONSTARTUP", "GIT_SSH_COMMAND"];
-        assert!(named.iter().any(|k| error["error"]["message"].as_str().unwrap().contains(k)), "the message names the key: {error}");
+        assert!(
+            named.iter().any(|k| error["error"]["message"].as_str().unwrap().contains(k)),
+            "the message names the key: {error}"
+        );
     }
-    let studio_create = studio(&app, &editor, "create_secret", &[("workspace_id", ws.to_string()), ("key", "IFS".into()), ("value", "x".into())]).await;
-    let studio_submit = studio(&app, &editor, "submit_request", &[("workspace_id", ws.to_string()), ("run_id", run.clone()), ("values[HOME]", "/tmp".into())]).await;
+    let studio_create = studio(
+        &app,
+        &editor,
+        "create_secret",
+        &[("workspace_id", ws.to_string()), ("key", "IFS".into()), ("value", "x".into())],
+    )
+    .await;
+    let studio_submit = studio(
+        &app,
+        &editor,
+        "submit_request",
+        &[("workspace_id", ws.to_string()), ("run_id", run.clone()), ("values[HOME]", "/tmp".into())],
+    )
+    .await;
     assert_eq!(studio_create.status(), 400);
     assert_eq!(json(studio_create).await["code"], "reserved_key");
     assert_eq!(studio_submit.status(), 400);
     assert_eq!(json(studio_submit).await["code"], "reserved_key");
 
-    let keys: Vec<String> = json(app.list(ws, &token).await).await.as_array().unwrap().iter().map(|s| s["key"].as_str().unwrap().to_string()).collect();
+    let keys: Vec<String> = json(app.list(ws, &token).await)
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(keys, ["ORDINARY_TOO"], "nothing reserved was stored");
     let ordinary = app.upsert(ws, &token, "SSH_PRIVATE_KEY", "k").await;
     assert_eq!(ordinary.status(), 200, "ordinary names that share a prefix stay usable");
@@ -87,7 +120,13 @@ async fn reserved_keys_are_refused_on_every_write_path(engine: Engine) {
 }
 
 /// Every server function that changes something, called by a viewer, aimed at `ws`.
-fn viewer_writes(ws: &str, secret: &str, run: &str, token: &str, owner: &str) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
+fn viewer_writes(
+    ws: &str,
+    secret: &str,
+    run: &str,
+    token: &str,
+    owner: &str,
+) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
     let w = || ("workspace_id", ws.to_string());
     vec![
         ("create_secret", vec![w(), ("key", "BY_VIEWER".into()), ("value", "x".into())]),
@@ -113,7 +152,8 @@ async fn every_server_function_refuses_a_viewer_with_403_where_rest_would(engine
     let token = app.token(ws, &[Scope::SecretsList, Scope::SecretsWrite, Scope::WorkflowsRun]).await;
     let secret = json(app.create(ws, &token, "K", "v").await).await["id"].as_str().unwrap().to_string();
     let run = json(start_request(&app, ws, &token, "P").await).await["id"].as_str().unwrap().to_string();
-    let token_id = loopstack_secrets::server::store::list_tokens(&app.state.db, Some(ws)).await.unwrap()[0].id.to_string();
+    let token_id =
+        loopstack_secrets::server::store::list_tokens(&app.state.db, Some(ws)).await.unwrap()[0].id.to_string();
 
     for (function, form) in viewer_writes(&ws.to_string(), &secret, &run, &token_id, &owner.to_string()) {
         let response = studio(&app, &viewer, function, &form).await;
@@ -123,7 +163,15 @@ async fn every_server_function_refuses_a_viewer_with_403_where_rest_would(engine
         assert!(body.contains("forbidden"), "{function}: {body}");
     }
     // The REST answer the server functions mirror.
-    let rest = app.client.post(format!("{}/api/v1/workspaces/{ws}/secrets", app.base)).header("cookie", &viewer).header("origin", &app.base).json(&json!({"key": "BY_VIEWER", "value": "x"})).send().await.unwrap();
+    let rest = app
+        .client
+        .post(format!("{}/api/v1/workspaces/{ws}/secrets", app.base))
+        .header("cookie", &viewer)
+        .header("origin", &app.base)
+        .json(&json!({"key": "BY_VIEWER", "value": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_code(rest, 403).await, "forbidden");
 
     assert_eq!(app.value_of(ws, "K").await.as_deref(), Some("v"));
@@ -138,17 +186,37 @@ async fn server_function_errors_carry_the_status_of_the_rest_error(engine: Engin
     let app = spawn_app_with_small_values(engine).await;
     let ws = app.workspace("main").await;
     let editor = member(&app, "eddie", ws, "editor").await;
-    let create = |key: &str, value: String| vec![("workspace_id", ws.to_string()), ("key", key.to_string()), ("value", value)];
+    let create =
+        |key: &str, value: String| vec![("workspace_id", ws.to_string()), ("key", key.to_string()), ("value", value)];
 
     let created = studio(&app, &editor, "create_secret", &create("K", "v".into())).await;
     let bad = studio(&app, &editor, "create_secret", &create("bad key", "v".into())).await;
     let duplicate = studio(&app, &editor, "create_secret", &create("K", "v".into())).await;
     let too_large = studio(&app, &editor, "create_secret", &create("BIG", "x".repeat(65))).await;
-    let foreign = studio(&app, &editor, "create_secret", &[("workspace_id", Uuid::new_v4().to_string()), ("key", "K2".into()), ("value", "v".into())]).await;
-    let anonymous = app.client.post(format!("{}/studio/workspace_secrets", app.base)).header("origin", &app.base).form(&[("workspace_id", ws.to_string())]).send().await.unwrap();
+    let foreign = studio(
+        &app,
+        &editor,
+        "create_secret",
+        &[("workspace_id", Uuid::new_v4().to_string()), ("key", "K2".into()), ("value", "v".into())],
+    )
+    .await;
+    let anonymous = app
+        .client
+        .post(format!("{}/studio/workspace_secrets", app.base))
+        .header("origin", &app.base)
+        .form(&[("workspace_id", ws.to_string())])
+        .send()
+        .await
+        .unwrap();
 
     assert_eq!(created.status(), 200);
-    for (response, status, code) in [(bad, 400, "bad_request"), (duplicate, 409, "conflict"), (too_large, 413, "payload_too_large"), (foreign, 404, "not_found"), (anonymous, 401, "unauthorized")] {
+    for (response, status, code) in [
+        (bad, 400, "bad_request"),
+        (duplicate, 409, "conflict"),
+        (too_large, 413, "payload_too_large"),
+        (foreign, 404, "not_found"),
+        (anonymous, 401, "unauthorized"),
+    ] {
         assert_eq!(response.status().as_u16(), status, "{code}");
         assert_eq!(json(response).await["code"], code);
     }
@@ -160,7 +228,12 @@ async fn server_function_errors_carry_the_status_of_the_rest_error(engine: Engin
         .header("origin", &app.base)
         .header("accept", "text/html")
         .header("referer", format!("{}/workspaces/{ws}", app.base))
-        .form(&[("workspace_id", ws.to_string()), ("key", "bad key".into()), ("value", "v".into()), ("csrf", loopstack_secrets::server::auth::csrf_token(editor.split_once('=').unwrap().1))])
+        .form(&[
+            ("workspace_id", ws.to_string()),
+            ("key", "bad key".into()),
+            ("value", "v".into()),
+            ("csrf", loopstack_secrets::server::auth::csrf_token(editor.split_once('=').unwrap().1)),
+        ])
         .send()
         .await
         .unwrap();
@@ -187,7 +260,9 @@ async fn a_token_without_secrets_write_cannot_submit_a_request_form(engine: Engi
 
     assert_eq!(error_code(submitted, 403).await, "forbidden");
     assert_eq!(app.value_of(ws, "K").await, None);
-    let view = json(app.req(Method::GET, &format!("/api/v1/workspaces/{ws}/workflows/{run}"), &runner).send().await.unwrap()).await;
+    let view =
+        json(app.req(Method::GET, &format!("/api/v1/workspaces/{ws}/workflows/{run}"), &runner).send().await.unwrap())
+            .await;
     assert_eq!(view["status"], "waiting");
 }
 
@@ -197,8 +272,17 @@ async fn every_body_is_capped_before_parsing_or_authentication(engine: Engine) {
     let editor = member(&app, "eddie", ws, "editor").await;
     let huge = "x".repeat(2 * 1024 * 1024);
 
-    for (path, cookie) in [("/studio/create_secret", Some(&editor)), ("/studio/sign_in", None), ("/studio/no_such_function", None), (&*format!("/api/v1/workspaces/{ws}/secrets"), None)] {
-        let mut request = app.client.post(format!("{}{path}", app.base)).header("origin", &app.base).header("content-type", "application/x-www-form-urlencoded");
+    for (path, cookie) in [
+        ("/studio/create_secret", Some(&editor)),
+        ("/studio/sign_in", None),
+        ("/studio/no_such_function", None),
+        (&*format!("/api/v1/workspaces/{ws}/secrets"), None),
+    ] {
+        let mut request = app
+            .client
+            .post(format!("{}{path}", app.base))
+            .header("origin", &app.base)
+            .header("content-type", "application/x-www-form-urlencoded");
         if let Some(cookie) = cookie {
             request = request.header("cookie", cookie.as_str());
         }
@@ -246,9 +330,21 @@ async fn pages_and_api_answers_are_never_compressed(engine: Engine) {
     }
     let accept = "gzip, deflate, br, zstd";
 
-    let page = app.client.get(format!("{}/workspaces/{ws}", app.base)).header("cookie", &cookie).header("accept-encoding", accept).send().await.unwrap();
+    let page = app
+        .client
+        .get(format!("{}/workspaces/{ws}", app.base))
+        .header("cookie", &cookie)
+        .header("accept-encoding", accept)
+        .send()
+        .await
+        .unwrap();
     let api = app.list(ws, &token).await;
-    let api_gzip = app.req(Method::GET, &format!("/api/v1/workspaces/{ws}/secrets"), &token).header("accept-encoding", accept).send().await.unwrap();
+    let api_gzip = app
+        .req(Method::GET, &format!("/api/v1/workspaces/{ws}/secrets"), &token)
+        .header("accept-encoding", accept)
+        .send()
+        .await
+        .unwrap();
     let function = app
         .client
         .post(format!("{}/studio/workspace_secrets", app.base))
@@ -260,10 +356,15 @@ async fn pages_and_api_answers_are_never_compressed(engine: Engine) {
         .await
         .unwrap();
 
-    for (what, response) in [("page", page), ("api", api), ("api asking for gzip", api_gzip), ("server function", function)] {
+    for (what, response) in
+        [("page", page), ("api", api), ("api asking for gzip", api_gzip), ("server function", function)]
+    {
         assert_eq!(response.status(), 200, "{what}");
         assert!(response.headers().get("content-encoding").is_none(), "{what} was compressed");
-        assert!(response.text().await.unwrap().len() > 1024, "{what} is big enough to be compressed if it were allowed");
+        assert!(
+            response.text().await.unwrap().len() > 1024,
+            "{what} is big enough to be compressed if it were allowed"
+        );
     }
 }
 
@@ -310,9 +411,17 @@ async fn any_page_number_answers_a_page_and_never_fails(engine: Engine) {
     }
 
     for page in ["18446744073709551615", "9223372036854775807", "3", "99999999999999999999999", "-1", "0"] {
-        let html = app.client.get(format!("{}/workspaces/{ws}?page={page}", app.base)).header("cookie", &cookie).send().await.unwrap();
+        let html = app
+            .client
+            .get(format!("{}/workspaces/{ws}?page={page}", app.base))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(html.status(), 200, "page {page}");
-        let function = studio(&app, &cookie, "workspace_secrets", &[("workspace_id", ws.to_string()), ("page", page.into())]).await;
+        let function =
+            studio(&app, &cookie, "workspace_secrets", &[("workspace_id", ws.to_string()), ("page", page.into())])
+                .await;
         let status = function.status().as_u16();
         assert!(status == 200 || status == 400, "page {page}: {status}");
         if status == 200 {
@@ -320,7 +429,16 @@ async fn any_page_number_answers_a_page_and_never_fails(engine: Engine) {
             assert!(shown["page"] == 1 || shown["page"] == 2, "page {page} shows a real page: {}", shown["page"]);
         }
     }
-    let last = json(studio(&app, &cookie, "workspace_secrets", &[("workspace_id", ws.to_string()), ("page", "18446744073709551615".into())]).await).await;
+    let last = json(
+        studio(
+            &app,
+            &cookie,
+            "workspace_secrets",
+            &[("workspace_id", ws.to_string()), ("page", "18446744073709551615".into())],
+        )
+        .await,
+    )
+    .await;
     assert_eq!(last["page"], 2, "past the end is the last page");
     assert_eq!(last["secrets"].as_array().unwrap().len(), 5);
 }
@@ -339,7 +457,10 @@ async fn a_row_renamed_in_the_database_does_not_open(engine: Engine) {
 
     let key = app.state.secrets.parse_key("DECOY").unwrap();
     let read = app.state.secrets.read_value(ws, &key, &common::test_actor()).await;
-    assert!(matches!(read, Err(loopstack_secrets::server::error::AppError::Crypto)), "a value opens only under its own key name");
+    assert!(
+        matches!(read, Err(loopstack_secrets::server::error::AppError::Crypto)),
+        "a value opens only under its own key name"
+    );
 }
 
 both_engines!(serial:
@@ -368,7 +489,11 @@ async fn the_data_dir_and_its_files_are_private() {
     let state = loopstack_secrets::server::state::open(config, None).await.unwrap().state;
     let ws = state.create_workspace("main", None).await.unwrap();
     let key = state.secrets.parse_key("K").unwrap();
-    state.secrets.upsert(ws, &key, &state.secrets.parse_value("v".into()).unwrap(), &common::test_actor()).await.unwrap();
+    state
+        .secrets
+        .upsert(ws, &key, &state.secrets.parse_value("v".into()).unwrap(), &common::test_actor())
+        .await
+        .unwrap();
 
     let mode = |name: &str| std::fs::metadata(data.join(name)).unwrap().permissions().mode() & 0o777;
     assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);

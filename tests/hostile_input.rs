@@ -28,7 +28,8 @@ async fn a_chunked_body_over_the_limit_is_413_and_stores_nothing(engine: Engine)
     let head = futures::stream::once(async { Ok::<_, std::io::Error>(br#"{"key":"BIG","value":"x"}"#.to_vec()) });
     let body = reqwest::Body::wrap_stream(futures::StreamExt::chain(head, chunks));
 
-    let response = app.req(Method::POST, &format!("/api/v1/workspaces/{ws}/secrets"), &token).body(body).send().await.unwrap();
+    let response =
+        app.req(Method::POST, &format!("/api/v1/workspaces/{ws}/secrets"), &token).body(body).send().await.unwrap();
 
     assert_eq!(error_code(response, 413).await, "payload_too_large");
     assert!(keys(&app, ws, &token).await.is_empty());
@@ -41,18 +42,32 @@ async fn deeply_nested_json_is_a_400_everywhere(engine: Engine) {
     let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
     let bodies = [
         (Method::POST, format!("/api/v1/workspaces/{ws}/secrets"), format!(r#"{{"key":"A","value":{deep}}}"#)),
-        (Method::PUT, format!("/api/v1/workspaces/{ws}/secrets/upsert"), format!(r#"{{"key":"A","value":"v","x":{deep}}}"#)),
-        (Method::POST, format!("/api/v1/workspaces/{ws}/workflows"), format!(r#"{{"workflow":"secrets_request","args":{deep}}}"#)),
-        (Method::POST, format!("/api/v1/workspaces/{ws}/tools/request_secrets"), format!(r#"{{"args":{{"variables":{deep}}}}}"#)),
+        (
+            Method::PUT,
+            format!("/api/v1/workspaces/{ws}/secrets/upsert"),
+            format!(r#"{{"key":"A","value":"v","x":{deep}}}"#),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/workspaces/{ws}/workflows"),
+            format!(r#"{{"workflow":"secrets_request","args":{deep}}}"#),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/workspaces/{ws}/tools/request_secrets"),
+            format!(r#"{{"args":{{"variables":{deep}}}}}"#),
+        ),
     ];
 
     for (method, path, body) in bodies {
-        let response = app.req(method, &path, &token).header("content-type", "application/json").body(body).send().await.unwrap();
+        let response =
+            app.req(method, &path, &token).header("content-type", "application/json").body(body).send().await.unwrap();
         assert_eq!(error_code(response, 400).await, "bad_request", "{path}");
     }
 
     assert!(keys(&app, ws, &token).await.is_empty());
-    let runs = json(app.req(Method::GET, &format!("/api/v1/workspaces/{ws}/workflows"), &token).send().await.unwrap()).await;
+    let runs =
+        json(app.req(Method::GET, &format!("/api/v1/workspaces/{ws}/workflows"), &token).send().await.unwrap()).await;
     assert_eq!(runs, serde_json::json!([]));
 }
 
@@ -64,7 +79,12 @@ async fn invalid_utf8_is_a_400_and_stores_nothing(engine: Engine) {
     body.extend_from_slice(&[0xff, 0xfe, 0xc3, 0x28]);
     body.extend_from_slice(br#""}"#);
 
-    let response = app.req(Method::PUT, &format!("/api/v1/workspaces/{ws}/secrets/upsert"), &token).body(body).send().await.unwrap();
+    let response = app
+        .req(Method::PUT, &format!("/api/v1/workspaces/{ws}/secrets/upsert"), &token)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
 
     assert_eq!(error_code(response, 400).await, "bad_request");
     assert!(keys(&app, ws, &token).await.is_empty());
@@ -130,7 +150,9 @@ async fn path_tricks_reach_nothing_they_should_not(engine: Engine) {
         assert!(body.contains("\"error\""), "{path}: no error body in {body}");
     }
     // Static files: no way out of the site folder.
-    for path in ["/pkg/../../Cargo.toml", "/pkg/..%2f..%2fCargo.toml", "/pkg/%2e%2e/%2e%2e/Cargo.toml", "/..%2fCargo.toml"] {
+    for path in
+        ["/pkg/../../Cargo.toml", "/pkg/..%2f..%2fCargo.toml", "/pkg/%2e%2e/%2e%2e/Cargo.toml", "/..%2fCargo.toml"]
+    {
         let response = app.client.get(format!("{}{path}", app.base)).send().await.unwrap();
         let body = response.text().await.unwrap();
         assert!(!body.contains("[package]"), "{path} served a file outside the site");
@@ -160,7 +182,12 @@ async fn ten_thousand_secrets_list_sorted_and_complete(engine: Engine) {
     app.state.secrets.import(ws, pairs, &test_actor()).await.expect("import 10k");
 
     let listed = keys(&app, ws, &token).await;
-    let tool = app.req(Method::POST, &format!("/api/v1/workspaces/{ws}/tools/get_secret_keys"), &token).json(&serde_json::json!({})).send().await.unwrap();
+    let tool = app
+        .req(Method::POST, &format!("/api/v1/workspaces/{ws}/tools/get_secret_keys"), &token)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
     let tool = json(tool).await;
 
     assert_eq!(listed.len(), 10_000);
@@ -179,7 +206,9 @@ async fn a_flood_of_requests_is_429_with_retry_after(engine: Engine) {
     let request = serde_json::json!({"args": args});
     let tool_path = format!("/api/v1/workspaces/{ws}/tools/request_secrets");
 
-    let flood = futures::future::join_all((0..12).map(|_| app.req(Method::POST, &tool_path, &token).json(&request).send())).await;
+    let flood =
+        futures::future::join_all((0..12).map(|_| app.req(Method::POST, &tool_path, &token).json(&request).send()))
+            .await;
     let mut accepted = 0;
     for response in flood {
         let response = response.unwrap();
@@ -191,9 +220,20 @@ async fn a_flood_of_requests_is_429_with_retry_after(engine: Engine) {
         assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
         assert_eq!(error_code(response, 429).await, "rate_limited");
     }
-    let started = app.req(Method::POST, &format!("/api/v1/workspaces/{ws}/workflows"), &token).json(&serde_json::json!({"workflow": "secrets_request", "args": args})).send().await.unwrap();
-    let runs = json(app.req(Method::GET, &format!("/api/v1/workspaces/{ws}/workflows"), &token).send().await.unwrap()).await;
-    let other = app.req(Method::POST, &format!("/api/v1/workspaces/{quiet}/tools/request_secrets"), &quiet_token).json(&request).send().await.unwrap();
+    let started = app
+        .req(Method::POST, &format!("/api/v1/workspaces/{ws}/workflows"), &token)
+        .json(&serde_json::json!({"workflow": "secrets_request", "args": args}))
+        .send()
+        .await
+        .unwrap();
+    let runs =
+        json(app.req(Method::GET, &format!("/api/v1/workspaces/{ws}/workflows"), &token).send().await.unwrap()).await;
+    let other = app
+        .req(Method::POST, &format!("/api/v1/workspaces/{quiet}/tools/request_secrets"), &quiet_token)
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
 
     assert!(accepted <= 5 && accepted >= 1, "accepted {accepted}");
     assert_eq!(error_code(started, 429).await, "rate_limited");
@@ -226,7 +266,8 @@ async fn a_body_that_trickles_is_408_and_stores_nothing(engine: Engine) {
     stream.write_all(head.as_bytes()).await.unwrap();
 
     let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await.expect("an answer in time").unwrap();
+    let n =
+        tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await.expect("an answer in time").unwrap();
     let answer = String::from_utf8_lossy(&buf[..n]).to_string();
 
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");

@@ -109,14 +109,31 @@ async fn bad_input_is_a_400_with_the_reason_and_stores_nothing(engine: Engine) {
         let response = app.create(ws, &token, key, "v").await;
         assert_eq!(error_code(response, 400).await, "bad_request", "key {key:?}");
     }
-    let unknown_field = app.req(Method::POST, &path, &token).json(&serde_json::json!({"key": "A", "value": "v", "extra": 1})).send().await.unwrap();
+    let unknown_field = app
+        .req(Method::POST, &path, &token)
+        .json(&serde_json::json!({"key": "A", "value": "v", "extra": 1}))
+        .send()
+        .await
+        .unwrap();
     let body = unknown_field.text().await.unwrap();
     assert!(body.contains("unknown field"), "{body}");
-    let malformed = app.req(Method::POST, &path, &token).header("content-type", "application/json").body("{\"key\":").send().await.unwrap();
+    let malformed = app
+        .req(Method::POST, &path, &token)
+        .header("content-type", "application/json")
+        .body("{\"key\":")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_code(malformed, 400).await, "bad_request");
-    let missing_value = app.req(Method::POST, &path, &token).json(&serde_json::json!({"key": "A"})).send().await.unwrap();
+    let missing_value =
+        app.req(Method::POST, &path, &token).json(&serde_json::json!({"key": "A"})).send().await.unwrap();
     assert_eq!(error_code(missing_value, 400).await, "bad_request");
-    let wrong_type = app.req(Method::PUT, &format!("{path}/upsert"), &token).json(&serde_json::json!({"key": "A", "value": 5})).send().await.unwrap();
+    let wrong_type = app
+        .req(Method::PUT, &format!("{path}/upsert"), &token)
+        .json(&serde_json::json!({"key": "A", "value": 5}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_code(wrong_type, 400).await, "bad_request");
 
     assert!(json(app.list(ws, &token).await).await.as_array().unwrap().is_empty());
@@ -162,13 +179,19 @@ async fn missing_or_bad_credentials_are_401(engine: Engine) {
 async fn a_revoked_or_expired_token_is_401(engine: Engine) {
     let app = spawn_app(engine).await;
     let ws = app.workspace("main").await;
-    let (row, token) = loopstack_secrets::server::auth::create_token(&app.state.db, ws, "t", &[Scope::SecretsList], None, "test").await.unwrap();
+    let (row, token) =
+        loopstack_secrets::server::auth::create_token(&app.state.db, ws, "t", &[Scope::SecretsList], None, "test")
+            .await
+            .unwrap();
     assert_eq!(app.list(ws, &token).await.status(), 200);
 
     assert!(loopstack_secrets::server::store::revoke_token(&app.state.db, row.id, None, "test").await.unwrap());
     assert_eq!(error_code(app.list(ws, &token).await, 401).await, "unauthorized");
 
-    let (_, expired) = loopstack_secrets::server::auth::create_token(&app.state.db, ws, "t", &[Scope::SecretsList], Some(-1), "test").await.unwrap();
+    let (_, expired) =
+        loopstack_secrets::server::auth::create_token(&app.state.db, ws, "t", &[Scope::SecretsList], Some(-1), "test")
+            .await
+            .unwrap();
     assert_eq!(error_code(app.list(ws, &expired).await, 401).await, "unauthorized");
 }
 
@@ -239,7 +262,8 @@ async fn unknown_routes_ids_and_methods_answer_with_the_error_body(engine: Engin
     let bad_ws = app.req(Method::GET, "/api/v1/workspaces/not-a-uuid/secrets", &token).send().await.unwrap();
     let bad_id = app.delete(ws, &token, "not-a-uuid").await;
     let unknown = app.req(Method::GET, "/api/v1/nothing/here", &token).send().await.unwrap();
-    let wrong_method = app.req(Method::PATCH, &format!("/api/v1/workspaces/{ws}/secrets"), &token).send().await.unwrap();
+    let wrong_method =
+        app.req(Method::PATCH, &format!("/api/v1/workspaces/{ws}/secrets"), &token).send().await.unwrap();
 
     assert_eq!(error_code(bad_ws, 404).await, "not_found");
     assert_eq!(error_code(bad_id, 404).await, "not_found");
@@ -291,7 +315,9 @@ async fn a_canary_value_never_appears_in_any_response(engine: Engine) {
     bodies.push(app.upsert(ws, &token, "C2", &canary).await.text().await.unwrap());
     bodies.push(app.upsert(ws, &token, "bad key", &canary).await.text().await.unwrap());
     bodies.push(app.update(ws, &token, &id, serde_json::json!({"value": canary})).await.text().await.unwrap());
-    bodies.push(app.update(ws, &token, &id, serde_json::json!({"value": canary, "extra": canary})).await.text().await.unwrap());
+    bodies.push(
+        app.update(ws, &token, &id, serde_json::json!({"value": canary, "extra": canary})).await.text().await.unwrap(),
+    );
     bodies.push(app.list(ws, &token).await.text().await.unwrap());
     bodies.push(app.delete(ws, &token, &id).await.text().await.unwrap());
 
@@ -344,7 +370,8 @@ async fn the_listing_built_by_the_database_matches_the_service(engine: Engine) {
         for field in ["id", "key", "hasValue"] {
             assert_eq!(got[field], want[field], "{field}");
         }
-        let at = |v: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(v["updatedAt"].as_str().unwrap()).unwrap();
+        let at =
+            |v: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(v["updatedAt"].as_str().unwrap()).unwrap();
         assert_eq!(at(got), at(want));
         assert!(got["updatedAt"].as_str().unwrap().ends_with('Z'));
     }

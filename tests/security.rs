@@ -69,10 +69,18 @@ fn rest_routes(ws: &str, secret: &str, run: &str) -> Vec<(Method, String, Option
         (Method::POST, format!("{w}/tools/get_secret_keys"), Some(json!({}))),
         (Method::POST, format!("{w}/tools/request_secrets"), Some(request.clone())),
         (Method::POST, format!("{w}/tools/request_secrets_task"), Some(request)),
-        (Method::POST, format!("{w}/workflows"), Some(json!({"workflow": "secrets_request", "args": {"variables": [{"key": "STOLEN"}]}}))),
+        (
+            Method::POST,
+            format!("{w}/workflows"),
+            Some(json!({"workflow": "secrets_request", "args": {"variables": [{"key": "STOLEN"}]}})),
+        ),
         (Method::GET, format!("{w}/workflows"), None),
         (Method::GET, format!("{w}/workflows/{run}"), None),
-        (Method::POST, format!("{w}/workflows/{run}/transitions/secretsSubmitted"), Some(json!({"variables": [{"key": "PENDING_KEY", "value": "x"}]}))),
+        (
+            Method::POST,
+            format!("{w}/workflows/{run}/transitions/secretsSubmitted"),
+            Some(json!({"variables": [{"key": "PENDING_KEY", "value": "x"}]})),
+        ),
         (Method::POST, format!("{w}/workflows/{run}/cancel"), Some(json!({}))),
         (Method::GET, format!("{w}/workflows/{run}/wait?timeout=1"), None),
         (Method::GET, format!("{w}/events"), None),
@@ -96,9 +104,12 @@ async fn another_workspace_is_not_found_through_every_route(engine: Engine) {
     let attacker = app.token(attacker_ws, &all).await;
     let nowhere = Uuid::new_v4().to_string();
 
-    for ((method, path, body), (_, unknown_path, _)) in rest_routes(&victim.ws.to_string(), &victim.secret_id, &victim.run_id)
-        .into_iter()
-        .zip(rest_routes(&nowhere, &victim.secret_id, &victim.run_id))
+    for ((method, path, body), (_, unknown_path, _)) in
+        rest_routes(&victim.ws.to_string(), &victim.secret_id, &victim.run_id).into_iter().zip(rest_routes(
+            &nowhere,
+            &victim.secret_id,
+            &victim.run_id,
+        ))
     {
         let foreign = answer(&app, method.clone(), &path, &body, &attacker).await;
         let unknown = answer(&app, method.clone(), &unknown_path, &body, &attacker).await;
@@ -118,7 +129,13 @@ async fn another_workspace_is_not_found_through_every_route(engine: Engine) {
     let keys = json(app.list(victim.ws, &owner).await).await;
     assert_eq!(keys.as_array().unwrap().len(), 1, "nothing added or removed: {keys}");
     assert_eq!(app.value_of(victim.ws, "VICTIM_KEY").await.as_deref(), Some("victim-value"));
-    let run = json(app.req(Method::GET, &format!("/api/v1/workspaces/{}/workflows/{}", victim.ws, victim.run_id), &owner).send().await.unwrap()).await;
+    let run = json(
+        app.req(Method::GET, &format!("/api/v1/workspaces/{}/workflows/{}", victim.ws, victim.run_id), &owner)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(run["status"], "waiting");
 }
 
@@ -134,7 +151,10 @@ async fn another_workspace_is_not_found_through_every_server_function(engine: En
         ("update_secret", vec![("workspace_id", ws.clone()), ("id", victim.secret_id.clone()), ("value", "x".into())]),
         ("delete_secret", vec![("workspace_id", ws.clone()), ("id", victim.secret_id.clone())]),
         ("run", vec![("workspace_id", ws.clone()), ("run_id", victim.run_id.clone())]),
-        ("submit_request", vec![("workspace_id", ws.clone()), ("run_id", victim.run_id.clone()), ("values[PENDING_KEY]", "x".into())]),
+        (
+            "submit_request",
+            vec![("workspace_id", ws.clone()), ("run_id", victim.run_id.clone()), ("values[PENDING_KEY]", "x".into())],
+        ),
         ("decline_request", vec![("workspace_id", ws.clone()), ("run_id", victim.run_id.clone())]),
         ("audit_log", vec![("workspace_id", ws.clone())]),
         ("tokens", vec![("workspace_id", ws.clone())]),
@@ -142,7 +162,10 @@ async fn another_workspace_is_not_found_through_every_server_function(engine: En
         ("revoke_token", vec![("workspace_id", ws.clone()), ("token_id", victim.token_id.clone())]),
         ("members", vec![("workspace_id", ws.clone())]),
         ("add_member", vec![("workspace_id", ws.clone()), ("username", "mallory".into()), ("role", "owner".into())]),
-        ("change_member", vec![("workspace_id", ws.clone()), ("user_id", victim.owner_id.to_string()), ("remove", "on".into())]),
+        (
+            "change_member",
+            vec![("workspace_id", ws.clone()), ("user_id", victim.owner_id.to_string()), ("remove", "on".into())],
+        ),
     ];
 
     for (function, mut form) in calls {
@@ -162,10 +185,23 @@ async fn another_workspace_is_not_found_through_every_server_function(engine: En
         assert!(status >= 400, "{function} answered {status}: {body}");
         assert!(body.contains("not_found"), "{function}: {status} {body}");
     }
-    let listed = app.client.post(format!("{}/studio/list_workspaces", app.base)).header("cookie", &mallory).header("origin", &app.base).send().await.unwrap();
+    let listed = app
+        .client
+        .post(format!("{}/studio/list_workspaces", app.base))
+        .header("cookie", &mallory)
+        .header("origin", &app.base)
+        .send()
+        .await
+        .unwrap();
     let listed = listed.text().await.unwrap();
     assert!(listed.contains("attacker") && !listed.contains("victim"), "{listed}");
-    for path in [format!("/workspaces/{ws}"), format!("/workspaces/{ws}/runs/{}", victim.run_id), format!("/workspaces/{ws}/audit"), format!("/workspaces/{ws}/tokens"), format!("/workspaces/{ws}/members")] {
+    for path in [
+        format!("/workspaces/{ws}"),
+        format!("/workspaces/{ws}/runs/{}", victim.run_id),
+        format!("/workspaces/{ws}/audit"),
+        format!("/workspaces/{ws}/tokens"),
+        format!("/workspaces/{ws}/members"),
+    ] {
         let page = app.client.get(format!("{}{path}", app.base)).header("cookie", &mallory).send().await.unwrap();
         let status = page.status().as_u16();
         let html = page.text().await.unwrap();
@@ -198,8 +234,20 @@ async fn a_session_id_planted_before_sign_in_is_never_used(engine: Engine) {
         .await
         .unwrap();
     let issued = TestApp::session_cookie(&signed_in).expect("a fresh session");
-    let with_planted = app.client.get(format!("{}/api/v1/workspaces/{ws}/secrets", app.base)).header("cookie", &planted).send().await.unwrap();
-    let with_issued = app.client.get(format!("{}/api/v1/workspaces/{ws}/secrets", app.base)).header("cookie", &issued).send().await.unwrap();
+    let with_planted = app
+        .client
+        .get(format!("{}/api/v1/workspaces/{ws}/secrets", app.base))
+        .header("cookie", &planted)
+        .send()
+        .await
+        .unwrap();
+    let with_issued = app
+        .client
+        .get(format!("{}/api/v1/workspaces/{ws}/secrets", app.base))
+        .header("cookie", &issued)
+        .send()
+        .await
+        .unwrap();
 
     assert_ne!(issued, planted);
     assert_eq!(with_planted.status(), 401);
@@ -219,11 +267,32 @@ async fn pages_escape_what_they_show(engine: Engine) {
         .await
         .unwrap();
 
-    let filtered = app.client.get(format!("{}/workspaces/{ws}?q={}", app.base, "%3Cscript%3Ealert('x')%3C%2Fscript%3E")).header("cookie", &cookie).send().await.unwrap();
+    let filtered = app
+        .client
+        .get(format!("{}/workspaces/{ws}?q={}", app.base, "%3Cscript%3Ealert('x')%3C%2Fscript%3E"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     let filtered = filtered.text().await.unwrap();
-    let audit = app.client.get(format!("{}/workspaces/{ws}/audit?q=%3Cscript%3Ealert('x')%3C%2Fscript%3E", app.base)).header("cookie", &cookie).send().await.unwrap();
+    let audit = app
+        .client
+        .get(format!("{}/workspaces/{ws}/audit?q=%3Cscript%3Ealert('x')%3C%2Fscript%3E", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     let audit = audit.text().await.unwrap();
-    let list = app.client.get(format!("{}/workspaces", app.base)).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+    let list = app
+        .client
+        .get(format!("{}/workspaces", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
 
     assert_eq!(refused.status(), 400, "a key is never markup");
     for (page, html) in [("secrets", &filtered), ("audit", &audit), ("workspaces", &list)] {
@@ -250,7 +319,10 @@ async fn every_response_carries_the_security_headers(engine: Engine) {
     assert!(!csp.contains("unsafe-inline") && !csp.contains(" 'unsafe-eval'"), "{csp}");
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     let scripts = html.matches("<script").count();
-    assert!(scripts > 0 && html.matches(&format!("nonce=\"{nonce}\"")).count() >= scripts, "every inline script carries the nonce");
+    assert!(
+        scripts > 0 && html.matches(&format!("nonce=\"{nonce}\"")).count() >= scripts,
+        "every inline script carries the nonce"
+    );
     for response in [&page_headers, api.headers(), missing.headers()] {
         assert_eq!(response["x-content-type-options"], "nosniff");
         assert_eq!(response["referrer-policy"], "same-origin");

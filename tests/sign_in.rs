@@ -49,7 +49,13 @@ async fn studio(app: &TestApp, cookie: &str, function: &str, form: &[(&str, Stri
 }
 
 async fn lists(app: &TestApp, ws: Uuid, cookie: &str) -> u16 {
-    let response = app.client.get(format!("{}/api/v1/workspaces/{ws}/secrets", app.base)).header("cookie", cookie).send().await.unwrap();
+    let response = app
+        .client
+        .get(format!("{}/api/v1/workspaces/{ws}/secrets", app.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
     response.status().as_u16()
 }
 
@@ -70,7 +76,13 @@ async fn fifty_parallel_wrong_guesses_check_at_most_the_limit_against_the_hash(e
         let (client, base) = (app.client.clone(), app.base.clone());
         tokio::spawn(async move {
             let guess = format!("wrong-guess-{i}");
-            let response = client.post(format!("{base}/studio/sign_in")).header("origin", &base).form(&[("username", "alice"), ("password", guess.as_str())]).send().await.unwrap();
+            let response = client
+                .post(format!("{base}/studio/sign_in"))
+                .header("origin", &base)
+                .form(&[("username", "alice"), ("password", guess.as_str())])
+                .send()
+                .await
+                .unwrap();
             response.status().as_u16()
         })
     });
@@ -81,14 +93,23 @@ async fn fifty_parallel_wrong_guesses_check_at_most_the_limit_against_the_hash(e
     assert_eq!(checked, 10, "exactly the limit reached the password check: {statuses:?}");
     assert_eq!(limited, 40, "{statuses:?}");
     assert_eq!(failures_audited(&app, "alice").await, 10);
-    assert_eq!(sign_in(&app, "alice", PASSWORD, &[]).await.status(), 429, "the right password waits out the window too");
+    assert_eq!(
+        sign_in(&app, "alice", PASSWORD, &[]).await.status(),
+        429,
+        "the right password waits out the window too"
+    );
 }
 
-async fn attempts_are_limited_per_client_address_and_forwarded_for_is_believed_only_from_trusted_proxies(engine: Engine) {
+async fn attempts_are_limited_per_client_address_and_forwarded_for_is_believed_only_from_trusted_proxies(
+    engine: Engine,
+) {
     let direct = spawn_app_with(engine.clone(), &["--sign-in-failures-per-address", "5"]).await;
     for i in 0..5 {
         let spoofed = format!("198.51.100.{i}");
-        assert_eq!(sign_in(&direct, &format!("user{i}"), "wrong-pass", &[("x-forwarded-for", &spoofed)]).await.status(), 401);
+        assert_eq!(
+            sign_in(&direct, &format!("user{i}"), "wrong-pass", &[("x-forwarded-for", &spoofed)]).await.status(),
+            401
+        );
     }
     let blocked = sign_in(&direct, "someone-new", "wrong-pass", &[("x-forwarded-for", "198.51.100.99")]).await;
     assert_eq!(blocked.status(), 429, "random usernames and a spoofed header do not escape the address limit");
@@ -96,7 +117,8 @@ async fn attempts_are_limited_per_client_address_and_forwarded_for_is_believed_o
 
     let proxied = spawn_app_with(engine, &["--sign-in-failures-per-address", "5", "--trusted-proxies", "1"]).await;
     for i in 0..5 {
-        let response = sign_in(&proxied, &format!("user{i}"), "wrong-pass", &[("x-forwarded-for", "6.6.6.6, 203.0.113.1")]).await;
+        let response =
+            sign_in(&proxied, &format!("user{i}"), "wrong-pass", &[("x-forwarded-for", "6.6.6.6, 203.0.113.1")]).await;
         assert_eq!(response.status(), 401);
     }
     let same_client = sign_in(&proxied, "another", "wrong-pass", &[("x-forwarded-for", "7.7.7.7, 203.0.113.1")]).await;
@@ -140,7 +162,9 @@ async fn attempts_older_than_the_window_are_purged(engine: Engine) {
 }
 
 async fn an_unknown_user_and_a_wrong_password_cost_the_same_order_of_time(engine: Engine) {
-    let app = spawn_app_with(engine, &["--sign-in-failures-per-user", "1000", "--sign-in-failures-per-address", "1000"]).await;
+    let app =
+        spawn_app_with(engine, &["--sign-in-failures-per-user", "1000", "--sign-in-failures-per-address", "1000"])
+            .await;
     app.user("alice", PASSWORD).await;
     let (mut known, mut unknown) = (Vec::new(), Vec::new());
     // Alternating, so drift on a noisy machine hits both sides alike.
@@ -157,7 +181,10 @@ async fn an_unknown_user_and_a_wrong_password_cost_the_same_order_of_time(engine
     let (known, unknown) = (known[known.len() / 2].as_secs_f64(), unknown[unknown.len() / 2].as_secs_f64());
     let ratio = known / unknown;
     // Without the dummy hash an unknown user answers in well under a tenth of the time.
-    assert!((0.5..2.0).contains(&ratio), "median wrong password {known:.4}s vs unknown user {unknown:.4}s (ratio {ratio:.2})");
+    assert!(
+        (0.5..2.0).contains(&ratio),
+        "median wrong password {known:.4}s vs unknown user {unknown:.4}s (ratio {ratio:.2})"
+    );
 }
 
 async fn a_wrong_current_password_counts_like_a_failed_sign_in(engine: Engine) {
@@ -166,10 +193,22 @@ async fn a_wrong_current_password_counts_like_a_failed_sign_in(engine: Engine) {
     let cookie = cookie_of(&sign_in(&app, "alice", PASSWORD, &[]).await);
 
     for _ in 0..10 {
-        let refused = studio(&app, &cookie, "change_password", &[("current_password", "wrong-pass".into()), ("new_password", "whatever-new".into())]).await;
+        let refused = studio(
+            &app,
+            &cookie,
+            "change_password",
+            &[("current_password", "wrong-pass".into()), ("new_password", "whatever-new".into())],
+        )
+        .await;
         assert_eq!(refused.status(), 400);
     }
-    let limited = studio(&app, &cookie, "change_password", &[("current_password", PASSWORD.into()), ("new_password", "whatever-new".into())]).await;
+    let limited = studio(
+        &app,
+        &cookie,
+        "change_password",
+        &[("current_password", PASSWORD.into()), ("new_password", "whatever-new".into())],
+    )
+    .await;
 
     assert_eq!(limited.status(), 429, "guessing through the password form is limited too");
     assert_eq!(sign_in(&app, "alice", PASSWORD, &[]).await.status(), 429);
@@ -181,9 +220,18 @@ async fn changing_the_password_ends_every_other_session(engine: Engine) {
     let ws = app.workspace("main").await;
     let user = app.user("alice", PASSWORD).await;
     app.add_member(ws, user, "owner").await;
-    let (here, elsewhere) = (cookie_of(&sign_in(&app, "alice", PASSWORD, &[]).await), cookie_of(&sign_in(&app, "alice", PASSWORD, &[]).await));
+    let (here, elsewhere) = (
+        cookie_of(&sign_in(&app, "alice", PASSWORD, &[]).await),
+        cookie_of(&sign_in(&app, "alice", PASSWORD, &[]).await),
+    );
 
-    let changed = studio(&app, &here, "change_password", &[("current_password", PASSWORD.into()), ("new_password", "a-new-password".into())]).await;
+    let changed = studio(
+        &app,
+        &here,
+        "change_password",
+        &[("current_password", PASSWORD.into()), ("new_password", "a-new-password".into())],
+    )
+    .await;
 
     assert!(changed.status().is_success(), "{}", changed.status());
     assert_eq!(lists(&app, ws, &here).await, 200, "the session that changed it stays");
@@ -240,7 +288,8 @@ async fn sessions_are_listed_and_can_be_ended_one_by_one_or_everywhere(engine: E
     assert_eq!(sessions.len(), 2, "{listed}");
     assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
     assert!(sessions.iter().all(|s| s["client"] == "127.0.0.1"), "{listed}");
-    let phone_id = sessions.iter().find(|s| s["userAgent"] == "Phone Browser").unwrap()["id"].as_str().unwrap().to_string();
+    let phone_id =
+        sessions.iter().find(|s| s["userAgent"] == "Phone Browser").unwrap()["id"].as_str().unwrap().to_string();
     let bobs_id = json(studio(&app, &bobs, "my_sessions", &[]).await).await[0]["id"].as_str().unwrap().to_string();
 
     let other_users = studio(&app, &laptop, "revoke_session", &[("session_id", bobs_id)]).await;
@@ -250,7 +299,16 @@ async fn sessions_are_listed_and_can_be_ended_one_by_one_or_everywhere(engine: E
     assert_eq!(lists(&app, ws, &phone).await, 401);
     assert_eq!(lists(&app, ws, &laptop).await, 200);
 
-    let page = app.client.get(format!("{}/account", app.base)).header("cookie", &laptop).send().await.unwrap().text().await.unwrap();
+    let page = app
+        .client
+        .get(format!("{}/account", app.base))
+        .header("cookie", &laptop)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("Sign out everywhere") && page.contains("This session"), "the account page lists sessions");
     assert!(page.contains("Laptop Browser &lt;b&gt;1&lt;/b&gt;") && !page.contains("<b>1</b>"), "shown escaped");
 
@@ -360,16 +418,28 @@ async fn a_secure_deployment_names_its_cookies_for_this_host_only(engine: Engine
     app.add_member(ws, user, "owner").await;
 
     let response = sign_in(&app, "alice", PASSWORD, &[]).await;
-    let set: Vec<String> = response.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    let set: Vec<String> =
+        response.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
     let session = set.iter().find(|c| c.starts_with("__Host-lss_session=")).unwrap_or_else(|| panic!("{set:?}"));
-    assert!(session.contains("Secure") && session.contains("HttpOnly") && session.contains("Path=/") && !session.contains("Domain"), "{session}");
+    assert!(
+        session.contains("Secure")
+            && session.contains("HttpOnly")
+            && session.contains("Path=/")
+            && !session.contains("Domain"),
+        "{session}"
+    );
     assert!(set.iter().any(|c| c.starts_with("__Host-lss_csrf=") && c.contains("Secure")), "{set:?}");
     let host_cookie = session.split(';').next().unwrap().to_string();
     let value = host_cookie.split_once('=').unwrap().1;
 
     assert_eq!(lists(&app, ws, &host_cookie).await, 200);
-    assert_eq!(lists(&app, ws, &format!("lss_session={value}")).await, 401, "a plain-named cookie is not read when cookies are secure");
-    let page = app.client.get(format!("{}/workspaces/{ws}", app.base)).header("cookie", &host_cookie).send().await.unwrap();
+    assert_eq!(
+        lists(&app, ws, &format!("lss_session={value}")).await,
+        401,
+        "a plain-named cookie is not read when cookies are secure"
+    );
+    let page =
+        app.client.get(format!("{}/workspaces/{ws}", app.base)).header("cookie", &host_cookie).send().await.unwrap();
     let csrf = loopstack_secrets::server::auth::csrf_token(value);
     assert!(page.text().await.unwrap().contains(&csrf), "forms carry the session's CSRF token");
 }
@@ -395,7 +465,13 @@ both_engines!(serial:
 async fn limits_hold_across_two_instances_on_postgres() {
     let Some(engine) = common::postgres() else { return };
     let first = spawn_app_with(engine, &["--runs-per-minute", "4"]).await;
-    let second = common::serve(tempfile::tempdir().unwrap(), first.database_url.clone(), first.master_key.clone(), &["--runs-per-minute", "4"]).await;
+    let second = common::serve(
+        tempfile::tempdir().unwrap(),
+        first.database_url.clone(),
+        first.master_key.clone(),
+        &["--runs-per-minute", "4"],
+    )
+    .await;
     first.user("alice", PASSWORD).await;
     let ws = first.workspace("main").await;
     let token = first.token(ws, &[Scope::WorkflowsRun]).await;

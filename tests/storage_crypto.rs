@@ -17,7 +17,8 @@ async fn a_tampered_ciphertext_is_a_clean_error_not_garbage(engine: Engine) {
     let app = spawn_app(engine).await;
     let ws = app.workspace("main").await;
     let token = app.writer_token(ws).await;
-    let id: Uuid = json(app.create(ws, &token, "API_KEY", "sk-123456").await).await["id"].as_str().unwrap().parse().unwrap();
+    let id: Uuid =
+        json(app.create(ws, &token, "API_KEY", "sk-123456").await).await["id"].as_str().unwrap().parse().unwrap();
     let key = app.state.secrets.parse_key("API_KEY").unwrap();
 
     // Flip the first ciphertext byte by rewriting it as its complement.
@@ -36,9 +37,11 @@ async fn a_row_moved_to_another_secret_or_workspace_does_not_open(engine: Engine
     let app = spawn_app(engine).await;
     let (a, b) = (app.workspace("a").await, app.workspace("b").await);
     let (ta, tb) = (app.writer_token(a).await, app.writer_token(b).await);
-    let src: Uuid = json(app.create(a, &ta, "SOURCE", "top-secret").await).await["id"].as_str().unwrap().parse().unwrap();
+    let src: Uuid =
+        json(app.create(a, &ta, "SOURCE", "top-secret").await).await["id"].as_str().unwrap().parse().unwrap();
     let dst: Uuid = json(app.create(a, &ta, "TARGET", "other").await).await["id"].as_str().unwrap().parse().unwrap();
-    let foreign: Uuid = json(app.create(b, &tb, "FOREIGN", "other").await).await["id"].as_str().unwrap().parse().unwrap();
+    let foreign: Uuid =
+        json(app.create(b, &tb, "FOREIGN", "other").await).await["id"].as_str().unwrap().parse().unwrap();
 
     let copy = "UPDATE secrets SET ciphertext = (SELECT ciphertext FROM secrets WHERE id = $1),
                 nonce = (SELECT nonce FROM secrets WHERE id = $1) WHERE id = $2";
@@ -125,7 +128,11 @@ async fn store_with_a_secret(config: &loopstack_secrets::server::config::Config,
     ws
 }
 
-async fn value_after_open(config: &loopstack_secrets::server::config::Config, key_env: Option<&str>, ws: Uuid) -> anyhow::Result<String> {
+async fn value_after_open(
+    config: &loopstack_secrets::server::config::Config,
+    key_env: Option<&str>,
+    ws: Uuid,
+) -> anyhow::Result<String> {
     let opened = state::open(config.clone(), key_env).await?;
     let key = opened.state.secrets.parse_key("ROTATED").unwrap();
     let value = opened.state.secrets.read_value(ws, &key, &test_actor()).await?.unwrap().expose().to_string();
@@ -147,7 +154,8 @@ async fn rotating_the_key_file_keeps_values_and_retires_the_old_key(engine: Engi
     assert_ne!(old_key, new_key);
     assert!(!dir.path().join("master.key.new").exists());
     assert_eq!(value_after_open(&config, None, ws).await.unwrap(), "still-here");
-    let refused = value_after_open(&config, Some(&old_key), ws).await.err().expect("the old key no longer opens the store");
+    let refused =
+        value_after_open(&config, Some(&old_key), ws).await.err().expect("the old key no longer opens the store");
     assert!(refused.to_string().contains("does not match"), "{refused}");
 }
 
@@ -162,7 +170,8 @@ async fn a_rotation_interrupted_after_its_commit_is_finished_at_the_next_start(e
     std::fs::rename(dir.path().join("master.key"), dir.path().join("master.key.new")).unwrap();
     std::fs::write(dir.path().join("master.key"), &old_key).unwrap();
     // With the mode the key file had (a key file others may read is refused at start).
-    std::fs::set_permissions(dir.path().join("master.key"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(dir.path().join("master.key"), std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .unwrap();
 
     let value = value_after_open(&config, None, ws).await.unwrap();
 
@@ -193,7 +202,8 @@ async fn rotating_an_environment_key_needs_the_new_key_from_the_environment(engi
     let ws = store_with_a_secret(&config, Some(&old)).await;
 
     let without_new = loopstack_secrets::server::rotation::rotate_master_key(config.clone(), Some(&old), None).await;
-    let rotation = loopstack_secrets::server::rotation::rotate_master_key(config.clone(), Some(&old), Some(&new)).await.unwrap();
+    let rotation =
+        loopstack_secrets::server::rotation::rotate_master_key(config.clone(), Some(&old), Some(&new)).await.unwrap();
 
     assert!(without_new.err().unwrap().to_string().contains("LOOPSTACK_SECRETS_NEW_MASTER_KEY"));
     assert!(rotation.key_file.is_none());
@@ -231,14 +241,19 @@ async fn rotating_a_data_key_reencrypts_every_value_in_batches(engine: Engine) {
     assert_ne!(ciphertext_of(&app.state.db, ws, "KEY_00000").await, before);
     let values = app.state.secrets.read_all_values(ws, &test_actor()).await.unwrap();
     assert_eq!(values.len(), 250);
-    assert!(values.iter().enumerate().all(|(i, (k, v))| *k == format!("KEY_{i:05}") && v.expose() == format!("value-{i:05}")));
-    let audit = loopstack_secrets::server::store::audit_events(&app.state.db, ws, Some("key.rotated"), 10).await.unwrap();
+    assert!(values
+        .iter()
+        .enumerate()
+        .all(|(i, (k, v))| *k == format!("KEY_{i:05}") && v.expose() == format!("value-{i:05}")));
+    let audit =
+        loopstack_secrets::server::store::audit_events(&app.state.db, ws, Some("key.rotated"), 10).await.unwrap();
     assert_eq!(audit.len(), 2);
     // The master key rotation rewraps whatever versions exist.
     let (dir, url, key) = app.stop().await;
     let config = common::config_for(dir.path(), &url, &[]);
     let new_key = common::new_master_key();
-    let rotation = loopstack_secrets::server::rotation::rotate_master_key(config, Some(&key), Some(&new_key)).await.unwrap();
+    let rotation =
+        loopstack_secrets::server::rotation::rotate_master_key(config, Some(&key), Some(&new_key)).await.unwrap();
     assert_eq!(rotation.data_keys, 2, "the rotated workspace's one key and the bystander's");
     let app = serve(dir, url, new_key, &[]).await;
     assert_eq!(app.value_of(ws, "KEY_00249").await.as_deref(), Some("value-00249"));
@@ -259,7 +274,10 @@ async fn a_data_key_rotates_online_while_values_are_written(engine: Engine) {
                     let i = t + 8 * (n % 37);
                     let key = secrets.parse_key(&format!("KEY_{i:05}")).unwrap();
                     let value = format!("written-{t}-{n}");
-                    secrets.upsert(ws, &key, &secrets.parse_value(value.clone()).unwrap(), &test_actor()).await.unwrap();
+                    secrets
+                        .upsert(ws, &key, &secrets.parse_value(value.clone()).unwrap(), &test_actor())
+                        .await
+                        .unwrap();
                     last.insert(format!("KEY_{i:05}"), value);
                     n += 1;
                 }
@@ -272,7 +290,8 @@ async fn a_data_key_rotates_online_while_values_are_written(engine: Engine) {
     let rotation = app.state.secrets.rotate_data_key(ws, 20, &test_actor()).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let mut expected: std::collections::HashMap<String, String> = (0..300).map(|i| (format!("KEY_{i:05}"), format!("value-{i:05}"))).collect();
+    let mut expected: std::collections::HashMap<String, String> =
+        (0..300).map(|i| (format!("KEY_{i:05}"), format!("value-{i:05}"))).collect();
     let mut writes = 0;
     for writer in writers {
         let (last, n) = writer.await.unwrap();
@@ -284,8 +303,15 @@ async fn a_data_key_rotates_online_while_values_are_written(engine: Engine) {
     assert_eq!(rotation.version, 2);
     let usage = loopstack_secrets::server::store::data_key_usage(&app.state.db, ws).await.unwrap();
     assert_eq!(usage, vec![(2, 300)], "no value was left under the old key");
-    let values: std::collections::HashMap<String, String> =
-        app.state.secrets.read_all_values(ws, &test_actor()).await.unwrap().into_iter().map(|(k, v)| (k, v.expose().to_string())).collect();
+    let values: std::collections::HashMap<String, String> = app
+        .state
+        .secrets
+        .read_all_values(ws, &test_actor())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k, v.expose().to_string()))
+        .collect();
     assert_eq!(values, expected, "every value reads back as last written");
 }
 

@@ -17,11 +17,7 @@ const FAST: &[&str] = &["--reauth-secs", "1"];
 
 /// Whether an event stream ends (its body closes) within `within`.
 async fn ends_within(mut stream: Response, within: Duration) -> bool {
-    tokio::time::timeout(within, async {
-        while let Ok(Some(_)) = stream.chunk().await {}
-    })
-    .await
-    .is_ok()
+    tokio::time::timeout(within, async { while let Ok(Some(_)) = stream.chunk().await {} }).await.is_ok()
 }
 
 async fn events(app: &TestApp, ws: Uuid, auth: &Auth) -> Response {
@@ -59,7 +55,8 @@ async fn an_event_stream_ends_when_its_token_is_revoked_or_expires(engine: Engin
         app.token(ws, &[Scope::SecretsList]).await,
         app.token(ws, &[Scope::SecretsList]).await,
     );
-    let streams = [events(&app, ws, &Auth::Token(revoked.clone())).await, events(&app, ws, &Auth::Token(expiring.clone())).await];
+    let streams =
+        [events(&app, ws, &Auth::Token(revoked.clone())).await, events(&app, ws, &Auth::Token(expiring.clone())).await];
     let kept_stream = events(&app, ws, &Auth::Token(kept)).await;
 
     let id_of = |token: &str| token.strip_prefix("lss_").unwrap().split('_').next().unwrap().parse::<Uuid>().unwrap();
@@ -69,7 +66,10 @@ async fn an_event_stream_ends_when_its_token_is_revoked_or_expires(engine: Engin
         .bind(past).bind(id_of(&expiring)).execute(pool).await.unwrap().rows_affected());
 
     for stream in streams {
-        assert!(ends_within(stream, Duration::from_secs(10)).await, "the stream ended after its token stopped being valid");
+        assert!(
+            ends_within(stream, Duration::from_secs(10)).await,
+            "the stream ended after its token stopped being valid"
+        );
     }
     assert!(!ends_within(kept_stream, Duration::from_secs(3)).await, "a valid token's stream stays open");
 }
@@ -79,7 +79,8 @@ async fn an_event_stream_ends_when_the_session_signs_out_or_the_member_is_remove
     let ws = app.workspace("main").await;
     let (_, signed_out) = member_session(&app, ws, "alice", "owner").await;
     let (bob, removed) = member_session(&app, ws, "bob", "viewer").await;
-    let streams = [events(&app, ws, &Auth::Cookie(signed_out.clone())).await, events(&app, ws, &Auth::Cookie(removed)).await];
+    let streams =
+        [events(&app, ws, &Auth::Cookie(signed_out.clone())).await, events(&app, ws, &Auth::Cookie(removed)).await];
 
     let csrf = loopstack_secrets::server::auth::csrf_token(signed_out.split_once('=').unwrap().1);
     let out = app
@@ -115,13 +116,16 @@ async fn a_long_poll_ends_when_its_token_is_revoked(engine: Engine) {
         .as_str()
         .unwrap()
         .to_string();
-    let poll = tokio::spawn(app.req(Method::GET, &format!("/api/v1/workspaces/{ws}/workflows/{run}/wait?timeout=60"), &token).send());
+    let poll = tokio::spawn(
+        app.req(Method::GET, &format!("/api/v1/workspaces/{ws}/workflows/{run}/wait?timeout=60"), &token).send(),
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let id = token.strip_prefix("lss_").unwrap().split('_').next().unwrap().parse::<Uuid>().unwrap();
     loopstack_secrets::server::store::revoke_token(&app.state.db, id, None, "test").await.unwrap();
 
-    let answer = tokio::time::timeout(Duration::from_secs(10), poll).await.expect("the long-poll ended early").unwrap().unwrap();
+    let answer =
+        tokio::time::timeout(Duration::from_secs(10), poll).await.expect("the long-poll ended early").unwrap().unwrap();
     assert_eq!(answer.status(), 401);
 }
 
@@ -135,10 +139,21 @@ async fn open_streams_and_long_polls_are_capped_per_credential(engine: Engine) {
     let first = events(&app, ws, &Auth::Token(token.clone())).await;
     let _second = events(&app, ws, &Auth::Token(token.clone())).await;
     let third = app.req(Method::GET, &format!("/api/v1/workspaces/{ws}/events"), &token).send().await.unwrap();
-    let poll = app.req(Method::GET, &format!("/api/v1/workspaces/{ws}/workflows/{}/wait?timeout=1", Uuid::new_v4()), &token).send().await.unwrap();
+    let poll = app
+        .req(Method::GET, &format!("/api/v1/workspaces/{ws}/workflows/{}/wait?timeout=1", Uuid::new_v4()), &token)
+        .send()
+        .await
+        .unwrap();
     let others = events(&app, ws, &Auth::Token(other)).await;
-    let sessions = [events(&app, ws, &Auth::Cookie(cookie.clone())).await, events(&app, ws, &Auth::Cookie(cookie.clone())).await];
-    let third_session = app.client.get(format!("{}/api/v1/workspaces/{ws}/events", app.base)).header("cookie", &cookie).send().await.unwrap();
+    let sessions =
+        [events(&app, ws, &Auth::Cookie(cookie.clone())).await, events(&app, ws, &Auth::Cookie(cookie.clone())).await];
+    let third_session = app
+        .client
+        .get(format!("{}/api/v1/workspaces/{ws}/events", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
 
     assert_eq!(third.status(), 429);
     assert!(third.headers().contains_key("retry-after"));

@@ -30,7 +30,13 @@ async fn sign_in_sets_a_strict_http_only_cookie_with_a_fresh_session_each_time(e
 
     assert!(first.status().is_redirection(), "a form sign-in redirects, got {}", first.status());
     assert_eq!(first.headers()["location"], "/workspaces");
-    let raw = first.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect::<Vec<_>>().join("\n");
+    let raw = first
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(raw.contains("HttpOnly") && raw.contains("SameSite=Strict") && raw.contains("Path=/"), "{raw}");
     assert!(!raw.contains("Secure"), "no Secure flag over plain HTTP");
     let (c1, c2) = (TestApp::session_cookie(&first).unwrap(), TestApp::session_cookie(&second).unwrap());
@@ -59,8 +65,22 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer(engine: Engine
     let app = spawn_app(engine).await;
     app.user("alice", PASSWORD).await;
 
-    let wrong = app.client.post(format!("{}/studio/sign_in", app.base)).header("origin", &app.base).form(&[("username", "alice"), ("password", "nope-nope")]).send().await.unwrap();
-    let unknown = app.client.post(format!("{}/studio/sign_in", app.base)).header("origin", &app.base).form(&[("username", "mallory"), ("password", "nope-nope")]).send().await.unwrap();
+    let wrong = app
+        .client
+        .post(format!("{}/studio/sign_in", app.base))
+        .header("origin", &app.base)
+        .form(&[("username", "alice"), ("password", "nope-nope")])
+        .send()
+        .await
+        .unwrap();
+    let unknown = app
+        .client
+        .post(format!("{}/studio/sign_in", app.base))
+        .header("origin", &app.base)
+        .form(&[("username", "mallory"), ("password", "nope-nope")])
+        .send()
+        .await
+        .unwrap();
 
     assert_eq!(wrong.status(), unknown.status());
     assert!(TestApp::session_cookie(&wrong).is_none());
@@ -105,11 +125,34 @@ async fn a_session_uses_the_rest_api_with_its_role_and_only_in_its_workspaces(en
     let body = serde_json::json!({"key": "K", "value": "v"});
 
     let viewer_lists = app.client.get(&url).header("cookie", &viewer).send().await.unwrap();
-    let viewer_writes = app.client.post(&url).header("cookie", &viewer).header("origin", &app.base).json(&body).send().await.unwrap();
-    let editor_writes = app.client.post(&url).header("cookie", &editor).header("origin", &app.base).json(&body).send().await.unwrap();
-    let no_origin = app.client.post(&url).header("cookie", &editor).json(&serde_json::json!({"key": "NO_ORIGIN", "value": "v"})).send().await.unwrap();
-    let foreign = app.client.get(format!("{}/api/v1/workspaces/{other}/secrets", app.base)).header("cookie", &editor).send().await.unwrap();
-    let cross_site = app.client.post(&url).header("cookie", &editor).header("origin", "https://evil.example").json(&body).send().await.unwrap();
+    let viewer_writes =
+        app.client.post(&url).header("cookie", &viewer).header("origin", &app.base).json(&body).send().await.unwrap();
+    let editor_writes =
+        app.client.post(&url).header("cookie", &editor).header("origin", &app.base).json(&body).send().await.unwrap();
+    let no_origin = app
+        .client
+        .post(&url)
+        .header("cookie", &editor)
+        .json(&serde_json::json!({"key": "NO_ORIGIN", "value": "v"}))
+        .send()
+        .await
+        .unwrap();
+    let foreign = app
+        .client
+        .get(format!("{}/api/v1/workspaces/{other}/secrets", app.base))
+        .header("cookie", &editor)
+        .send()
+        .await
+        .unwrap();
+    let cross_site = app
+        .client
+        .post(&url)
+        .header("cookie", &editor)
+        .header("origin", "https://evil.example")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
 
     assert_eq!(viewer_lists.status(), 200);
     assert_eq!(error_code(viewer_writes, 403).await, "forbidden");
@@ -256,7 +299,12 @@ async fn studio_writes_need_the_sessions_csrf_token(engine: Engine) {
         if let Some(csrf) = csrf {
             form.push(("csrf", csrf));
         }
-        app.client.post(format!("{}/studio/create_secret", app.base)).header("cookie", &editor).header("origin", &app.base).form(&form).send()
+        app.client
+            .post(format!("{}/studio/create_secret", app.base))
+            .header("cookie", &editor)
+            .header("origin", &app.base)
+            .form(&form)
+            .send()
     };
 
     let missing = post(None).await.unwrap();
@@ -279,7 +327,9 @@ async fn studio_writes_authorize_like_the_rest_api(engine: Engine) {
     let (ws, other) = (app.workspace("mine").await, app.workspace("theirs").await);
     let editor = member(&app, "eddie", ws, "editor").await;
     let viewer = member(&app, "vera", ws, "viewer").await;
-    let form = |ws: uuid::Uuid, key: &str| vec![("workspace_id", ws.to_string()), ("key", key.to_string()), ("value", "v4lue".to_string())];
+    let form = |ws: uuid::Uuid, key: &str| {
+        vec![("workspace_id", ws.to_string()), ("key", key.to_string()), ("value", "v4lue".to_string())]
+    };
 
     let by_editor = studio_post(&app, &editor, "create_secret", &form(ws, "FROM_STUDIO")).await;
     let by_viewer = studio_post(&app, &viewer, "create_secret", &form(ws, "VIEWER_KEY")).await;
@@ -325,7 +375,12 @@ async fn the_request_form_stores_values_and_continues_the_run(engine: Engine) {
         &app,
         &editor,
         "submit_request",
-        &[("workspace_id", ws.to_string()), ("run_id", run.clone()), ("values[A_KEY]", "a-value".into()), ("values[B_KEY]", String::new())],
+        &[
+            ("workspace_id", ws.to_string()),
+            ("run_id", run.clone()),
+            ("values[A_KEY]", "a-value".into()),
+            ("values[B_KEY]", String::new()),
+        ],
     )
     .await;
 
@@ -356,17 +411,30 @@ async fn the_audit_log_records_writes_reads_and_requests_without_values(engine: 
     )
     .await;
     let run = asked["pending"]["workflowId"].as_str().unwrap().to_string();
-    app.req(reqwest::Method::POST, &format!("/api/v1/workspaces/{ws}/workflows/{run}/transitions/secretsSubmitted"), &token)
-        .json(&serde_json::json!({"variables": [{"key": "ASKED", "value": canary}]}))
-        .send()
-        .await
-        .unwrap();
+    app.req(
+        reqwest::Method::POST,
+        &format!("/api/v1/workspaces/{ws}/workflows/{run}/transitions/secretsSubmitted"),
+        &token,
+    )
+    .json(&serde_json::json!({"variables": [{"key": "ASKED", "value": canary}]}))
+    .send()
+    .await
+    .unwrap();
     let cookie = member(&app, "alice", ws, "viewer").await;
 
     let all = get_page(&app, &format!("/workspaces/{ws}/audit"), Some(&cookie)).await.text().await.unwrap();
-    let reads = get_page(&app, &format!("/workspaces/{ws}/audit?q=secret.read"), Some(&cookie)).await.text().await.unwrap();
+    let reads =
+        get_page(&app, &format!("/workspaces/{ws}/audit?q=secret.read"), Some(&cookie)).await.text().await.unwrap();
 
-    for action in ["token.created", "secret.created", "secret.updated", "secret.read", "secret.deleted", "secret.upserted", "request.submitted"] {
+    for action in [
+        "token.created",
+        "secret.created",
+        "secret.updated",
+        "secret.read",
+        "secret.deleted",
+        "secret.upserted",
+        "request.submitted",
+    ] {
         assert!(all.contains(action), "{action} missing from the audit log");
     }
     assert!(all.contains("AUDITED") && all.contains("ASKED"));
@@ -379,7 +447,9 @@ async fn owners_create_and_revoke_tokens_shown_once(engine: Engine) {
     let (ws, other) = (app.workspace("main").await, app.workspace("other").await);
     let owner = member(&app, "olga", ws, "owner").await;
     let editor = member(&app, "eddie", ws, "editor").await;
-    let form = |ws: uuid::Uuid| vec![("workspace_id", ws.to_string()), ("name", "ci".to_string()), ("scope_list", "on".to_string())];
+    let form = |ws: uuid::Uuid| {
+        vec![("workspace_id", ws.to_string()), ("name", "ci".to_string()), ("scope_list", "on".to_string())]
+    };
 
     let created = json(studio_post(&app, &owner, "create_token", &form(ws)).await).await;
     let by_editor = json(studio_post(&app, &editor, "create_token", &form(ws)).await).await;
@@ -388,7 +458,8 @@ async fn owners_create_and_revoke_tokens_shown_once(engine: Engine) {
     let listed = studio_post(&app, &owner, "tokens", &[("workspace_id", ws.to_string())]).await.text().await.unwrap();
     let works = app.list(ws, &token).await.status();
     let token_id = created["info"]["id"].as_str().unwrap().to_string();
-    let revoked = studio_post(&app, &owner, "revoke_token", &[("workspace_id", ws.to_string()), ("token_id", token_id)]).await;
+    let revoked =
+        studio_post(&app, &owner, "revoke_token", &[("workspace_id", ws.to_string()), ("token_id", token_id)]).await;
 
     assert!(token.starts_with("lss_"));
     assert_eq!(created["info"]["scopes"], serde_json::json!(["secrets:list"]));
@@ -411,15 +482,53 @@ async fn owners_manage_members_and_the_last_owner_stays(engine: Engine) {
         form
     };
 
-    let added = studio_post(&app, &owner, "add_member", &ws_form(&[("username", "NINA".into()), ("role", "viewer".into())])).await;
-    let again = json(studio_post(&app, &owner, "add_member", &ws_form(&[("username", "nina".into()), ("role", "viewer".into())])).await).await;
-    let unknown = json(studio_post(&app, &owner, "add_member", &ws_form(&[("username", "nobody".into()), ("role", "viewer".into())])).await).await;
-    let promoted = studio_post(&app, &owner, "change_member", &ws_form(&[("user_id", newcomer.to_string()), ("role", "editor".into())])).await;
+    let added =
+        studio_post(&app, &owner, "add_member", &ws_form(&[("username", "NINA".into()), ("role", "viewer".into())]))
+            .await;
+    let again = json(
+        studio_post(&app, &owner, "add_member", &ws_form(&[("username", "nina".into()), ("role", "viewer".into())]))
+            .await,
+    )
+    .await;
+    let unknown = json(
+        studio_post(&app, &owner, "add_member", &ws_form(&[("username", "nobody".into()), ("role", "viewer".into())]))
+            .await,
+    )
+    .await;
+    let promoted = studio_post(
+        &app,
+        &owner,
+        "change_member",
+        &ws_form(&[("user_id", newcomer.to_string()), ("role", "editor".into())]),
+    )
+    .await;
     let members = studio_post(&app, &owner, "members", &ws_form(&[])).await.text().await.unwrap();
-    let olga = json(studio_post(&app, &owner, "members", &ws_form(&[])).await).await.as_array().unwrap().iter().find(|m| m["username"] == "olga").unwrap()["userId"].as_str().unwrap().to_string();
-    let last_owner = json(studio_post(&app, &owner, "change_member", &ws_form(&[("user_id", olga.clone()), ("remove", "1".into())])).await).await;
-    let demote_last = json(studio_post(&app, &owner, "change_member", &ws_form(&[("user_id", olga), ("role", "viewer".into())])).await).await;
-    let removed = studio_post(&app, &owner, "change_member", &ws_form(&[("user_id", newcomer.to_string()), ("remove", "1".into())])).await;
+    let olga = json(studio_post(&app, &owner, "members", &ws_form(&[])).await)
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["username"] == "olga")
+        .unwrap()["userId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let last_owner = json(
+        studio_post(&app, &owner, "change_member", &ws_form(&[("user_id", olga.clone()), ("remove", "1".into())]))
+            .await,
+    )
+    .await;
+    let demote_last = json(
+        studio_post(&app, &owner, "change_member", &ws_form(&[("user_id", olga), ("role", "viewer".into())])).await,
+    )
+    .await;
+    let removed = studio_post(
+        &app,
+        &owner,
+        "change_member",
+        &ws_form(&[("user_id", newcomer.to_string()), ("remove", "1".into())]),
+    )
+    .await;
 
     assert_eq!(added.status(), 200);
     assert_eq!(again["code"], "conflict");
@@ -439,8 +548,23 @@ async fn users_change_their_password_and_admins_create_users(engine: Engine) {
     loopstack_secrets::server::auth::create_user(&app.state.db, "root-admin", PASSWORD, true).await.unwrap();
     let admin = TestApp::session_cookie(&app.sign_in("root-admin", PASSWORD).await).unwrap();
 
-    let wrong = json(studio_post(&app, &user, "change_password", &[("current_password", "nope-nope".into()), ("new_password", "brand-new-pass".into())]).await).await;
-    let changed = studio_post(&app, &user, "change_password", &[("current_password", PASSWORD.into()), ("new_password", "brand-new-pass".into())]).await;
+    let wrong = json(
+        studio_post(
+            &app,
+            &user,
+            "change_password",
+            &[("current_password", "nope-nope".into()), ("new_password", "brand-new-pass".into())],
+        )
+        .await,
+    )
+    .await;
+    let changed = studio_post(
+        &app,
+        &user,
+        "change_password",
+        &[("current_password", PASSWORD.into()), ("new_password", "brand-new-pass".into())],
+    )
+    .await;
     let by_user = json(studio_post(&app, &user, "create_user", &[("username", "mallory".into())]).await).await;
     let by_admin = json(studio_post(&app, &admin, "create_user", &[("username", "bob".into())]).await).await;
 

@@ -34,7 +34,13 @@ async fn start(app: &TestApp, ws: Uuid, token: &str, body: Value) -> Value {
 }
 
 async fn submit(app: &TestApp, ws: Uuid, token: &str, run: &str, variables: Value) -> reqwest::Response {
-    post(app, token, &format!("/api/v1/workspaces/{ws}/workflows/{run}/transitions/secretsSubmitted"), json!({ "variables": variables })).await
+    post(
+        app,
+        token,
+        &format!("/api/v1/workspaces/{ws}/workflows/{run}/transitions/secretsSubmitted"),
+        json!({ "variables": variables }),
+    )
+    .await
 }
 
 async fn tool(app: &TestApp, ws: Uuid, token: &str, name: &str, body: Value) -> reqwest::Response {
@@ -60,7 +66,10 @@ async fn the_quick_start_flow_ends_with_stored_and_missing(engine: Engine) {
     assert_eq!(run["place"], "requesting_secrets");
     assert_eq!(run["transitions"], json!(["secretsSubmitted"]));
     assert_eq!(run["documents"][0]["kind"], "SecretRequestDocument");
-    assert_eq!(run["documents"][0]["content"], json!({"variables": [{"key": "EXAMPLE_API_KEY"}, {"key": "EXAMPLE_SECRET"}]}));
+    assert_eq!(
+        run["documents"][0]["content"],
+        json!({"variables": [{"key": "EXAMPLE_API_KEY"}, {"key": "EXAMPLE_SECRET"}]})
+    );
     assert_eq!(submitted.status(), 200);
     let text = submitted.text().await.unwrap();
     assert!(!text.contains(&canary));
@@ -80,12 +89,17 @@ async fn request_secrets_answers_at_once_and_the_long_poll_returns_on_submission
     let (ws, token) = agent(&app).await;
 
     let definitions = json(get(&app, &token, "/api/v1/tools").await).await;
-    let called = tool(&app, ws, &token, "request_secrets", json!({"args": {"variables": [{"key": "OPENAI_API_KEY"}]}})).await;
+    let called =
+        tool(&app, ws, &token, "request_secrets", json!({"args": {"variables": [{"key": "OPENAI_API_KEY"}]}})).await;
     assert_eq!(called.status(), 200);
     let called = json(called).await;
     let run_id = called["pending"]["workflowId"].as_str().unwrap().to_string();
     let waiting = {
-        let (client, url, token) = (app.client.clone(), format!("{}/api/v1/workspaces/{ws}/workflows/{run_id}/wait?timeout=60", app.base), token.clone());
+        let (client, url, token) = (
+            app.client.clone(),
+            format!("{}/api/v1/workspaces/{ws}/workflows/{run_id}/wait?timeout=60", app.base),
+            token.clone(),
+        );
         tokio::spawn(async move { client.get(url).bearer_auth(token).send().await.unwrap() })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -137,15 +151,31 @@ async fn request_secrets_task_calls_its_parent_back(engine: Engine) {
     let (ws, token) = agent(&app).await;
     let parent = start(&app, ws, &token, json!({"workflow": "secrets_example"})).await;
 
-    let called = json(tool(&app, ws, &token, "request_secrets_task", json!({"args": {"variables": [{"key": "GITHUB_TOKEN"}]}, "parent": parent["id"]})).await).await;
+    let called = json(
+        tool(
+            &app,
+            ws,
+            &token,
+            "request_secrets_task",
+            json!({"args": {"variables": [{"key": "GITHUB_TOKEN"}]}, "parent": parent["id"]}),
+        )
+        .await,
+    )
+    .await;
     let child = called["pending"]["workflowId"].as_str().unwrap().to_string();
     let done = json(submit(&app, ws, &token, &child, json!([{"key": "GITHUB_TOKEN", "value": "ghp_x"}])).await).await;
-    let parent_now = json(get(&app, &token, &format!("/api/v1/workspaces/{ws}/workflows/{}", id_of(&parent))).await).await;
+    let parent_now =
+        json(get(&app, &token, &format!("/api/v1/workspaces/{ws}/workflows/{}", id_of(&parent))).await).await;
 
     assert_eq!(called["data"], json!({"workflowId": child}));
     assert_eq!(done["status"], "completed");
     assert_eq!(done["parentId"], parent["id"]);
-    let note = parent_now["documents"].as_array().unwrap().iter().find(|d| d["kind"] == "TaskResult").expect("a callback document on the parent");
+    let note = parent_now["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["kind"] == "TaskResult")
+        .expect("a callback document on the parent");
     assert_eq!(note["content"]["message"], "Secrets have been stored securely by the user.");
     assert_eq!(note["content"]["workflowId"], json!(child));
 }
@@ -153,7 +183,9 @@ async fn request_secrets_task_calls_its_parent_back(engine: Engine) {
 async fn racing_submissions_store_once_and_the_loser_gets_409(engine: Engine) {
     let app = spawn_app(engine).await;
     let (ws, token) = agent(&app).await;
-    let run = id_of(&start(&app, ws, &token, json!({"workflow": "secrets_request", "args": {"variables": [{"key": "K"}]}})).await);
+    let run = id_of(
+        &start(&app, ws, &token, json!({"workflow": "secrets_request", "args": {"variables": [{"key": "K"}]}})).await,
+    );
 
     let (a, b) = tokio::join!(
         submit(&app, ws, &token, &run, json!([{"key": "K", "value": "from-a"}])),
@@ -173,8 +205,11 @@ async fn bad_submissions_store_nothing(engine: Engine) {
     let body = json!({"workflow": "secrets_request", "args": {"variables": [{"key": "A"}, {"key": "B"}]}});
     let run = id_of(&start(&app, ws, &token, body.clone()).await);
 
-    let not_requested = submit(&app, ws, &token, &run, json!([{"key": "A", "value": "a"}, {"key": "C", "value": "c"}])).await;
-    let too_big = submit(&app, ws, &token, &run, json!([{"key": "A", "value": "a"}, {"key": "B", "value": "b".repeat(70_000)}])).await;
+    let not_requested =
+        submit(&app, ws, &token, &run, json!([{"key": "A", "value": "a"}, {"key": "C", "value": "c"}])).await;
+    let too_big =
+        submit(&app, ws, &token, &run, json!([{"key": "A", "value": "a"}, {"key": "B", "value": "b".repeat(70_000)}]))
+            .await;
     let extra_field = submit(&app, ws, &token, &run, json!([{"key": "A", "value": "a", "note": 1}])).await;
     let empty = submit(&app, ws, &token, &run, json!([])).await;
 
@@ -186,13 +221,17 @@ async fn bad_submissions_store_nothing(engine: Engine) {
     let still = json(get(&app, &token, &format!("/api/v1/workspaces/{ws}/workflows/{run}")).await).await;
     assert_eq!(still["status"], "waiting");
 
-    let cancelled = json(post(&app, &token, &format!("/api/v1/workspaces/{ws}/workflows/{run}/cancel"), json!({})).await).await;
+    let cancelled =
+        json(post(&app, &token, &format!("/api/v1/workspaces/{ws}/workflows/{run}/cancel"), json!({})).await).await;
     assert_eq!(cancelled["status"], "cancelled");
     let after_cancel = submit(&app, ws, &token, &run, json!([{"key": "A", "value": "a"}])).await;
     assert_eq!(error_code(after_cancel, 409).await, "conflict");
     let done = id_of(&start(&app, ws, &token, body).await);
     assert_eq!(submit(&app, ws, &token, &done, json!([{"key": "A", "value": "a"}])).await.status(), 200);
-    assert_eq!(error_code(submit(&app, ws, &token, &done, json!([{"key": "A", "value": "a2"}])).await, 409).await, "conflict");
+    assert_eq!(
+        error_code(submit(&app, ws, &token, &done, json!([{"key": "A", "value": "a2"}])).await, 409).await,
+        "conflict"
+    );
     let pending = json(get(&app, &token, &format!("/api/v1/workspaces/{ws}/workflows?status=waiting")).await).await;
     assert!(pending.as_array().unwrap().is_empty(), "{pending}");
 }
@@ -213,7 +252,15 @@ async fn a_waiting_run_survives_a_restart(engine: Engine) {
 async fn an_expired_request_stops_waiting_and_says_so(engine: Engine) {
     let app = spawn_app(engine).await;
     let (ws, token) = agent(&app).await;
-    let run = id_of(&start(&app, ws, &token, json!({"workflow": "secrets_request", "args": {"variables": [{"key": "K"}]}, "expiresInSeconds": 1})).await);
+    let run = id_of(
+        &start(
+            &app,
+            ws,
+            &token,
+            json!({"workflow": "secrets_request", "args": {"variables": [{"key": "K"}]}, "expiresInSeconds": 1}),
+        )
+        .await,
+    );
 
     let woke = get(&app, &token, &format!("/api/v1/workspaces/{ws}/workflows/{run}/wait?timeout=30")).await;
 
@@ -221,7 +268,10 @@ async fn an_expired_request_stops_waiting_and_says_so(engine: Engine) {
     let woke = json(woke).await;
     assert_eq!(woke["status"], "failed");
     assert_eq!(woke["result"]["expired"], true);
-    assert_eq!(error_code(submit(&app, ws, &token, &run, json!([{"key": "K", "value": "v"}])).await, 409).await, "conflict");
+    assert_eq!(
+        error_code(submit(&app, ws, &token, &run, json!([{"key": "K", "value": "v"}])).await, 409).await,
+        "conflict"
+    );
 }
 
 async fn workflows_need_their_scope_and_stay_in_their_workspace(engine: Engine) {
@@ -232,18 +282,24 @@ async fn workflows_need_their_scope_and_stay_in_their_workspace(engine: Engine) 
     let list_only = app.token(ws, &[Scope::SecretsList]).await;
     let run = id_of(&start(&app, ws, &token, json!({"workflow": "secrets_example"})).await);
 
-    let forbidden = post(&app, &list_only, &format!("/api/v1/workspaces/{ws}/workflows"), json!({"workflow": "secrets_example"})).await;
+    let forbidden =
+        post(&app, &list_only, &format!("/api/v1/workspaces/{ws}/workflows"), json!({"workflow": "secrets_example"}))
+            .await;
     let tool_forbidden = tool(&app, ws, &list_only, "get_secret_keys", json!({})).await;
     let foreign_read = get(&app, &other_token, &format!("/api/v1/workspaces/{ws}/workflows/{run}")).await;
     let foreign_path = get(&app, &other_token, &format!("/api/v1/workspaces/{other}/workflows/{run}")).await;
-    let foreign_submit = submit(&app, other, &other_token, &run, json!([{"key": "EXAMPLE_SECRET", "value": "x"}])).await;
+    let foreign_submit =
+        submit(&app, other, &other_token, &run, json!([{"key": "EXAMPLE_SECRET", "value": "x"}])).await;
 
     assert_eq!(error_code(forbidden, 403).await, "forbidden");
     assert_eq!(error_code(tool_forbidden, 403).await, "forbidden");
     assert_eq!(error_code(foreign_read, 404).await, "not_found");
     assert_eq!(error_code(foreign_path, 404).await, "not_found");
     assert_eq!(error_code(foreign_submit, 404).await, "not_found");
-    assert_eq!(error_code(app.client.get(format!("{}/api/v1/tools", app.base)).send().await.unwrap(), 401).await, "unauthorized");
+    assert_eq!(
+        error_code(app.client.get(format!("{}/api/v1/tools", app.base)).send().await.unwrap(), 401).await,
+        "unauthorized"
+    );
 }
 
 /// Reads server-sent events until `until` matches one, or fails after 30 s.
@@ -283,7 +339,9 @@ async fn events_carry_ids_and_keys_but_never_values(engine: Engine) {
     let stream = get(&app, &token, &format!("/api/v1/workspaces/{ws}/events")).await;
     assert_eq!(stream.headers()["content-type"], "text/event-stream");
 
-    let run = id_of(&start(&app, ws, &token, json!({"workflow": "secrets_request", "args": {"variables": [{"key": "K"}]}})).await);
+    let run = id_of(
+        &start(&app, ws, &token, json!({"workflow": "secrets_request", "args": {"variables": [{"key": "K"}]}})).await,
+    );
     submit(&app, ws, &token, &run, json!([{"key": "K", "value": canary}])).await;
     let (events, text) = read_events(stream, |e| e["type"] == "workflow.updated" && e["status"] == "completed").await;
 
@@ -317,10 +375,16 @@ async fn two_instances_on_one_postgres_wake_each_other() {
     let a = spawn_app(engine).await;
     let b = serve(tempfile::tempdir().unwrap(), a.database_url.clone(), a.master_key.clone(), &[]).await;
     let (ws, token) = agent(&a).await;
-    let run = id_of(&start(&a, ws, &token, json!({"workflow": "secrets_request", "args": {"variables": [{"key": "K"}]}})).await);
+    let run = id_of(
+        &start(&a, ws, &token, json!({"workflow": "secrets_request", "args": {"variables": [{"key": "K"}]}})).await,
+    );
     let stream = get(&a, &token, &format!("/api/v1/workspaces/{ws}/events")).await;
     let waiting = {
-        let (client, url, token) = (a.client.clone(), format!("{}/api/v1/workspaces/{ws}/workflows/{run}/wait?timeout=60", a.base), token.clone());
+        let (client, url, token) = (
+            a.client.clone(),
+            format!("{}/api/v1/workspaces/{ws}/workflows/{run}/wait?timeout=60", a.base),
+            token.clone(),
+        );
         tokio::spawn(async move { client.get(url).bearer_auth(token).send().await.unwrap() })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -70,7 +70,8 @@ impl Principal {
                 token.scopes.contains(&scope)
             }
             Principal::User(user) => {
-                let workspace = store::workspace_of_user(db, user.user_id, workspace_id).await?.ok_or(AppError::NotFound)?;
+                let workspace =
+                    store::workspace_of_user(db, user.user_id, workspace_id).await?.ok_or(AppError::NotFound)?;
                 role_scopes(workspace.role).contains(&scope)
             }
         };
@@ -224,7 +225,13 @@ pub async fn create_token(
     let mut tx = db.begin().await?;
     store::insert_token(&mut tx, &row).await?;
     let detail = format!("token {} '{}' with {}", row.id, row.name, row.scopes);
-    let entry = store::Audit { workspace_id: Some(workspace_id), actor, action: "token.created", key: None, detail: Some(&detail) };
+    let entry = store::Audit {
+        workspace_id: Some(workspace_id),
+        actor,
+        action: "token.created",
+        key: None,
+        detail: Some(&detail),
+    };
     store::audit_in(&mut tx, &entry).await?;
     tx.commit().await?;
     Ok((row, format!("{TOKEN_PREFIX}{}_{}", id.simple(), secret)))
@@ -259,7 +266,12 @@ pub(crate) fn sha256(text: &str) -> Vec<u8> {
 /// Authenticates a request from its method and headers: a bearer token first, else the
 /// session cookie (with the same-origin check for writes). `secure_cookies` is the configured
 /// setting (see [`sessions::is_secure`]).
-pub async fn authenticate(db: &Db, method: &Method, headers: &HeaderMap, secure_cookies: bool) -> Result<Principal, AppError> {
+pub async fn authenticate(
+    db: &Db,
+    method: &Method,
+    headers: &HeaderMap,
+    secure_cookies: bool,
+) -> Result<Principal, AppError> {
     if let Some(auth) = headers.get(header::AUTHORIZATION) {
         let auth = auth.to_str().map_err(|_| AppError::Unauthorized)?;
         let token = auth.strip_prefix("Bearer ").ok_or(AppError::Unauthorized)?;

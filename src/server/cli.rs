@@ -50,7 +50,8 @@ pub async fn run(cli: Cli, master_key_env: Option<&str>) -> anyhow::Result<ExitC
         }
         Command::RotateMasterKey => {
             let new_key = std::env::var("LOOPSTACK_SECRETS_NEW_MASTER_KEY").ok();
-            let rotation = crate::server::rotation::rotate_master_key(config, master_key_env, new_key.as_deref()).await?;
+            let rotation =
+                crate::server::rotation::rotate_master_key(config, master_key_env, new_key.as_deref()).await?;
             println!("Rewrapped {} data keys under the new master key.", rotation.data_keys);
             match rotation.key_file {
                 Some(path) => println!("The new key is in {} (mode 0600); the old key no longer opens the store.", path.display()),
@@ -91,7 +92,10 @@ async fn serve(config: Config, master_key_env: Option<&str>) -> anyhow::Result<E
 
     println!("loopstack-secrets is listening on {base} ({} database)", state.db.engine());
     match &opened.key_source {
-        KeySource::NewFile(path) => println!("Created a new master key file at {} (mode 0600). Back it up: without it the secrets cannot be read.", path.display()),
+        KeySource::NewFile(path) => println!(
+            "Created a new master key file at {} (mode 0600). Back it up: without it the secrets cannot be read.",
+            path.display()
+        ),
         KeySource::ExistingFile(path) => println!("Master key: {}", path.display()),
         KeySource::Environment => println!("Master key: LOOPSTACK_SECRETS_MASTER_KEY"),
     }
@@ -196,7 +200,10 @@ async fn token(state: &AppState, cmd: TokenCommand) -> anyhow::Result<ExitCode> 
         TokenCommand::Create { workspace, name, scopes, expires_in_days } => {
             let scopes = scopes.iter().map(|s| Scope::parse(s)).collect::<Result<Vec<_>, _>>()?;
             let (row, token) = auth::create_token(&state.db, workspace, &name, &scopes, expires_in_days, "cli").await?;
-            println!("Created token {} ('{}') for workspace {} with scopes: {}.", row.id, row.name, row.workspace_id, row.scopes);
+            println!(
+                "Created token {} ('{}') for workspace {} with scopes: {}.",
+                row.id, row.name, row.workspace_id, row.scopes
+            );
             println!("It is shown only this once:");
             println!("{token}");
         }
@@ -223,7 +230,12 @@ async fn token(state: &AppState, cmd: TokenCommand) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_with_secrets(state: &AppState, workspace: Uuid, allow_keys: &[String], command: &[String]) -> anyhow::Result<ExitCode> {
+async fn run_with_secrets(
+    state: &AppState,
+    workspace: Uuid,
+    allow_keys: &[String],
+    command: &[String],
+) -> anyhow::Result<ExitCode> {
     refuse_reserved_keys(state, workspace, allow_keys).await?;
     let values = state.secrets.read_all_values(workspace, &Actor("cli:run".into())).await?;
     let (program, args) = command.split_first().context("no command given after --")?;
@@ -280,7 +292,12 @@ fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
-async fn export(state: &AppState, workspace: Uuid, allow_keys: &[String], format: ExportFormat) -> anyhow::Result<ExitCode> {
+async fn export(
+    state: &AppState,
+    workspace: Uuid,
+    allow_keys: &[String],
+    format: ExportFormat,
+) -> anyhow::Result<ExitCode> {
     refuse_reserved_keys(state, workspace, allow_keys).await?;
     let values = state.secrets.read_all_values(workspace, &Actor("cli:export".into())).await?;
     let mut out = std::io::stdout().lock();
@@ -295,7 +312,9 @@ async fn export(state: &AppState, workspace: Uuid, allow_keys: &[String], format
 }
 
 async fn import(state: &AppState, workspace: Uuid, file: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let text = zeroize::Zeroizing::new(std::fs::read_to_string(file).with_context(|| format!("failed to read {}", file.display()))?);
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(file).with_context(|| format!("failed to read {}", file.display()))?,
+    );
     let pairs = crate::server::dotenv::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let imported = state.secrets.import(workspace, pairs, &Actor("cli:import".into())).await?;
     println!("Imported {imported} secrets into workspace {workspace}.");

@@ -122,7 +122,13 @@ impl DataKey {
     /// Opens a value sealed by [`DataKey::seal_value`] for the same binding, with the associated
     /// data version it was sealed under (1: workspace and secret id only, from before key names
     /// were bound; 2: with the key name).
-    pub fn open_value(&self, nonce: &[u8], ciphertext: &[u8], to: &ValueBinding<'_>, aad_version: i32) -> Result<Zeroizing<Vec<u8>>, AppError> {
+    pub fn open_value(
+        &self,
+        nonce: &[u8],
+        ciphertext: &[u8],
+        to: &ValueBinding<'_>,
+        aad_version: i32,
+    ) -> Result<Zeroizing<Vec<u8>>, AppError> {
         if nonce.len() != NONCE_LEN {
             return Err(AppError::Crypto);
         }
@@ -173,7 +179,8 @@ fn dek_aad(workspace_id: Uuid, version: i32) -> Vec<u8> {
 }
 
 fn value_aad(to: &ValueBinding<'_>, version: i32) -> Vec<u8> {
-    let mut aad = if version >= 2 { b"loopstack-secrets:secret:v2:".to_vec() } else { b"loopstack-secrets:secret:v1:".to_vec() };
+    let mut aad =
+        if version >= 2 { b"loopstack-secrets:secret:v2:".to_vec() } else { b"loopstack-secrets:secret:v1:".to_vec() };
     aad.extend_from_slice(to.workspace_id.as_bytes());
     aad.extend_from_slice(to.secret_id.as_bytes());
     if version >= 2 {
@@ -201,7 +208,8 @@ pub fn load_master_key(
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             refuse_shared_key_file(&path)?;
-            let key = MasterKey::from_base64(&text).with_context(|| format!("the key file {} is invalid", path.display()))?;
+            let key =
+                MasterKey::from_base64(&text).with_context(|| format!("the key file {} is invalid", path.display()))?;
             Ok((key, KeySource::ExistingFile(path)))
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
@@ -225,7 +233,8 @@ pub fn load_master_key(
 /// read every secret.
 fn refuse_shared_key_file(path: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path).with_context(|| format!("failed to inspect {}", path.display()))?.permissions().mode();
+    let mode =
+        std::fs::metadata(path).with_context(|| format!("failed to inspect {}", path.display()))?.permissions().mode();
     if mode & 0o077 != 0 {
         bail!(
             "the key file {} is open to group or others (mode {:o}); anyone who can read it can read every secret. \
@@ -245,7 +254,11 @@ pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     if dir.as_os_str().is_empty() || dir.is_dir() {
         return Ok(());
     }
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("failed to create {}", dir.display()))
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("failed to create {}", dir.display()))
 }
 
 /// Writes a key file readable by its owner only (mode 0600), refusing to overwrite one.

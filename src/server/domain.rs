@@ -50,7 +50,8 @@ impl SecretKey {
         let first_ok = first.is_ascii_alphabetic() || first == '_';
         if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(AppError::BadRequest(
-                "key must match [A-Za-z_][A-Za-z0-9_]* (letters, digits and underscores, not starting with a digit)".into(),
+                "key must match [A-Za-z_][A-Za-z0-9_]* (letters, digits and underscores, not starting with a digit)"
+                    .into(),
             ));
         }
         Ok(SecretKey(raw.to_string()))
@@ -113,9 +114,7 @@ impl Username {
         let raw = raw.trim();
         let ok_chars = raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
         if !(3..=64).contains(&raw.len()) || !ok_chars {
-            return Err(AppError::BadRequest(
-                "username must be 3 to 64 letters, digits, '_', '.' or '-'".into(),
-            ));
+            return Err(AppError::BadRequest("username must be 3 to 64 letters, digits, '_', '.' or '-'".into()));
         }
         Ok(Username(raw.to_ascii_lowercase()))
     }

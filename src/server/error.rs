@@ -14,7 +14,9 @@ pub enum AppError {
     BadRequest(String),
     /// 400 `reserved_key`: the key names an environment variable that changes how programs
     /// load or run (see `server::reserved`).
-    #[error("'{0}' is a reserved key: it changes how programs load or run, so it cannot be stored (see the README's list)")]
+    #[error(
+        "'{0}' is a reserved key: it changes how programs load or run, so it cannot be stored (see the README's list)"
+    )]
     ReservedKey(String),
     /// 401: no credentials, or credentials that are not valid.
     #[error("authentication required")]
@@ -67,7 +69,11 @@ impl From<sqlx::Error> for AppError {
 /// timeout.
 fn database_unavailable(err: &sqlx::Error) -> bool {
     match err {
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::Io(_)
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => {
             if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
                 matches!(pg.code().get(..2), Some("08" | "53" | "57"))
@@ -149,9 +155,10 @@ impl IntoResponse for AppError {
         let body = ErrorBody { error: self.to_api_error() };
         let mut response = (status, Json(body)).into_response();
         if let AppError::TooManyRequests(secs) = self {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_str(&secs.to_string()).expect("BUG: digits are a valid header"));
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_str(&secs.to_string()).expect("BUG: digits are a valid header"),
+            );
         }
         response
     }

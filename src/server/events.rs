@@ -42,7 +42,9 @@ impl EventHub {
                 }
                 Db::Postgres(pool) => {
                     let payload = serde_json::to_string(&event).expect("BUG: events always serialize");
-                    if let Err(err) = sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(payload).execute(pool).await {
+                    if let Err(err) =
+                        sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(payload).execute(pool).await
+                    {
                         tracing::warn!(error = %err, event = event.name(), "failed to publish an event");
                     }
                 }

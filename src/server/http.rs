@@ -75,7 +75,8 @@ pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
 /// body that trickles past the body timeout, instead of a failure of its own.
 pub async fn limit_body(request: Request, next: Next) -> Response {
     use crate::server::error::AppError;
-    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|length| length > BODY_LIMIT_BYTES as u64) {
         return AppError::PayloadTooLarge("request body is too large".into()).into_response();
     }
@@ -198,7 +199,8 @@ pub struct CspNonce(pub String);
 /// on its inline scripts, and the same middleware sends it in the policy. Both sides come from
 /// the request itself, so the page and its header cannot disagree.
 pub fn provide_page_nonce() {
-    let nonce = use_context::<axum::http::request::Parts>().and_then(|parts| parts.extensions.get::<CspNonce>().cloned());
+    let nonce =
+        use_context::<axum::http::request::Parts>().and_then(|parts| parts.extensions.get::<CspNonce>().cloned());
     if let Some(CspNonce(nonce)) = nonce {
         leptos::prelude::provide_context(leptos::nonce::Nonce::from_value(nonce));
     }
@@ -214,7 +216,8 @@ pub async fn response_headers(State(files): State<StaticFiles>, mut request: Req
     let mut response = next.run(request).await;
     let ok = response.status().is_success();
     let headers = response.headers_mut();
-    let html = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| ct.starts_with("text/html"));
+    let html =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| ct.starts_with("text/html"));
     if html {
         if let Ok(value) = HeaderValue::from_str(&page_csp(&nonce)) {
             headers.insert(header::CONTENT_SECURITY_POLICY, value);
@@ -256,12 +259,16 @@ fn set_security_headers(headers: &mut HeaderMap) {
 /// tokens next to text an attacker can choose, which compression would leak (BREACH).
 pub fn compress_static_only() -> impl tower_http::compression::predicate::Predicate {
     use tower_http::compression::predicate::{Predicate, SizeAbove};
-    SizeAbove::new(1024).and(|_: axum::http::StatusCode, _: axum::http::Version, headers: &HeaderMap, _: &axum::http::Extensions| {
-        headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("application/wasm") || ct.starts_with("text/javascript") || ct.starts_with("application/javascript") || ct.starts_with("text/css"))
-    })
+    SizeAbove::new(1024).and(
+        |_: axum::http::StatusCode, _: axum::http::Version, headers: &HeaderMap, _: &axum::http::Extensions| {
+            headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
+                ct.starts_with("application/wasm")
+                    || ct.starts_with("text/javascript")
+                    || ct.starts_with("application/javascript")
+                    || ct.starts_with("text/css")
+            })
+        },
+    )
 }
 
 #[cfg(test)]

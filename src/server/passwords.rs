@@ -87,7 +87,9 @@ pub async fn hash_password_blocking(password: Zeroizing<String>) -> Result<Strin
 /// Whether `password` matches the stored hash (blocking). The comparison of the derived key is
 /// argon2's own, in constant time.
 pub fn verify_password(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash).map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()).unwrap_or(false)
+    PasswordHash::new(hash)
+        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .unwrap_or(false)
 }
 
 /// A hash to verify against when the username does not exist, so both failures cost the same.

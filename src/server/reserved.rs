@@ -73,11 +73,11 @@ pub const RESERVED_NAMES: &[&str] = &[
 
 /// Prefixes refused: each names a family owned by one loader, interpreter or this program.
 pub const RESERVED_PREFIXES: &[&str] = &[
-    "LD_",          // glibc's loader: LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT, ...
-    "DYLD_",        // macOS's loader
-    "BASH_FUNC_",   // functions bash imports from the environment
-    "PERL5",        // PERL5LIB, PERL5OPT, PERL5DB, ...
-    "GIT_CONFIG_",  // GIT_CONFIG_COUNT, GIT_CONFIG_KEY_<n>, GIT_CONFIG_PARAMETERS, ...
+    "LD_",                // glibc's loader: LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT, ...
+    "DYLD_",              // macOS's loader
+    "BASH_FUNC_",         // functions bash imports from the environment
+    "PERL5",              // PERL5LIB, PERL5OPT, PERL5DB, ...
+    "GIT_CONFIG_",        // GIT_CONFIG_COUNT, GIT_CONFIG_KEY_<n>, GIT_CONFIG_PARAMETERS, ...
     "LOOPSTACK_SECRETS_", // this program's own configuration
 ];
 
@@ -87,7 +87,9 @@ pub const RESERVED_PREFIXES: &[&str] = &[
 pub fn is_reserved(key: &str) -> bool {
     RESERVED_NAMES.contains(&key)
         || RESERVED_PREFIXES.iter().any(|prefix| key.starts_with(prefix))
-        || key.strip_prefix("PYTHON").is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_uppercase()))
+        || key
+            .strip_prefix("PYTHON")
+            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_uppercase()))
 }
 
 /// The list as the README shows it.
@@ -105,12 +107,48 @@ mod tests {
     #[test]
     fn every_name_the_security_review_listed_is_reserved() {
         for key in [
-            "LD_PRELOAD", "LD_LIBRARY_PATH", "DYLD_INSERT_LIBRARIES", "BASH_ENV", "ENV", "BASH_FUNC_x", "PATH", "IFS", "PS4",
-            "PROMPT_COMMAND", "SHELLOPTS", "BASHOPTS", "GCONV_PATH", "NODE_OPTIONS", "NODE_PATH", "PYTHONSTARTUP",
-            "PYTHONPATH", "PYTHONHOME", "PYTHONINSPECT", "PERL5OPT", "PERL5LIB", "PERLLIB", "RUBYOPT", "RUBYLIB",
-            "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_ASKPASS", "GIT_EXEC_PATH",
-            "GIT_CONFIG_COUNT", "GIT_CONFIG_KEY_0", "GIT_CONFIG_PARAMETERS", "GIT_PROXY_COMMAND", "GIT_EXTERNAL_DIFF",
-            "SSH_ASKPASS", "SSH_AUTH_SOCK", "HOME", "USER", "SHELL", "TMPDIR", "LOOPSTACK_SECRETS_MASTER_KEY",
+            "LD_PRELOAD",
+            "LD_LIBRARY_PATH",
+            "DYLD_INSERT_LIBRARIES",
+            "BASH_ENV",
+            "ENV",
+            "BASH_FUNC_x",
+            "PATH",
+            "IFS",
+            "PS4",
+            "PROMPT_COMMAND",
+            "SHELLOPTS",
+            "BASHOPTS",
+            "GCONV_PATH",
+            "NODE_OPTIONS",
+            "NODE_PATH",
+            "PYTHONSTARTUP",
+            "PYTHONPATH",
+            "PYTHONHOME",
+            "PYTHONINSPECT",
+            "PERL5OPT",
+            "PERL5LIB",
+            "PERLLIB",
+            "RUBYOPT",
+            "RUBYLIB",
+            "JAVA_TOOL_OPTIONS",
+            "_JAVA_OPTIONS",
+            "GIT_SSH",
+            "GIT_SSH_COMMAND",
+            "GIT_ASKPASS",
+            "GIT_EXEC_PATH",
+            "GIT_CONFIG_COUNT",
+            "GIT_CONFIG_KEY_0",
+            "GIT_CONFIG_PARAMETERS",
+            "GIT_PROXY_COMMAND",
+            "GIT_EXTERNAL_DIFF",
+            "SSH_ASKPASS",
+            "SSH_AUTH_SOCK",
+            "HOME",
+            "USER",
+            "SHELL",
+            "TMPDIR",
+            "LOOPSTACK_SECRETS_MASTER_KEY",
         ] {
             assert!(is_reserved(key), "{key} must be reserved");
         }
@@ -119,8 +157,21 @@ mod tests {
     #[test]
     fn ordinary_secret_names_stay_usable() {
         for key in [
-            "SSH_PRIVATE_KEY", "GIT_TOKEN", "GITHUB_TOKEN", "PYTHON_API_KEY", "PYTHON", "PATH_TO_KEY", "HOME_API",
-            "OPENAI_API_KEY", "DATABASE_URL", "USERNAME", "ENVIRONMENT", "LDAP_PASSWORD", "NODE_ENV", "path", "ld_preload",
+            "SSH_PRIVATE_KEY",
+            "GIT_TOKEN",
+            "GITHUB_TOKEN",
+            "PYTHON_API_KEY",
+            "PYTHON",
+            "PATH_TO_KEY",
+            "HOME_API",
+            "OPENAI_API_KEY",
+            "DATABASE_URL",
+            "USERNAME",
+            "ENVIRONMENT",
+            "LDAP_PASSWORD",
+            "NODE_ENV",
+            "path",
+            "ld_preload",
         ] {
             assert!(!is_reserved(key), "{key} must stay usable");
         }

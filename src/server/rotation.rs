@@ -29,7 +29,11 @@ pub struct Rotation {
 /// `LOOPSTACK_SECRETS_NEW_MASTER_KEY`. With an environment key the new key must come from
 /// the environment too (the operator then starts with it); with a key file a new key is
 /// generated unless one is given.
-pub async fn rotate_master_key(config: Config, current_env: Option<&str>, new_env: Option<&str>) -> anyhow::Result<Rotation> {
+pub async fn rotate_master_key(
+    config: Config,
+    current_env: Option<&str>,
+    new_env: Option<&str>,
+) -> anyhow::Result<Rotation> {
     let data_dir = config.data_dir.clone();
     let opened = state::open(config, current_env).await?;
     let state = opened.state;
@@ -80,7 +84,8 @@ async fn rewrap_all(tx: &mut Tx, old: &MasterKey, new: &MasterKey) -> Result<usi
 
 /// Atomically puts the pending new key file in place of the current one.
 pub fn install_new_key_file(new_file: &Path, key_file: &Path) -> anyhow::Result<()> {
-    std::fs::rename(new_file, key_file).with_context(|| format!("failed to move {} to {}", new_file.display(), key_file.display()))?;
+    std::fs::rename(new_file, key_file)
+        .with_context(|| format!("failed to move {} to {}", new_file.display(), key_file.display()))?;
     if let Some(dir) = key_file.parent() {
         if let Ok(dir) = std::fs::File::open(dir) {
             let _ = dir.sync_all();

@@ -10,9 +10,9 @@ use uuid::Uuid;
 use crate::model::{Event, SecretItem};
 use crate::server::crypto::{DataKey, MasterKey, ValueBinding, VALUE_AAD_VERSION};
 use crate::server::db::{Db, Tx};
-use crate::server::events::EventHub;
 use crate::server::domain::{Limits, SecretKey, SecretValue};
 use crate::server::error::AppError;
+use crate::server::events::EventHub;
 use crate::server::store::{self, Sealed, SecretRow};
 
 /// A workspace's active data key, ready to seal values inside a transaction.
@@ -66,11 +66,18 @@ impl SecretService {
 
     /// Creates a secret; 409 when the key exists.
     #[tracing::instrument(skip(self, key, value), fields(key = %key), err)]
-    pub async fn create(&self, workspace_id: Uuid, key: &SecretKey, value: &SecretValue, actor: &Actor) -> Result<SecretItem, AppError> {
+    pub async fn create(
+        &self,
+        workspace_id: Uuid,
+        key: &SecretKey,
+        value: &SecretValue,
+        actor: &Actor,
+    ) -> Result<SecretItem, AppError> {
         let id = Uuid::new_v4();
         let mut tx = self.db.begin().await?;
         let sealer = self.sealer(&mut tx, workspace_id).await?;
-        let sealed = seal(&sealer.dek, sealer.version, value, &ValueBinding { workspace_id, secret_id: id, key: key.as_str() });
+        let sealed =
+            seal(&sealer.dek, sealer.version, value, &ValueBinding { workspace_id, secret_id: id, key: key.as_str() });
         let item = store::insert_secret(&mut tx, workspace_id, id, key.as_str(), &sealed, &actor.0).await?;
         store::audit_in(&mut tx, &audit(workspace_id, actor, "secret.created", &item.key, None)).await?;
         tx.commit().await?;
@@ -80,7 +87,13 @@ impl SecretService {
 
     /// Replaces a secret's value; `None` leaves it as it is. 404 when there is no such secret.
     #[tracing::instrument(skip(self, value), err)]
-    pub async fn update(&self, workspace_id: Uuid, id: Uuid, value: Option<&SecretValue>, actor: &Actor) -> Result<SecretItem, AppError> {
+    pub async fn update(
+        &self,
+        workspace_id: Uuid,
+        id: Uuid,
+        value: Option<&SecretValue>,
+        actor: &Actor,
+    ) -> Result<SecretItem, AppError> {
         let Some(value) = value else {
             return store::secret_item(&self.db, workspace_id, id).await?.ok_or(AppError::NotFound);
         };
@@ -88,7 +101,9 @@ impl SecretService {
         let sealer = self.sealer(&mut tx, workspace_id).await?;
         let key = store::secret_key_in(&mut tx, workspace_id, id).await?.ok_or(AppError::NotFound)?;
         let sealed = seal(&sealer.dek, sealer.version, value, &ValueBinding { workspace_id, secret_id: id, key: &key });
-        let item = store::update_secret_value(&mut tx, workspace_id, id, &sealed, &actor.0).await?.ok_or(AppError::NotFound)?;
+        let item = store::update_secret_value(&mut tx, workspace_id, id, &sealed, &actor.0)
+            .await?
+            .ok_or(AppError::NotFound)?;
         store::audit_in(&mut tx, &audit(workspace_id, actor, "secret.updated", &item.key, None)).await?;
         tx.commit().await?;
         self.announce_upsert(workspace_id, &item).await;
@@ -97,7 +112,13 @@ impl SecretService {
 
     /// Creates or updates a secret by key, atomically even under concurrent calls.
     #[tracing::instrument(skip(self, key, value), fields(key = %key), err)]
-    pub async fn upsert(&self, workspace_id: Uuid, key: &SecretKey, value: &SecretValue, actor: &Actor) -> Result<SecretItem, AppError> {
+    pub async fn upsert(
+        &self,
+        workspace_id: Uuid,
+        key: &SecretKey,
+        value: &SecretValue,
+        actor: &Actor,
+    ) -> Result<SecretItem, AppError> {
         let mut tx = self.db.begin().await?;
         let sealer = self.sealer(&mut tx, workspace_id).await?;
         let item = self.upsert_in(&mut tx, &sealer, key, value, actor, None).await?;
@@ -118,7 +139,9 @@ impl SecretService {
         detail: Option<&str>,
     ) -> Result<SecretItem, AppError> {
         let workspace_id = sealer.workspace_id;
-        let seal_for = |id: Uuid| seal(&sealer.dek, sealer.version, value, &ValueBinding { workspace_id, secret_id: id, key: key.as_str() });
+        let seal_for = |id: Uuid| {
+            seal(&sealer.dek, sealer.version, value, &ValueBinding { workspace_id, secret_id: id, key: key.as_str() })
+        };
         let item = store::upsert_secret_in(tx, workspace_id, key.as_str(), seal_for, &actor.0).await?;
         store::audit_in(tx, &audit(workspace_id, actor, "secret.upserted", &item.key, detail)).await?;
         Ok(item)
@@ -138,7 +161,12 @@ impl SecretService {
     /// The value of one secret, by key, for trusted server code (audited as `secret.read`).
     /// `None` when the key is absent.
     #[tracing::instrument(skip(self, key, actor), fields(key = %key), err)]
-    pub async fn read_value(&self, workspace_id: Uuid, key: &SecretKey, actor: &Actor) -> Result<Option<SecretValue>, AppError> {
+    pub async fn read_value(
+        &self,
+        workspace_id: Uuid,
+        key: &SecretKey,
+        actor: &Actor,
+    ) -> Result<Option<SecretValue>, AppError> {
         let Some(row) = store::secret_by_key(&self.db, workspace_id, key.as_str()).await? else { return Ok(None) };
         let value = self.open(&row)?;
         store::audit(&self.db, &audit(workspace_id, actor, "secret.read", &row.key, None)).await?;
@@ -147,7 +175,12 @@ impl SecretService {
 
     /// Upserts many values in one transaction (`import`): all are stored, or none when one key
     /// or value is invalid. Returns how many.
-    pub async fn import(&self, workspace_id: Uuid, pairs: Vec<(String, zeroize::Zeroizing<String>)>, actor: &Actor) -> Result<usize, AppError> {
+    pub async fn import(
+        &self,
+        workspace_id: Uuid,
+        pairs: Vec<(String, zeroize::Zeroizing<String>)>,
+        actor: &Actor,
+    ) -> Result<usize, AppError> {
         let mut parsed = Vec::with_capacity(pairs.len());
         for (key, value) in pairs {
             parsed.push((self.parse_key(&key)?, self.parse_value(value.to_string())?));
@@ -167,7 +200,11 @@ impl SecretService {
 
     /// Every key and value of a workspace, by key, for `run` and `export` (each read audited).
     #[tracing::instrument(skip(self, actor), err)]
-    pub async fn read_all_values(&self, workspace_id: Uuid, actor: &Actor) -> Result<Vec<(String, SecretValue)>, AppError> {
+    pub async fn read_all_values(
+        &self,
+        workspace_id: Uuid,
+        actor: &Actor,
+    ) -> Result<Vec<(String, SecretValue)>, AppError> {
         let rows = store::secrets_with_ciphertext(&self.db, workspace_id).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
@@ -186,12 +223,24 @@ impl SecretService {
     /// use it from then on), then every value still under an older version is re-encrypted,
     /// `batch` per transaction, and the versions no value uses any more are deleted.
     #[tracing::instrument(skip(self, actor), err)]
-    pub async fn rotate_data_key(&self, workspace_id: Uuid, batch: usize, actor: &Actor) -> Result<DataKeyRotation, AppError> {
+    pub async fn rotate_data_key(
+        &self,
+        workspace_id: Uuid,
+        batch: usize,
+        actor: &Actor,
+    ) -> Result<DataKeyRotation, AppError> {
         let dek = DataKey::generate();
         let mut tx = self.db.begin().await?;
-        let version = store::add_data_key(&mut tx, workspace_id, |version| self.kek.wrap(&dek, workspace_id, version)).await?;
+        let version =
+            store::add_data_key(&mut tx, workspace_id, |version| self.kek.wrap(&dek, workspace_id, version)).await?;
         let detail = format!("data key version {version}");
-        let entry = store::Audit { workspace_id: Some(workspace_id), actor: &actor.0, action: "key.rotated", key: None, detail: Some(&detail) };
+        let entry = store::Audit {
+            workspace_id: Some(workspace_id),
+            actor: &actor.0,
+            action: "key.rotated",
+            key: None,
+            detail: Some(&detail),
+        };
         store::audit_in(&mut tx, &entry).await?;
         tx.commit().await?;
 
@@ -204,7 +253,8 @@ impl SecretService {
             }
             for row in rows {
                 let value = self.open(&row)?;
-                let sealed = seal(&dek, version, &value, &ValueBinding { workspace_id, secret_id: row.id, key: &row.key });
+                let sealed =
+                    seal(&dek, version, &value, &ValueBinding { workspace_id, secret_id: row.id, key: &row.key });
                 if store::reseal_secret(&mut tx, row.id, row.key_version, &sealed).await? {
                     resealed += 1;
                 }
@@ -255,7 +305,13 @@ impl SecretService {
     }
 }
 
-fn audit<'a>(workspace_id: Uuid, actor: &'a Actor, action: &'a str, key: &'a str, detail: Option<&'a str>) -> store::Audit<'a> {
+fn audit<'a>(
+    workspace_id: Uuid,
+    actor: &'a Actor,
+    action: &'a str,
+    key: &'a str,
+    detail: Option<&'a str>,
+) -> store::Audit<'a> {
     store::Audit { workspace_id: Some(workspace_id), actor: &actor.0, action, key: Some(key), detail }
 }
 

@@ -65,7 +65,8 @@ pub async fn sign_in(
     let permit = state.hasher.reserve()?;
     let parsed = Username::parse(username).ok();
     // An invalid name cannot be a user's, but its attempts still count against the client.
-    let name = parsed.as_ref().map(|u| u.as_str().to_string()).unwrap_or_else(|| username.trim().chars().take(64).collect());
+    let name =
+        parsed.as_ref().map(|u| u.as_str().to_string()).unwrap_or_else(|| username.trim().chars().take(64).collect());
     if !store::claim_sign_in_attempt(&state.db, &name, client.address, &attempt_limits(state)).await? {
         return Err(AppError::TooManyRequests(SIGN_IN_WINDOW_SECS as u64));
     }
@@ -73,7 +74,8 @@ pub async fn sign_in(
         Some(username) => store::user_by_username(&state.db, username.as_str()).await?,
         None => None,
     };
-    let verified = permit.verify(user.as_ref().map(|u| u.password_hash.clone()), Zeroizing::new(password.to_string())).await?;
+    let verified =
+        permit.verify(user.as_ref().map(|u| u.password_hash.clone()), Zeroizing::new(password.to_string())).await?;
     let Some(user) = user.filter(|_| verified) else {
         store::audit_sign_in_failure(&state.db, &name, client.address, "sign-in").await?;
         return Err(AppError::InvalidCredentials);
@@ -87,14 +89,21 @@ pub async fn sign_in(
     let secret = random_secret();
     let expires_at = Utc::now() + Duration::hours(state.config.session_hours);
     let origin = SessionOrigin { client: client.address, user_agent: client.user_agent };
-    store::start_session(&state.db, id, &sha256(&secret), user.id, &user.username, expires_at, &origin, replaces).await?;
+    store::start_session(&state.db, id, &sha256(&secret), user.id, &user.username, expires_at, &origin, replaces)
+        .await?;
     Ok(NewSession { cookie_value: format!("{}.{}", id.simple(), secret), expires_at })
 }
 
 /// Changes a signed-in user's password. The current password is checked like a sign-in (a
 /// hashing permit, and the attempt counted per username and client); every other session of
 /// the user ends with the change.
-pub async fn change_password(state: &AppState, user: &SessionUser, current: &str, new: &str, client: &str) -> Result<(), AppError> {
+pub async fn change_password(
+    state: &AppState,
+    user: &SessionUser,
+    current: &str,
+    new: &str,
+    client: &str,
+) -> Result<(), AppError> {
     if new.chars().count() < 8 {
         return Err(AppError::BadRequest("password must be at least 8 characters".into()));
     }
@@ -261,7 +270,12 @@ mod tests {
     fn the_session_cookie_is_http_only_and_strict_and_host_bound_when_secure() {
         let cookie = session_cookie("abc", 60, true);
         assert!(cookie.starts_with("__Host-lss_session=abc"), "{cookie}");
-        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Secure") && cookie.contains("Path=/"));
+        assert!(
+            cookie.contains("HttpOnly")
+                && cookie.contains("SameSite=Strict")
+                && cookie.contains("Secure")
+                && cookie.contains("Path=/")
+        );
         assert!(!cookie.contains("Domain"));
         let plain = session_cookie("abc", 60, false);
         assert!(plain.starts_with("lss_session=abc") && !plain.contains("Secure"));

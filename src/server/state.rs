@@ -15,10 +15,10 @@ use crate::server::error::AppError;
 use crate::server::events::EventHub;
 use crate::server::http::StaticFiles;
 use crate::server::passwords::Hasher;
-use crate::server::streams::StreamLimits;
 use crate::server::secrets::SecretService;
-use crate::server::workflow::WorkflowEngine;
 use crate::server::store;
+use crate::server::streams::StreamLimits;
+use crate::server::workflow::WorkflowEngine;
 
 /// Shared application state; cheap to clone.
 #[derive(Clone)]
@@ -78,7 +78,9 @@ pub async fn open(config: Config, master_key_env: Option<&str>) -> anyhow::Resul
             config.data_dir.join(crate::server::crypto::KEY_FILE_NAME).display()
         ),
         Some(_) => {}
-        None if has_data => bail!("the database holds encrypted data but no key check; refusing to guess the master key"),
+        None if has_data => {
+            bail!("the database holds encrypted data but no key check; refusing to guess the master key")
+        }
         None => store::insert_key_check(&db, &kek.key_check()).await.context("failed to store the key check")?,
     }
 
@@ -117,7 +119,11 @@ pub async fn open(config: Config, master_key_env: Option<&str>) -> anyhow::Resul
 
 /// A rotation that committed but did not get to replace the key file leaves the new key in
 /// `master.key.new`: when that key opens the database, it is installed and used.
-fn finish_interrupted_rotation(data_dir: &std::path::Path, key_file: &std::path::Path, check: &[u8]) -> Option<MasterKey> {
+fn finish_interrupted_rotation(
+    data_dir: &std::path::Path,
+    key_file: &std::path::Path,
+    check: &[u8],
+) -> Option<MasterKey> {
     let pending = data_dir.join(crate::server::rotation::NEW_KEY_FILE_NAME);
     let key = MasterKey::from_base64(&std::fs::read_to_string(&pending).ok()?).ok()?;
     if !key.verifies(check) {

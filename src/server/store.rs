@@ -97,7 +97,8 @@ struct WorkspaceRoleRow {
 
 impl WorkspaceRoleRow {
     fn into_item(self) -> Result<WorkspaceItem, AppError> {
-        let role = Role::parse(&self.role).ok_or_else(|| anyhow::anyhow!("unknown role {:?} in memberships", self.role))?;
+        let role =
+            Role::parse(&self.role).ok_or_else(|| anyhow::anyhow!("unknown role {:?} in memberships", self.role))?;
         Ok(WorkspaceItem { id: self.id, name: self.name, role })
     }
 }
@@ -132,7 +133,13 @@ pub async fn insert_key_check(db: &Db, blob: &[u8]) -> Result<(), AppError> {
 // ---- users, memberships, workspaces -----------------------------------------------------
 
 /// Inserts a user; 409 when the username is taken.
-pub async fn insert_user(db: &Db, id: Uuid, username: &str, password_hash: &str, is_admin: bool) -> Result<(), AppError> {
+pub async fn insert_user(
+    db: &Db,
+    id: Uuid,
+    username: &str,
+    password_hash: &str,
+    is_admin: bool,
+) -> Result<(), AppError> {
     on_pool!(db, pool => sqlx::query(
         "INSERT INTO users (id, username, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(id).bind(username).bind(password_hash).bind(is_admin).bind(Utc::now())
@@ -200,7 +207,13 @@ pub async fn members(db: &Db, workspace_id: Uuid) -> Result<Vec<crate::model::Me
 
 /// Changes a member's role (`Some`) or removes the member (`None`), refusing to leave the
 /// workspace without an owner; audited in the same transaction. `false` when not a member.
-pub async fn change_membership(db: &Db, workspace_id: Uuid, user_id: Uuid, role: Option<Role>, actor: &str) -> Result<bool, AppError> {
+pub async fn change_membership(
+    db: &Db,
+    workspace_id: Uuid,
+    user_id: Uuid,
+    role: Option<Role>,
+    actor: &str,
+) -> Result<bool, AppError> {
     let mut tx = db.begin().await?;
     let changed = on_tx!(&mut tx, conn => match role {
         Some(role) => sqlx::query("UPDATE memberships SET role = $1 WHERE workspace_id = $2 AND user_id = $3")
@@ -217,7 +230,11 @@ pub async fn change_membership(db: &Db, workspace_id: Uuid, user_id: Uuid, role:
         return Err(AppError::Conflict("a workspace keeps at least one owner".into()));
     }
     let detail = format!("user {user_id}: {}", role.map(Role::as_str).unwrap_or("removed"));
-    audit_in(&mut tx, &Audit { workspace_id: Some(workspace_id), actor, action: "member.changed", key: None, detail: Some(&detail) }).await?;
+    audit_in(
+        &mut tx,
+        &Audit { workspace_id: Some(workspace_id), actor, action: "member.changed", key: None, detail: Some(&detail) },
+    )
+    .await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -290,9 +307,16 @@ pub async fn add_data_key(tx: &mut Tx, workspace_id: Uuid, wrap: impl FnOnce(i32
 }
 
 /// Up to `limit` secrets of a workspace still sealed under a version older than `version`.
-pub async fn secrets_to_reseal(tx: &mut Tx, workspace_id: Uuid, version: i32, limit: i64) -> Result<Vec<SecretRow>, AppError> {
+pub async fn secrets_to_reseal(
+    tx: &mut Tx,
+    workspace_id: Uuid,
+    version: i32,
+    limit: i64,
+) -> Result<Vec<SecretRow>, AppError> {
     let sql = concat!(secret_row_from!(), " WHERE s.workspace_id = $1 AND s.key_version < $2 ORDER BY s.id LIMIT $3");
-    Ok(on_tx!(tx, conn => sqlx::query_as(sql).bind(workspace_id).bind(version).bind(limit).fetch_all(&mut *conn).await?))
+    Ok(
+        on_tx!(tx, conn => sqlx::query_as(sql).bind(workspace_id).bind(version).bind(limit).fetch_all(&mut *conn).await?),
+    )
 }
 
 /// Replaces a secret's ciphertext with `sealed` if it is still under `old_version` (a writer
@@ -334,10 +358,20 @@ pub async fn list_secrets(db: &Db, workspace_id: Uuid) -> Result<Vec<SecretItem>
 /// One page of a workspace's secrets whose key contains `needle` (any case), by key; with how
 /// many match and how many the workspace holds. The Studio pages its table with this, so a
 /// page costs the same with 10 secrets or 10,000.
-pub async fn secrets_page(db: &Db, workspace_id: Uuid, needle: &str, limit: i64, offset: i64) -> Result<(Vec<SecretItem>, i64, i64), AppError> {
+pub async fn secrets_page(
+    db: &Db,
+    workspace_id: Uuid,
+    needle: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<SecretItem>, i64, i64), AppError> {
     let pattern = format!("%{}%", escape_like(&needle.to_lowercase()));
-    let page = concat!("SELECT ", item_columns!(), " FROM secrets WHERE workspace_id = $1 AND lower(key) LIKE $2 ESCAPE '\\'
-                        ORDER BY key LIMIT $3 OFFSET $4");
+    let page = concat!(
+        "SELECT ",
+        item_columns!(),
+        " FROM secrets WHERE workspace_id = $1 AND lower(key) LIKE $2 ESCAPE '\\'
+                        ORDER BY key LIMIT $3 OFFSET $4"
+    );
     let counts = "SELECT COUNT(*), COALESCE(SUM(CASE WHEN lower(key) LIKE $2 ESCAPE '\\' THEN 1 ELSE 0 END), 0)
                   FROM secrets WHERE workspace_id = $1";
     let (rows, (total, matching)): (Vec<SecretItemRow>, (i64, i64)) = on_pool!(db, pool => (
@@ -362,7 +396,8 @@ pub async fn secrets_json(db: &Db, workspace_id: Uuid) -> Result<String, AppErro
                  'key', key,
                  'hasValue', json(CASE WHEN has_value THEN 'true' ELSE 'false' END),
                  'updatedAt', replace(updated_at, '+00:00', 'Z')) ORDER BY key), '[]')
-             FROM secrets WHERE workspace_id = $1")
+             FROM secrets WHERE workspace_id = $1",
+        )
         .bind(workspace_id)
         .fetch_one(pool)
         .await?),
@@ -392,7 +427,14 @@ pub async fn secrets_with_ciphertext(db: &Db, workspace_id: Uuid) -> Result<Vec<
 }
 
 /// Inserts a new secret; 409 when the key exists in the workspace.
-pub async fn insert_secret(tx: &mut Tx, workspace_id: Uuid, id: Uuid, key: &str, sealed: &Sealed, actor: &str) -> Result<SecretItem, AppError> {
+pub async fn insert_secret(
+    tx: &mut Tx,
+    workspace_id: Uuid,
+    id: Uuid,
+    key: &str,
+    sealed: &Sealed,
+    actor: &str,
+) -> Result<SecretItem, AppError> {
     let sql = concat!(
         "INSERT INTO secrets (id, workspace_id, key, ciphertext, nonce, key_version, has_value, created_at, created_by, updated_at, updated_by, aad_version)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $9, $10) RETURNING ", item_columns!());
@@ -405,7 +447,13 @@ pub async fn insert_secret(tx: &mut Tx, workspace_id: Uuid, id: Uuid, key: &str,
 }
 
 /// Replaces a secret's sealed value; `None` when there is no such secret.
-pub async fn update_secret_value(tx: &mut Tx, workspace_id: Uuid, id: Uuid, sealed: &Sealed, actor: &str) -> Result<Option<SecretItem>, AppError> {
+pub async fn update_secret_value(
+    tx: &mut Tx,
+    workspace_id: Uuid,
+    id: Uuid,
+    sealed: &Sealed,
+    actor: &str,
+) -> Result<Option<SecretItem>, AppError> {
     let sql = concat!(
         "UPDATE secrets SET ciphertext = $1, nonce = $2, key_version = $3, has_value = $4, updated_at = $5, updated_by = $6, aad_version = $9
          WHERE workspace_id = $7 AND id = $8 RETURNING ", item_columns!());
@@ -425,7 +473,8 @@ pub async fn secret_key_in(tx: &mut Tx, workspace_id: Uuid, id: Uuid) -> Result<
 /// A secret's listing columns, unchanged.
 pub async fn secret_item(db: &Db, workspace_id: Uuid, id: Uuid) -> Result<Option<SecretItem>, AppError> {
     let sql = concat!("SELECT ", item_columns!(), " FROM secrets WHERE workspace_id = $1 AND id = $2");
-    let row: Option<SecretItemRow> = on_pool!(db, pool => sqlx::query_as(sql).bind(workspace_id).bind(id).fetch_optional(pool).await?);
+    let row: Option<SecretItemRow> =
+        on_pool!(db, pool => sqlx::query_as(sql).bind(workspace_id).bind(id).fetch_optional(pool).await?);
     Ok(row.map(SecretItem::from))
 }
 
@@ -474,7 +523,8 @@ pub async fn upsert_secret_in(
 /// A workspace's secrets inside `tx`, sorted by key.
 pub async fn list_secrets_in(tx: &mut Tx, workspace_id: Uuid) -> Result<Vec<SecretItem>, AppError> {
     let sql = concat!("SELECT ", item_columns!(), " FROM secrets WHERE workspace_id = $1 ORDER BY key");
-    let rows: Vec<SecretItemRow> = on_tx!(tx, conn => sqlx::query_as(sql).bind(workspace_id).fetch_all(&mut *conn).await?);
+    let rows: Vec<SecretItemRow> =
+        on_tx!(tx, conn => sqlx::query_as(sql).bind(workspace_id).fetch_all(&mut *conn).await?);
     Ok(rows.into_iter().map(SecretItem::from).collect())
 }
 
@@ -520,7 +570,11 @@ pub async fn revoke_token(db: &Db, id: Uuid, only_workspace: Option<Uuid>, actor
         .bind(Utc::now()).bind(id).bind(only_workspace).fetch_optional(&mut *conn).await?);
     let Some(workspace_id) = workspace else { return Ok(false) };
     let detail = format!("token {id}");
-    audit_in(&mut tx, &Audit { workspace_id: Some(workspace_id), actor, action: "token.revoked", key: None, detail: Some(&detail) }).await?;
+    audit_in(
+        &mut tx,
+        &Audit { workspace_id: Some(workspace_id), actor, action: "token.revoked", key: None, detail: Some(&detail) },
+    )
+    .await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -559,7 +613,11 @@ pub async fn start_session(
     });
     let actor = format!("user:{username}");
     let detail = format!("from {}", origin.client);
-    audit_in(&mut tx, &Audit { workspace_id: None, actor: &actor, action: "user.signed_in", key: None, detail: Some(&detail) }).await?;
+    audit_in(
+        &mut tx,
+        &Audit { workspace_id: None, actor: &actor, action: "user.signed_in", key: None, detail: Some(&detail) },
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -598,7 +656,13 @@ pub async fn delete_session(db: &Db, id: Uuid) -> Result<(), AppError> {
 
 /// Ends sessions of `user_id`: one (`only`), or all but `keep`; audited in the same
 /// transaction. How many ended.
-pub async fn end_sessions(db: &Db, user_id: Uuid, username: &str, only: Option<Uuid>, keep: Option<Uuid>) -> Result<u64, AppError> {
+pub async fn end_sessions(
+    db: &Db,
+    user_id: Uuid,
+    username: &str,
+    only: Option<Uuid>,
+    keep: Option<Uuid>,
+) -> Result<u64, AppError> {
     let mut tx = db.begin().await?;
     let ended = on_tx!(&mut tx, conn => sqlx::query(
         "DELETE FROM sessions WHERE user_id = $1 AND ($2 IS NULL OR id = $2) AND ($3 IS NULL OR id <> $3)")
@@ -606,7 +670,17 @@ pub async fn end_sessions(db: &Db, user_id: Uuid, username: &str, only: Option<U
     if ended > 0 {
         let actor = format!("user:{username}");
         let detail = format!("{ended} session(s)");
-        audit_in(&mut tx, &Audit { workspace_id: None, actor: &actor, action: "user.sessions_ended", key: None, detail: Some(&detail) }).await?;
+        audit_in(
+            &mut tx,
+            &Audit {
+                workspace_id: None,
+                actor: &actor,
+                action: "user.sessions_ended",
+                key: None,
+                detail: Some(&detail),
+            },
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(ended)
@@ -614,7 +688,13 @@ pub async fn end_sessions(db: &Db, user_id: Uuid, username: &str, only: Option<U
 
 /// Replaces a user's password hash, ends every other session of the user and forgets their
 /// failed attempts, audited, in one transaction.
-pub async fn change_password(db: &Db, user_id: Uuid, username: &str, hash: &str, keep_session: Uuid) -> Result<(), AppError> {
+pub async fn change_password(
+    db: &Db,
+    user_id: Uuid,
+    username: &str,
+    hash: &str,
+    keep_session: Uuid,
+) -> Result<(), AppError> {
     let mut tx = db.begin().await?;
     let ended = on_tx!(&mut tx, conn => {
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(hash).bind(user_id).execute(&mut *conn).await?;
@@ -623,7 +703,11 @@ pub async fn change_password(db: &Db, user_id: Uuid, username: &str, hash: &str,
     });
     let actor = format!("user:{username}");
     let detail = format!("ended {ended} other session(s)");
-    audit_in(&mut tx, &Audit { workspace_id: None, actor: &actor, action: "user.password_changed", key: None, detail: Some(&detail) }).await?;
+    audit_in(
+        &mut tx,
+        &Audit { workspace_id: None, actor: &actor, action: "user.password_changed", key: None, detail: Some(&detail) },
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -644,7 +728,12 @@ pub struct AttemptLimits {
 /// username and per client (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: transaction-scoped
 /// advisory locks, always taken username first), so parallel guesses cannot slip past the
 /// limit between the count and the record.
-pub async fn claim_sign_in_attempt(db: &Db, username: &str, client: &str, limits: &AttemptLimits) -> Result<bool, AppError> {
+pub async fn claim_sign_in_attempt(
+    db: &Db,
+    username: &str,
+    client: &str,
+    limits: &AttemptLimits,
+) -> Result<bool, AppError> {
     let now = Utc::now();
     let since = now - chrono::Duration::seconds(limits.window_secs);
     let mut tx = db.begin().await?;
@@ -674,7 +763,11 @@ pub async fn claim_sign_in_attempt(db: &Db, username: &str, client: &str, limits
 pub async fn audit_sign_in_failure(db: &Db, username: &str, client: &str, what: &str) -> Result<(), AppError> {
     let actor = format!("user:{username}");
     let detail = format!("{what} from {client}");
-    audit(db, &Audit { workspace_id: None, actor: &actor, action: "user.sign_in_failed", key: None, detail: Some(&detail) }).await
+    audit(
+        db,
+        &Audit { workspace_id: None, actor: &actor, action: "user.sign_in_failed", key: None, detail: Some(&detail) },
+    )
+    .await
 }
 
 // ---- audit log ---------------------------------------------------------------------------
@@ -688,7 +781,8 @@ pub struct Audit<'a> {
     pub detail: Option<&'a str>,
 }
 
-const AUDIT_INSERT: &str = "INSERT INTO audit_events (id, workspace_id, actor, action, key, detail, at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+const AUDIT_INSERT: &str =
+    "INSERT INTO audit_events (id, workspace_id, actor, action, key, detail, at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 /// Records an audit entry inside the transaction of the change it describes.
 pub async fn audit_in(tx: &mut Tx, entry: &Audit<'_>) -> Result<(), AppError> {
@@ -722,18 +816,43 @@ pub async fn sign_in_events(db: &Db, username: &str, limit: i64) -> Result<Vec<c
     let rows: Vec<AuditRow> = on_pool!(db, pool => sqlx::query_as(
         "SELECT id, at, actor, action, key, detail FROM audit_events WHERE workspace_id IS NULL AND actor = $1 ORDER BY at DESC, id LIMIT $2")
         .bind(actor).bind(limit).fetch_all(pool).await?);
-    Ok(rows.into_iter().map(|r| crate::model::AuditEvent { id: r.id, at: r.at, actor: r.actor, action: r.action, key: r.key, detail: r.detail }).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| crate::model::AuditEvent {
+            id: r.id,
+            at: r.at,
+            actor: r.actor,
+            action: r.action,
+            key: r.key,
+            detail: r.detail,
+        })
+        .collect())
 }
 
 /// A workspace's audit log, newest first; `search` matches action, actor or key.
-pub async fn audit_events(db: &Db, workspace_id: Uuid, search: Option<&str>, limit: i64) -> Result<Vec<crate::model::AuditEvent>, AppError> {
+pub async fn audit_events(
+    db: &Db,
+    workspace_id: Uuid,
+    search: Option<&str>,
+    limit: i64,
+) -> Result<Vec<crate::model::AuditEvent>, AppError> {
     let pattern = search.filter(|s| !s.is_empty()).map(|s| format!("%{}%", escape_like(&s.to_lowercase())));
     let rows: Vec<AuditRow> = on_pool!(db, pool => sqlx::query_as(
         "SELECT id, at, actor, action, key, detail FROM audit_events WHERE workspace_id = $1
          AND ($2 IS NULL OR LOWER(action) LIKE $2 ESCAPE '\\' OR LOWER(actor) LIKE $2 ESCAPE '\\' OR LOWER(COALESCE(key, '')) LIKE $2 ESCAPE '\\')
          ORDER BY at DESC, id LIMIT $3")
         .bind(workspace_id).bind(pattern).bind(limit).fetch_all(pool).await?);
-    Ok(rows.into_iter().map(|r| crate::model::AuditEvent { id: r.id, at: r.at, actor: r.actor, action: r.action, key: r.key, detail: r.detail }).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| crate::model::AuditEvent {
+            id: r.id,
+            at: r.at,
+            actor: r.actor,
+            action: r.action,
+            key: r.key,
+            detail: r.detail,
+        })
+        .collect())
 }
 
 /// Escapes `\`, `%` and `_` so a search for them matches them literally (`LIKE ... ESCAPE '\'`).

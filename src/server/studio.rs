@@ -11,16 +11,16 @@ use uuid::Uuid;
 use std::collections::HashMap;
 
 use crate::model::{
-    AuditEvent, CreatedToken, CurrentUser, Member, PendingRequest, Role, RunStatus, SecretItem, SessionInfo, TokenInfo, WorkflowRun,
-    WorkspaceItem, WorkspaceSecrets,
+    AuditEvent, CreatedToken, CurrentUser, Member, PendingRequest, Role, RunStatus, SecretItem, SessionInfo, TokenInfo,
+    WorkflowRun, WorkspaceItem, WorkspaceSecrets,
 };
-use crate::server::workflow::SECRETS_SUBMITTED;
 use crate::server::auth::{self, Principal, SessionUser};
 use crate::server::domain::{Scope, Username};
 use crate::server::error::AppError;
 use crate::server::sessions;
 use crate::server::state::AppState;
 use crate::server::store;
+use crate::server::workflow::SECRETS_SUBMITTED;
 
 /// The application state, provided to every render and server function in `main`.
 pub fn state() -> AppState {
@@ -145,14 +145,16 @@ pub async fn workspace_secrets(workspace_id: Uuid, filter: &str, page: usize) ->
     // Any page number is accepted: past the last one (even usize::MAX) shows the last.
     let mut page = page.clamp(1, (i64::MAX as usize) / size);
     for _ in 0..2 {
-        (secrets, matching, total) = store::secrets_page(&state.db, workspace_id, filter, size as i64, ((page - 1) * size) as i64).await?;
+        (secrets, matching, total) =
+            store::secrets_page(&state.db, workspace_id, filter, size as i64, ((page - 1) * size) as i64).await?;
         let last = (matching as usize).div_ceil(size).max(1);
         if page <= last {
             break;
         }
         page = last;
     }
-    let pending = state.workflows.list(workspace_id, Some(RunStatus::Waiting)).await?.iter().map(pending_request).collect();
+    let pending =
+        state.workflows.list(workspace_id, Some(RunStatus::Waiting)).await?.iter().map(pending_request).collect();
     Ok(WorkspaceSecrets { workspace, secrets, total: total as usize, matching: matching as usize, page, pending })
 }
 
@@ -163,14 +165,24 @@ fn pending_request(run: &WorkflowRun) -> PendingRequest {
         .iter()
         .rev()
         .find(|d| d.kind == crate::server::workflow::SECRET_REQUEST_DOCUMENT)
-        .map(|d| d.content["variables"].as_array().into_iter().flatten().filter_map(|v| v["key"].as_str().map(str::to_string)).collect())
+        .map(|d| {
+            d.content["variables"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v["key"].as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     PendingRequest { run_id: run.id, workflow: run.workflow.clone(), keys }
 }
 
 fn set_cookie(cookie: &str) {
     if let Some(response) = use_context::<ResponseOptions>() {
-        response.append_header(SET_COOKIE, HeaderValue::from_str(cookie).expect("BUG: a built cookie is a valid header value"));
+        response.append_header(
+            SET_COOKIE,
+            HeaderValue::from_str(cookie).expect("BUG: a built cookie is a valid header value"),
+        );
     }
 }
 
@@ -182,7 +194,11 @@ pub fn fail(err: AppError) -> crate::model::ApiError {
     // A page render (GET) sets its status from the error too; only a form's POST redirects.
     let form_post = use_context::<Parts>().is_some_and(|parts| {
         parts.method == axum::http::Method::POST
-            && parts.headers.get(ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("text/html"))
+            && parts
+                .headers
+                .get(ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|accept| accept.contains("text/html"))
     });
     if let Some(response) = use_context::<ResponseOptions>().filter(|_| !form_post) {
         response.set_status(err.status_code());
@@ -231,7 +247,11 @@ pub async fn run(workspace_id: Uuid, run_id: Uuid) -> Result<WorkflowRun, AppErr
 
 /// Submits a request form: every filled-in value is stored and the run continues, in one
 /// transaction. Blank fields are left out (those keys stay missing).
-pub async fn submit_request(workspace_id: Uuid, run_id: Uuid, values: HashMap<String, String>) -> Result<WorkflowRun, AppError> {
+pub async fn submit_request(
+    workspace_id: Uuid,
+    run_id: Uuid,
+    values: HashMap<String, String>,
+) -> Result<WorkflowRun, AppError> {
     let principal = authorized(workspace_id, Scope::SecretsWrite).await?;
     principal.authorize(&state().db, workspace_id, Scope::WorkflowsRun).await?;
     let mut variables: Vec<serde_json::Value> = values
@@ -284,7 +304,12 @@ pub async fn tokens(workspace_id: Uuid) -> Result<Vec<TokenInfo>, AppError> {
 }
 
 /// Creates an API token; its text is returned this once.
-pub async fn create_token(workspace_id: Uuid, name: &str, scopes: &[Scope], expires_in_days: Option<i64>) -> Result<CreatedToken, AppError> {
+pub async fn create_token(
+    workspace_id: Uuid,
+    name: &str,
+    scopes: &[Scope],
+    expires_in_days: Option<i64>,
+) -> Result<CreatedToken, AppError> {
     let user = owner_of(workspace_id).await?;
     let actor = Principal::User(user).actor();
     let (row, token) = auth::create_token(&state().db, workspace_id, name, scopes, expires_in_days, &actor.0).await?;
@@ -313,11 +338,23 @@ pub async fn add_member(workspace_id: Uuid, username: &str, role: Role) -> Resul
     let owner = owner_of(workspace_id).await?;
     let state = state();
     let username = Username::parse(username)?;
-    let user = store::user_by_username(&state.db, username.as_str()).await?.ok_or_else(|| AppError::BadRequest(format!("no user named '{}'", username.as_str())))?;
+    let user = store::user_by_username(&state.db, username.as_str())
+        .await?
+        .ok_or_else(|| AppError::BadRequest(format!("no user named '{}'", username.as_str())))?;
     store::insert_membership(&state.db, workspace_id, user.id, role.as_str()).await?;
     let detail = format!("user {}: {} (added)", user.id, role.as_str());
     let actor = Principal::User(owner).actor();
-    store::audit(&state.db, &store::Audit { workspace_id: Some(workspace_id), actor: &actor.0, action: "member.added", key: None, detail: Some(&detail) }).await
+    store::audit(
+        &state.db,
+        &store::Audit {
+            workspace_id: Some(workspace_id),
+            actor: &actor.0,
+            action: "member.added",
+            key: None,
+            detail: Some(&detail),
+        },
+    )
+    .await
 }
 
 /// Changes a member's role, or removes the member; the last owner stays.

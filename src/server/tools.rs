@@ -77,7 +77,13 @@ struct Envelope {
 
 /// Runs the tool `name` in `workspace_id`; the caller has been authorized for `tools:call`.
 #[tracing::instrument(skip(state, body, actor), err)]
-pub async fn call(state: &AppState, workspace_id: Uuid, name: &str, body: Value, actor: &Actor) -> Result<ToolResult, AppError> {
+pub async fn call(
+    state: &AppState,
+    workspace_id: Uuid,
+    name: &str,
+    body: Value,
+    actor: &Actor,
+) -> Result<ToolResult, AppError> {
     let (args, parent) = split_envelope(body)?;
     match name {
         "get_secret_keys" => {
@@ -107,15 +113,21 @@ pub async fn call(state: &AppState, workspace_id: Uuid, name: &str, body: Value,
             let data = if task { json!({"workflowId": run.id}) } else { json!({"variables": request.variables}) };
             Ok(ToolResult { data, pending })
         }
-        other => Err(AppError::BadRequest(format!("unknown tool '{other}'; known tools: get_secret_keys, request_secrets, request_secrets_task"))),
+        other => Err(AppError::BadRequest(format!(
+            "unknown tool '{other}'; known tools: get_secret_keys, request_secrets, request_secrets_task"
+        ))),
     }
 }
 
 fn split_envelope(body: Value) -> Result<(Value, Option<Uuid>), AppError> {
     match body {
         Value::Object(ref map) if map.contains_key("args") || map.contains_key("parent") => {
-            let envelope: Envelope = serde_json::from_value(body)
-                .map_err(|e| AppError::BadRequest(format!("invalid tool call: {}", crate::server::rest::extract::without_string_literals(&e.to_string()))))?;
+            let envelope: Envelope = serde_json::from_value(body).map_err(|e| {
+                AppError::BadRequest(format!(
+                    "invalid tool call: {}",
+                    crate::server::rest::extract::without_string_literals(&e.to_string())
+                ))
+            })?;
             Ok((envelope.args, envelope.parent))
         }
         Value::Object(_) | Value::Null => Ok((body, None)),

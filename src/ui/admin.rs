@@ -5,11 +5,11 @@ use leptos::prelude::*;
 use uuid::Uuid;
 
 use crate::model::{ApiError, Member, SessionInfo, TokenInfo};
-use crate::ui::layout::{error_view, fetch_for, id_param, TopBar};
 use crate::ui::csrf::CsrfField;
+use crate::ui::layout::{error_view, fetch_for, id_param, TopBar};
 use crate::ui::server_fns::{
-    get_current_user, get_members, get_my_sessions, get_my_sign_ins, get_tokens, AddMember, ChangeMember, ChangePassword, CreateToken,
-    CreateUser, RevokeSession, RevokeToken, SignOutEverywhere,
+    get_current_user, get_members, get_my_sessions, get_my_sign_ins, get_tokens, AddMember, ChangeMember,
+    ChangePassword, CreateToken, CreateUser, RevokeSession, RevokeToken, SignOutEverywhere,
 };
 
 /// The error of an action's last result, as an alert.

@@ -11,16 +11,21 @@ pub fn to_safe_html(markdown: &str) -> String {
     // Links cannot nest in CommonMark, and image ends pair with their starts in order, so a
     // stack of "was this start dropped" flags pairs each end with its start.
     let mut dropped: Vec<bool> = Vec::new();
-    let parser = Parser::new_ext(markdown, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH).filter_map(move |event| match event {
-        Event::Html(raw) | Event::InlineHtml(raw) => Some(Event::Text(raw)),
-        Event::Start(Tag::Link { ref dest_url, .. }) | Event::Start(Tag::Image { ref dest_url, .. }) => {
-            let unsafe_target = is_script_url(dest_url);
-            dropped.push(unsafe_target);
-            (!unsafe_target).then_some(event)
-        }
-        Event::End(TagEnd::Link) | Event::End(TagEnd::Image) => (!dropped.pop().unwrap_or(false)).then_some(event),
-        other => Some(other),
-    });
+    let parser =
+        Parser::new_ext(markdown, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH).filter_map(move |event| {
+            match event {
+                Event::Html(raw) | Event::InlineHtml(raw) => Some(Event::Text(raw)),
+                Event::Start(Tag::Link { ref dest_url, .. }) | Event::Start(Tag::Image { ref dest_url, .. }) => {
+                    let unsafe_target = is_script_url(dest_url);
+                    dropped.push(unsafe_target);
+                    (!unsafe_target).then_some(event)
+                }
+                Event::End(TagEnd::Link) | Event::End(TagEnd::Image) => {
+                    (!dropped.pop().unwrap_or(false)).then_some(event)
+                }
+                other => Some(other),
+            }
+        });
     let mut out = String::with_capacity(markdown.len() * 2);
     html::push_html(&mut out, parser);
     out
@@ -59,7 +64,13 @@ mod tests {
 
     #[test]
     fn script_and_data_links_are_dropped_and_their_text_kept() {
-        for target in ["javascript:alert(1)", "JavaScript:alert(1)", " java\tscript:alert(1)", "vbscript:msgbox(1)", "data:text/html,<script>x</script>"] {
+        for target in [
+            "javascript:alert(1)",
+            "JavaScript:alert(1)",
+            " java\tscript:alert(1)",
+            "vbscript:msgbox(1)",
+            "data:text/html,<script>x</script>",
+        ] {
             let html = to_safe_html(&format!("[click me]({target}) and ![pic]({target}) and <{target}>"));
             assert!(!html.contains("href=") && !html.contains("src="), "{target}: {html}");
             assert!(html.contains("click me"), "{html}");

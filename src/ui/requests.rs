@@ -6,14 +6,19 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::model::{PendingRequest, RunDocument, RunStatus, WorkflowRun};
-use crate::ui::layout::{error_view, fetch_for, id_param, TopBar};
 use crate::ui::csrf::CsrfField;
+use crate::ui::layout::{error_view, fetch_for, id_param, TopBar};
 use crate::ui::live::use_workspace_events;
 use crate::ui::markdown::Markdown;
 use crate::ui::server_fns::{get_run, DeclineRequest, SubmitRequest};
 
 fn keys_of(content: &Value) -> Vec<String> {
-    content["variables"].as_array().into_iter().flatten().filter_map(|v| v["key"].as_str().map(str::to_string)).collect()
+    content["variables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["key"].as_str().map(str::to_string))
+        .collect()
 }
 
 /// The workspace's waiting requests (read with the page, which refetches on every event).
@@ -71,7 +76,11 @@ pub fn RunPage() -> impl IntoView {
 }
 
 #[component]
-fn RunView(run: WorkflowRun, submit: ServerAction<SubmitRequest>, decline: ServerAction<DeclineRequest>) -> impl IntoView {
+fn RunView(
+    run: WorkflowRun,
+    submit: ServerAction<SubmitRequest>,
+    decline: ServerAction<DeclineRequest>,
+) -> impl IntoView {
     let ws = run.workspace_id;
     let waiting = run.status == RunStatus::Waiting;
     let last_request = run.documents.iter().rposition(|d| d.kind == "SecretRequestDocument");
@@ -130,7 +139,8 @@ fn DocumentView(
         }
         other => {
             let kind = other.to_string();
-            view! { <section class="panel document"><p class="muted">{format!("A {kind} document")}</p></section> }.into_any()
+            view! { <section class="panel document"><p class="muted">{format!("A {kind} document")}</p></section> }
+                .into_any()
         }
     }
 }
@@ -144,7 +154,14 @@ fn RequestForm(
     submit: ServerAction<SubmitRequest>,
     decline: ServerAction<DeclineRequest>,
 ) -> impl IntoView {
-    let error = move || submit.value().get().and_then(Result::err).or_else(|| decline.value().get().and_then(Result::err)).map(|e| e.message);
+    let error = move || {
+        submit
+            .value()
+            .get()
+            .and_then(Result::err)
+            .or_else(|| decline.value().get().and_then(Result::err))
+            .map(|e| e.message)
+    };
     view! {
         <section class="panel document" aria-labelledby="request-title">
             <h2 id="request-title">"Provide secrets"</h2>

@@ -7,8 +7,8 @@ use leptos_router::hooks::use_query_map;
 use uuid::Uuid;
 
 use crate::model::{Role, SecretItem, SECRETS_PAGE_SIZE};
-use crate::ui::layout::{error_view, fetch_for, id_param, TopBar};
 use crate::ui::csrf::CsrfField;
+use crate::ui::layout::{error_view, fetch_for, id_param, TopBar};
 use crate::ui::live::use_workspace_events;
 use crate::ui::requests::PendingRequests;
 use crate::ui::server_fns::{get_workspace_secrets, CreateSecret, DeleteSecret, UpdateSecret};
@@ -140,7 +140,12 @@ pub fn SecretsTable(
         return view! { <p class="empty">{text}</p> }.into_any();
     }
     let failure = move || {
-        update.value().get().and_then(Result::err).or_else(|| delete.value().get().and_then(Result::err)).map(|e| e.message)
+        update
+            .value()
+            .get()
+            .and_then(Result::err)
+            .or_else(|| delete.value().get().and_then(Result::err))
+            .map(|e| e.message)
     };
     view! {
         {move || failure().map(|message| view! { <p role="alert" class="error">{message}</p> })}
@@ -180,7 +185,12 @@ pub fn SecretsTable(
 /// Update (a password field and Save) and Delete (a second, explicit button) for one row.
 /// Both are `<details>` so they work without JavaScript.
 #[component]
-fn RowActions(secret: SecretItem, workspace_id: Uuid, update: ServerAction<UpdateSecret>, delete: ServerAction<DeleteSecret>) -> impl IntoView {
+fn RowActions(
+    secret: SecretItem,
+    workspace_id: Uuid,
+    update: ServerAction<UpdateSecret>,
+    delete: ServerAction<DeleteSecret>,
+) -> impl IntoView {
     let field_id = format!("value-{}", secret.id);
     let update_label = format!("New value for {}", secret.key);
     let delete_label = format!("Delete {}", secret.key);

@@ -5,8 +5,8 @@ use leptos::prelude::*;
 use uuid::Uuid;
 
 use crate::model::{
-    ApiError, AuditEvent, CreatedToken, CurrentUser, Member, Role, SecretItem, SessionInfo, TokenInfo, WorkflowRun, WorkspaceItem,
-    WorkspaceSecrets,
+    ApiError, AuditEvent, CreatedToken, CurrentUser, Member, Role, SecretItem, SessionInfo, TokenInfo, WorkflowRun,
+    WorkspaceItem, WorkspaceSecrets,
 };
 
 /// The signed-in user, or `None`.
@@ -40,14 +40,25 @@ pub async fn list_workspaces() -> Result<Vec<WorkspaceItem>, ApiError> {
 
 /// A workspace and one page of its secrets whose key contains `q` (keys and `hasValue` only).
 #[server(prefix = "/studio", endpoint = "workspace_secrets")]
-pub async fn get_workspace_secrets(workspace_id: Uuid, q: Option<String>, page: Option<usize>) -> Result<WorkspaceSecrets, ApiError> {
+pub async fn get_workspace_secrets(
+    workspace_id: Uuid,
+    q: Option<String>,
+    page: Option<usize>,
+) -> Result<WorkspaceSecrets, ApiError> {
     let filter = q.unwrap_or_default();
-    crate::server::studio::workspace_secrets(workspace_id, &filter, page.unwrap_or(1)).await.map_err(crate::server::studio::fail)
+    crate::server::studio::workspace_secrets(workspace_id, &filter, page.unwrap_or(1))
+        .await
+        .map_err(crate::server::studio::fail)
 }
 
 /// Adds a secret; the value is sent once and never comes back.
 #[server(prefix = "/studio", endpoint = "create_secret")]
-pub async fn create_secret(csrf: String, workspace_id: Uuid, key: String, value: String) -> Result<SecretItem, ApiError> {
+pub async fn create_secret(
+    csrf: String,
+    workspace_id: Uuid,
+    key: String,
+    value: String,
+) -> Result<SecretItem, ApiError> {
     let _ = csrf; // checked by server::csrf::guard before this runs
     crate::server::studio::create_secret(workspace_id, &key, value).await.map_err(crate::server::studio::fail)
 }
@@ -75,9 +86,16 @@ pub async fn get_run(workspace_id: Uuid, run_id: Uuid) -> Result<WorkflowRun, Ap
 /// Submits a SecretRequestDocument form (`values[KEY]=...`): all values stored and the run
 /// continued in one transaction. Without JavaScript the browser comes back to the run page.
 #[server(prefix = "/studio", endpoint = "submit_request")]
-pub async fn submit_request(csrf: String, workspace_id: Uuid, run_id: Uuid, values: std::collections::HashMap<String, String>) -> Result<WorkflowRun, ApiError> {
+pub async fn submit_request(
+    csrf: String,
+    workspace_id: Uuid,
+    run_id: Uuid,
+    values: std::collections::HashMap<String, String>,
+) -> Result<WorkflowRun, ApiError> {
     let _ = csrf; // checked by server::csrf::guard before this runs
-    let run = crate::server::studio::submit_request(workspace_id, run_id, values).await.map_err(crate::server::studio::fail)?;
+    let run = crate::server::studio::submit_request(workspace_id, run_id, values)
+        .await
+        .map_err(crate::server::studio::fail)?;
     leptos_axum::redirect(&format!("/workspaces/{workspace_id}/runs/{run_id}"));
     Ok(run)
 }
@@ -86,7 +104,8 @@ pub async fn submit_request(csrf: String, workspace_id: Uuid, run_id: Uuid, valu
 #[server(prefix = "/studio", endpoint = "decline_request")]
 pub async fn decline_request(csrf: String, workspace_id: Uuid, run_id: Uuid) -> Result<WorkflowRun, ApiError> {
     let _ = csrf; // checked by server::csrf::guard before this runs
-    let run = crate::server::studio::decline_request(workspace_id, run_id).await.map_err(crate::server::studio::fail)?;
+    let run =
+        crate::server::studio::decline_request(workspace_id, run_id).await.map_err(crate::server::studio::fail)?;
     leptos_axum::redirect(&format!("/workspaces/{workspace_id}/runs/{run_id}"));
     Ok(run)
 }
@@ -128,7 +147,11 @@ pub async fn create_token(
     ];
     let scopes: Vec<Scope> = chosen.into_iter().filter(|(on, _)| on.is_some()).map(|(_, s)| s).collect();
     let days = match expires_in_days.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
-        Some(d) => Some(d.parse::<i64>().ok().filter(|d| (1..=3650).contains(d)).ok_or_else(|| crate::server::studio::fail(crate::server::error::AppError::BadRequest("expiry must be 1 to 3650 days".into())))?),
+        Some(d) => Some(d.parse::<i64>().ok().filter(|d| (1..=3650).contains(d)).ok_or_else(|| {
+            crate::server::studio::fail(crate::server::error::AppError::BadRequest(
+                "expiry must be 1 to 3650 days".into(),
+            ))
+        })?),
         None => None,
     };
     crate::server::studio::create_token(workspace_id, &name, &scopes, days).await.map_err(crate::server::studio::fail)
@@ -156,9 +179,21 @@ pub async fn add_member(csrf: String, workspace_id: Uuid, username: String, role
 
 /// Changes a member's role; `remove` takes the member out instead.
 #[server(prefix = "/studio", endpoint = "change_member")]
-pub async fn change_member(csrf: String, workspace_id: Uuid, user_id: Uuid, role: Option<Role>, remove: Option<String>) -> Result<(), ApiError> {
+pub async fn change_member(
+    csrf: String,
+    workspace_id: Uuid,
+    user_id: Uuid,
+    role: Option<Role>,
+    remove: Option<String>,
+) -> Result<(), ApiError> {
     let _ = csrf; // checked by server::csrf::guard before this runs
-    let role = if remove.is_some() { None } else { Some(role.ok_or_else(|| crate::server::studio::fail(crate::server::error::AppError::BadRequest("choose a role".into())))?) };
+    let role = if remove.is_some() {
+        None
+    } else {
+        Some(role.ok_or_else(|| {
+            crate::server::studio::fail(crate::server::error::AppError::BadRequest("choose a role".into()))
+        })?)
+    };
     crate::server::studio::change_member(workspace_id, user_id, role).await.map_err(crate::server::studio::fail)
 }
 
@@ -171,7 +206,12 @@ pub async fn change_password(csrf: String, current_password: String, new_passwor
 
 /// Creates a user (administrators only); answers with a generated password when none is given.
 #[server(prefix = "/studio", endpoint = "create_user")]
-pub async fn create_user(csrf: String, username: String, password: Option<String>, admin: Option<String>) -> Result<Option<String>, ApiError> {
+pub async fn create_user(
+    csrf: String,
+    username: String,
+    password: Option<String>,
+    admin: Option<String>,
+) -> Result<Option<String>, ApiError> {
     let _ = csrf; // checked by server::csrf::guard before this runs
     crate::server::studio::create_user(&username, password, admin.is_some()).await.map_err(crate::server::studio::fail)
 }

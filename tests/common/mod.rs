@@ -32,8 +32,10 @@ pub fn postgres() -> Option<Engine> {
         .ok()
         .filter(|u| u.starts_with("postgres"))
         .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-    let reachable = std::net::TcpStream::connect_timeout(&"127.0.0.1:5432".parse().unwrap(), std::time::Duration::from_secs(1)).is_ok()
-        || std::env::var("DATABASE_URL").is_ok_and(|u| u.starts_with("postgres"));
+    let reachable =
+        std::net::TcpStream::connect_timeout(&"127.0.0.1:5432".parse().unwrap(), std::time::Duration::from_secs(1))
+            .is_ok()
+            || std::env::var("DATABASE_URL").is_ok_and(|u| u.starts_with("postgres"));
     if reachable {
         Some(Engine::Postgres(url))
     } else if std::env::var("REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
@@ -114,7 +116,10 @@ pub async fn fresh_database(engine: &Engine, dir: &std::path::Path) -> String {
             let name = format!("lss_test_{}", Uuid::new_v4().simple());
             let mut conn = sqlx::PgConnection::connect(server_url).await.expect("connect to PostgreSQL");
             // The name is a UUID made here, not input.
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create test database");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
             let (base, _) = server_url.rsplit_once('/').expect("a PostgreSQL URL has a database part");
             format!("{base}/{name}")
         }
@@ -122,7 +127,11 @@ pub async fn fresh_database(engine: &Engine, dir: &std::path::Path) -> String {
 }
 
 /// The configuration a test server runs with.
-pub fn config_for(dir: &std::path::Path, database_url: &str, extra: &[&str]) -> loopstack_secrets::server::config::Config {
+pub fn config_for(
+    dir: &std::path::Path,
+    database_url: &str,
+    extra: &[&str],
+) -> loopstack_secrets::server::config::Config {
     let mut args = vec![
         "loopstack-secrets".to_string(),
         "--data-dir".into(),
@@ -159,7 +168,8 @@ pub async fn serve(dir: TempDir, database_url: String, master_key: String, extra
     let addr = listener.local_addr().unwrap();
     let app = loopstack_secrets::server::app_router(state.clone());
     let header_timeout = std::time::Duration::from_secs(state.config.header_timeout_secs);
-    let server = tokio::spawn(loopstack_secrets::server::http::serve(listener, app, header_timeout, std::future::pending()));
+    let server =
+        tokio::spawn(loopstack_secrets::server::http::serve(listener, app, header_timeout, std::future::pending()));
     let client = Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     TestApp { addr, base: format!("http://{addr}"), state, client, dir, database_url, master_key, server }
 }
@@ -229,7 +239,12 @@ impl TestApp {
     /// The decrypted value of `key`, read through the service as trusted code would.
     pub async fn value_of(&self, ws: Uuid, key: &str) -> Option<String> {
         let key = self.state.secrets.parse_key(key).unwrap();
-        self.state.secrets.read_value(ws, &key, &test_actor()).await.expect("read value").map(|v| v.expose().to_string())
+        self.state
+            .secrets
+            .read_value(ws, &key, &test_actor())
+            .await
+            .expect("read value")
+            .map(|v| v.expose().to_string())
     }
 
     /// A user with a password; returns the user id.

@@ -26,9 +26,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 AppError::BadRequest(format!("could not read the request body: {}", rejection.body_text()))
             }
         })?;
-        serde_json::from_slice(&bytes)
-            .map(ApiJson)
-            .map_err(|e| AppError::BadRequest(format!("invalid JSON body: {}", without_string_literals(&e.to_string()))))
+        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| {
+            AppError::BadRequest(format!("invalid JSON body: {}", without_string_literals(&e.to_string())))
+        })
     }
 }
 
@@ -71,6 +71,9 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Path::<T>::from_request_parts(parts, state).await.map(|p| ApiPath(p.0)).map_err(|_| AppError::NotFound)
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|_| AppError::NotFound)
     }
 }

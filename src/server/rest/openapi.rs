@@ -4,7 +4,10 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::model::{ApiError, Deleted, ErrorBody, Event, Pending, RunDocument, RunStatus, SecretInput, SecretItem, SecretUpdate, ToolDefinition, ToolResult, WorkflowRun};
+use crate::model::{
+    ApiError, Deleted, ErrorBody, Event, Pending, RunDocument, RunStatus, SecretInput, SecretItem, SecretUpdate,
+    ToolDefinition, ToolResult, WorkflowRun,
+};
 
 /// The API description served at `/api/v1/openapi.json`.
 #[derive(OpenApi)]
@@ -46,7 +49,9 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("lss_<id>_<secret>").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("lss_<id>_<secret>").build(),
+            ),
         );
     }
 }
@@ -63,7 +68,11 @@ impl Modify for SharedErrors {
             let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.delete];
             for operation in operations.into_iter().flatten() {
                 let mut add = |status: &str, description: &str| {
-                    operation.responses.responses.entry(status.to_string()).or_insert_with(|| error_response(description));
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| error_response(description));
                 };
                 if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
                     add("401", "No or bad credentials");

@@ -72,7 +72,8 @@ async fn start(
     ApiJson(body): ApiJson<StartRun>,
 ) -> Result<(StatusCode, Json<WorkflowRun>), AppError> {
     principal.authorize(&state.db, workspace_id, Scope::WorkflowsRun).await?;
-    let options = StartOptions { parent: body.parent, callback: body.callback, expires_in_seconds: body.expires_in_seconds };
+    let options =
+        StartOptions { parent: body.parent, callback: body.callback, expires_in_seconds: body.expires_in_seconds };
     let run = state.workflows.start(workspace_id, &body.workflow, body.args, options, &principal.actor()).await?;
     Ok((StatusCode::CREATED, Json(run)))
 }
@@ -137,7 +138,9 @@ async fn fire(
         principal.authorize(&state.db, workspace_id, Scope::SecretsWrite).await?;
     }
     let payload = match body {
-        Value::Object(mut map) if map.len() == 1 && map.contains_key("payload") => map.remove("payload").unwrap_or_default(),
+        Value::Object(mut map) if map.len() == 1 && map.contains_key("payload") => {
+            map.remove("payload").unwrap_or_default()
+        }
         other => other,
     };
     Ok(Json(state.workflows.fire(workspace_id, id, &transition, payload, &principal.actor()).await?))

@@ -7,7 +7,9 @@ use crate::model::{RequestedKey, SecretRequest};
 use crate::server::domain::{Limits, SecretKey};
 use crate::server::error::AppError;
 use crate::server::store;
-use crate::server::workflow::{Step, Transition, END, MAX_REQUESTED_KEYS, SECRETS_SUBMITTED, SECRET_REQUEST_DOCUMENT, START, STORED_MESSAGE};
+use crate::server::workflow::{
+    Step, Transition, END, MAX_REQUESTED_KEYS, SECRETS_SUBMITTED, SECRET_REQUEST_DOCUMENT, START, STORED_MESSAGE,
+};
 
 /// A workflow this server knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,21 +82,28 @@ impl Builtin {
                 step.save_document(SECRET_REQUEST_DOCUMENT, step.args.clone());
             }
             (Builtin::SecretsRequest, SECRETS_SUBMITTED) => {
-                step.result = Some(json!({"success": true, "message": STORED_MESSAGE, "variables": step.payload["variables"]}));
+                step.result =
+                    Some(json!({"success": true, "message": STORED_MESSAGE, "variables": step.payload["variables"]}));
             }
             (Builtin::SecretsExample, "requestSecretsFromUser") => {
-                let variables: Vec<RequestedKey> = EXAMPLE_KEYS.iter().map(|k| RequestedKey { key: k.to_string() }).collect();
+                let variables: Vec<RequestedKey> =
+                    EXAMPLE_KEYS.iter().map(|k| RequestedKey { key: k.to_string() }).collect();
                 step.save_document(SECRET_REQUEST_DOCUMENT, json!({ "variables": variables }));
             }
             (Builtin::SecretsExample, SECRETS_SUBMITTED) => {
                 // get_secret_keys, inside the transaction that stored the values.
                 let keys = store::list_secrets_in(step.tx, step.run.workspace_id).await?;
-                let keys: Vec<Value> = keys.into_iter().map(|s| json!({"key": s.key, "hasValue": s.has_value})).collect();
+                let keys: Vec<Value> =
+                    keys.into_iter().map(|s| json!({"key": s.key, "hasValue": s.has_value})).collect();
                 step.state["secretKeys"] = Value::Array(keys);
             }
             (Builtin::SecretsExample, "showResult") => {
                 let stored = |key: &str| {
-                    step.state["secretKeys"].as_array().into_iter().flatten().any(|k| k["key"] == key && k["hasValue"] == true)
+                    step.state["secretKeys"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|k| k["key"] == key && k["hasValue"] == true)
                 };
                 let mut markdown = String::from("## Secrets verified\n\n| Key | Status |\n|---|---|\n");
                 for key in EXAMPLE_KEYS {
@@ -114,7 +123,10 @@ impl Builtin {
 /// Parses request-tool arguments: `{variables: [{key}]}`, strict, 1 to 50 distinct valid keys.
 pub fn parse_request(args: Value, limits: &Limits) -> Result<SecretRequest, AppError> {
     let request: SecretRequest = serde_json::from_value(args).map_err(|e| {
-        AppError::BadRequest(format!("invalid arguments: {}", crate::server::rest::extract::without_string_literals(&e.to_string())))
+        AppError::BadRequest(format!(
+            "invalid arguments: {}",
+            crate::server::rest::extract::without_string_literals(&e.to_string())
+        ))
     })?;
     if request.variables.is_empty() || request.variables.len() > MAX_REQUESTED_KEYS {
         return Err(AppError::BadRequest(format!("variables must list 1 to {MAX_REQUESTED_KEYS} keys")));

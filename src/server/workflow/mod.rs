@@ -98,10 +98,13 @@ impl WorkflowEngine {
         options: StartOptions,
         actor: &Actor,
     ) -> Result<WorkflowRun, AppError> {
-        let kind = Builtin::parse(workflow).ok_or_else(|| AppError::BadRequest(format!("unknown workflow '{workflow}'")))?;
+        let kind =
+            Builtin::parse(workflow).ok_or_else(|| AppError::BadRequest(format!("unknown workflow '{workflow}'")))?;
         let args = kind.parse_args(&args, self.secrets.limits())?;
         if let Some(parent) = options.parent {
-            store::run(&self.db, workspace_id, parent).await?.ok_or_else(|| AppError::BadRequest("the parent run does not exist in this workspace".into()))?;
+            store::run(&self.db, workspace_id, parent)
+                .await?
+                .ok_or_else(|| AppError::BadRequest("the parent run does not exist in this workspace".into()))?;
         }
         let expires_at = match options.expires_in_seconds {
             Some(secs) if !(1..=30 * 24 * 3600).contains(&secs) => {
@@ -160,7 +163,10 @@ impl WorkflowEngine {
             }
             let kind = builtin_of(&run)?;
             let Some(transition) = kind.transitions().iter().find(|t| t.from == run.place && !t.wait).copied() else {
-                return Err(AppError::Internal(anyhow::anyhow!("run {id} is running at '{}' with no automatic transition", run.place)));
+                return Err(AppError::Internal(anyhow::anyhow!(
+                    "run {id} is running at '{}' with no automatic transition",
+                    run.place
+                )));
             };
             let outcome = match self.apply(&mut tx, &run, kind, transition, &json!({}), &Actor("system".into())).await {
                 Ok(outcome) => outcome,
@@ -187,13 +193,20 @@ impl WorkflowEngine {
         let run = store::run(&self.db, workspace_id, id).await?.ok_or(AppError::NotFound)?;
         let kind = builtin_of(&run)?;
         let Some(edge) = kind.transitions().iter().find(|t| t.name == transition && t.wait).copied() else {
-            return Err(AppError::BadRequest(format!("'{transition}' is not a transition of {} that can be fired", kind.name())));
+            return Err(AppError::BadRequest(format!(
+                "'{transition}' is not a transition of {} that can be fired",
+                kind.name()
+            )));
         };
         let mut tx = self.db.begin().await?;
         let current = store::run_in(&mut tx, id).await?.ok_or(AppError::NotFound)?;
         let status = current.status()?;
         if status != RunStatus::Waiting || current.place != edge.from {
-            return Err(AppError::Conflict(format!("the run is {} at '{}'; '{transition}' is not available", status.as_str(), current.place)));
+            return Err(AppError::Conflict(format!(
+                "the run is {} at '{}'; '{transition}' is not available",
+                status.as_str(),
+                current.place
+            )));
         }
         if !store::claim_run(&mut tx, id, current.version).await? {
             return Err(AppError::Conflict("the run has already moved on".into()));
@@ -203,7 +216,13 @@ impl WorkflowEngine {
             let sealer = self.secrets.sealer(&mut tx, workspace_id).await?;
             let (keys, events) = self.store_submission(&mut tx, &sealer, &current, payload, actor).await?;
             let detail = format!("request {id}: {} value(s)", events.len());
-            let entry = crate::server::store::Audit { workspace_id: Some(workspace_id), actor: &actor.0, action: "request.submitted", key: None, detail: Some(&detail) };
+            let entry = crate::server::store::Audit {
+                workspace_id: Some(workspace_id),
+                actor: &actor.0,
+                action: "request.submitted",
+                key: None,
+                detail: Some(&detail),
+            };
             crate::server::store::audit_in(&mut tx, &entry).await?;
             secret_events = events;
             keys
@@ -220,9 +239,16 @@ impl WorkflowEngine {
 
     /// Cancels (or declines) an open run.
     #[tracing::instrument(skip(self, actor), err)]
-    pub async fn cancel(&self, workspace_id: Uuid, id: Uuid, reason: &str, actor: &Actor) -> Result<WorkflowRun, AppError> {
+    pub async fn cancel(
+        &self,
+        workspace_id: Uuid,
+        id: Uuid,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<WorkflowRun, AppError> {
         let run = store::run(&self.db, workspace_id, id).await?.ok_or(AppError::NotFound)?;
-        self.close(&run, RunStatus::Cancelled, json!({"success": false, "cancelled": true, "reason": reason}), actor).await?;
+        self.close(&run, RunStatus::Cancelled, json!({"success": false, "cancelled": true, "reason": reason}), actor)
+            .await?;
         self.view(workspace_id, id).await
     }
 
@@ -324,7 +350,15 @@ impl WorkflowEngine {
 
     /// Applies one transition inside `tx`: runs its body, moves the run, saves documents and
     /// history. A concurrent change makes it a 409 (the caller's transaction rolls back).
-    async fn apply(&self, tx: &mut Tx, run: &RunRow, kind: Builtin, edge: Transition, payload: &Value, actor: &Actor) -> Result<Outcome, AppError> {
+    async fn apply(
+        &self,
+        tx: &mut Tx,
+        run: &RunRow,
+        kind: Builtin,
+        edge: Transition,
+        payload: &Value,
+        actor: &Actor,
+    ) -> Result<Outcome, AppError> {
         let args = parse_json(&run.args)?;
         let mut state = parse_json(&run.state)?;
         let mut step = Step { tx, run, args: &args, state: &mut state, payload, documents: Vec::new(), result: None };
@@ -339,13 +373,25 @@ impl WorkflowEngine {
         };
         let result = if status == RunStatus::Completed { Some(result.unwrap_or_else(|| json!({}))) } else { None };
         let result_text = result.as_ref().map(Value::to_string);
-        if !store::update_run(tx, run.id, run.version, edge.to, status, &state.to_string(), result_text.as_deref()).await? {
+        if !store::update_run(tx, run.id, run.version, edge.to, status, &state.to_string(), result_text.as_deref())
+            .await?
+        {
             return Err(AppError::Conflict("the run has already moved on".into()));
         }
         for (doc_kind, content) in &documents {
             store::insert_document(tx, run.id, doc_kind, &content.to_string()).await?;
         }
-        store::insert_transition(tx, run.id, run.version + 1, edge.name, &run.place, edge.to, &payload.to_string(), &actor.0).await?;
+        store::insert_transition(
+            tx,
+            run.id,
+            run.version + 1,
+            edge.name,
+            &run.place,
+            edge.to,
+            &payload.to_string(),
+            &actor.0,
+        )
+        .await?;
         let parent_note = match (status, run.parent_id) {
             (RunStatus::Completed, Some(parent)) => Some(self.notify_parent(tx, run, parent, result.as_ref()).await?),
             _ => None,
@@ -365,7 +411,13 @@ impl WorkflowEngine {
     /// The callback to a parent run: a TaskResult document on the parent, in the child's
     /// transaction. When the parent waits on the named callback transition, it is fired after
     /// the commit.
-    async fn notify_parent(&self, tx: &mut Tx, child: &RunRow, parent_id: Uuid, result: Option<&Value>) -> Result<ParentNote, AppError> {
+    async fn notify_parent(
+        &self,
+        tx: &mut Tx,
+        child: &RunRow,
+        parent_id: Uuid,
+        result: Option<&Value>,
+    ) -> Result<ParentNote, AppError> {
         let content = json!({
             "workflowId": child.id,
             "workflow": child.workflow,
@@ -375,7 +427,15 @@ impl WorkflowEngine {
         store::insert_document(tx, parent_id, "TaskResult", &content.to_string()).await?;
         let parent = store::run_in(tx, parent_id).await?.ok_or(AppError::NotFound)?;
         let status = parent.status()?;
-        Ok(ParentNote { workspace_id: parent.workspace_id, id: parent_id, workflow: parent.workflow, place: parent.place, status, callback: child.callback.clone(), content })
+        Ok(ParentNote {
+            workspace_id: parent.workspace_id,
+            id: parent_id,
+            workflow: parent.workflow,
+            place: parent.place,
+            status,
+            callback: child.callback.clone(),
+            content,
+        })
     }
 
     async fn after_commit(&self, outcome: Outcome) {
@@ -390,7 +450,15 @@ impl WorkflowEngine {
             });
         }
         self.events.publish(events).await;
-        if let Some(ParentNote { workspace_id, id, callback: Some(callback), content, status: RunStatus::Waiting, .. }) = outcome.parent {
+        if let Some(ParentNote {
+            workspace_id,
+            id,
+            callback: Some(callback),
+            content,
+            status: RunStatus::Waiting,
+            ..
+        }) = outcome.parent
+        {
             let fired = Box::pin(self.fire(workspace_id, id, &callback, content, &Actor("system".into()))).await;
             if let Err(err) = fired {
                 tracing::info!(error = %err, parent = %id, "the parent run did not take the callback transition");
@@ -404,16 +472,40 @@ impl WorkflowEngine {
             return Err(AppError::Conflict(format!("the run is already {}", run.status)));
         }
         let mut tx = self.db.begin().await?;
-        if !store::update_run(&mut tx, run.id, run.version, &run.place, status, &run.state, Some(&result.to_string())).await? {
+        if !store::update_run(&mut tx, run.id, run.version, &run.place, status, &run.state, Some(&result.to_string()))
+            .await?
+        {
             return Err(AppError::Conflict("the run has already moved on".into()));
         }
-        store::insert_transition(&mut tx, run.id, run.version + 1, status.as_str(), &run.place, &run.place, "{}", &actor.0).await?;
+        store::insert_transition(
+            &mut tx,
+            run.id,
+            run.version + 1,
+            status.as_str(),
+            &run.place,
+            &run.place,
+            "{}",
+            &actor.0,
+        )
+        .await?;
         let action = if status == RunStatus::Cancelled { "request.cancelled" } else { "request.expired" };
         let detail = format!("request {}", run.id);
-        let entry = crate::server::store::Audit { workspace_id: Some(run.workspace_id), actor: &actor.0, action, key: None, detail: Some(&detail) };
+        let entry = crate::server::store::Audit {
+            workspace_id: Some(run.workspace_id),
+            actor: &actor.0,
+            action,
+            key: None,
+            detail: Some(&detail),
+        };
         crate::server::store::audit_in(&mut tx, &entry).await?;
         tx.commit().await?;
-        let event = Event::WorkflowUpdated { workspace_id: run.workspace_id, workflow_id: run.id, workflow: run.workflow.clone(), place: run.place.clone(), status };
+        let event = Event::WorkflowUpdated {
+            workspace_id: run.workspace_id,
+            workflow_id: run.id,
+            workflow: run.workflow.clone(),
+            place: run.place.clone(),
+            status,
+        };
         self.events.publish(vec![event]).await;
         Ok(())
     }
@@ -428,8 +520,12 @@ impl WorkflowEngine {
         payload: Value,
         actor: &Actor,
     ) -> Result<(Value, Vec<Event>), AppError> {
-        let submission: Submission = serde_json::from_value(payload)
-            .map_err(|e| AppError::BadRequest(format!("invalid submission: {}", crate::server::rest::extract::without_string_literals(&e.to_string()))))?;
+        let submission: Submission = serde_json::from_value(payload).map_err(|e| {
+            AppError::BadRequest(format!(
+                "invalid submission: {}",
+                crate::server::rest::extract::without_string_literals(&e.to_string())
+            ))
+        })?;
         let requested = requested_keys(tx, run).await?;
         let mut seen = std::collections::HashSet::new();
         let mut parsed = Vec::with_capacity(submission.variables.len());
@@ -452,7 +548,8 @@ impl WorkflowEngine {
             let item = self.secrets.upsert_in(tx, sealer, key, value, actor, Some(&detail)).await?;
             events.push(Event::SecretUpserted { workspace_id: run.workspace_id, secret_id: item.id, key: item.key });
         }
-        let keys: Vec<RequestedKey> = parsed.iter().map(|(key, _)| RequestedKey { key: key.as_str().to_string() }).collect();
+        let keys: Vec<RequestedKey> =
+            parsed.iter().map(|(key, _)| RequestedKey { key: key.as_str().to_string() }).collect();
         Ok((json!({ "variables": keys }), events))
     }
 }
@@ -462,7 +559,8 @@ async fn requested_keys(tx: &mut Tx, run: &RunRow) -> Result<std::collections::H
     let content = store::latest_document_in(tx, run.id, SECRET_REQUEST_DOCUMENT)
         .await?
         .ok_or_else(|| AppError::Conflict("this run has no secret request".into()))?;
-    let request: SecretRequest = serde_json::from_str(&content).map_err(|e| AppError::Internal(anyhow::anyhow!("stored request is invalid: {e}")))?;
+    let request: SecretRequest = serde_json::from_str(&content)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("stored request is invalid: {e}")))?;
     Ok(request.variables.into_iter().map(|v| v.key).collect())
 }
 
@@ -496,7 +594,8 @@ struct ParentNote {
 }
 
 fn builtin_of(run: &RunRow) -> Result<Builtin, AppError> {
-    Builtin::parse(&run.workflow).ok_or_else(|| AppError::Internal(anyhow::anyhow!("run {} has unknown workflow '{}'", run.id, run.workflow)))
+    Builtin::parse(&run.workflow)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("run {} has unknown workflow '{}'", run.id, run.workflow)))
 }
 
 fn parse_json(text: &str) -> Result<Value, AppError> {
@@ -510,7 +609,12 @@ const LIST_LIMIT: i64 = 200;
 fn view_of(run: RunRow, documents: Vec<RunDocument>) -> Result<WorkflowRun, AppError> {
     let status = run.status()?;
     let transitions = if status == RunStatus::Waiting {
-        builtin_of(&run)?.transitions().iter().filter(|t| t.wait && t.from == run.place).map(|t| t.name.to_string()).collect()
+        builtin_of(&run)?
+            .transitions()
+            .iter()
+            .filter(|t| t.wait && t.from == run.place)
+            .map(|t| t.name.to_string())
+            .collect()
     } else {
         Vec::new()
     };

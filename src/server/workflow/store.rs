@@ -30,7 +30,8 @@ pub struct RunRow {
 impl RunRow {
     /// The parsed status.
     pub fn status(&self) -> Result<RunStatus, AppError> {
-        RunStatus::parse(&self.status).ok_or_else(|| AppError::Internal(anyhow::anyhow!("unknown run status {:?}", self.status)))
+        RunStatus::parse(&self.status)
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("unknown run status {:?}", self.status)))
     }
 }
 
@@ -44,7 +45,8 @@ struct DocumentRow {
 
 impl DocumentRow {
     fn into_document(self) -> Result<RunDocument, AppError> {
-        let content = serde_json::from_str(&self.content).map_err(|e| AppError::Internal(anyhow::anyhow!("stored document is not JSON: {e}")))?;
+        let content = serde_json::from_str(&self.content)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("stored document is not JSON: {e}")))?;
         Ok(RunDocument { id: self.id, kind: self.kind, content, created_at: self.created_at })
     }
 }
@@ -57,7 +59,11 @@ macro_rules! run_columns {
 
 /// Inserts a new run.
 pub async fn insert_run(tx: &mut Tx, run: &RunRow) -> Result<(), AppError> {
-    let sql = concat!("INSERT INTO workflow_runs (", run_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)");
+    let sql = concat!(
+        "INSERT INTO workflow_runs (",
+        run_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    );
     on_tx!(tx, conn => sqlx::query(sql)
         .bind(run.id).bind(run.workspace_id).bind(&run.workflow).bind(&run.place).bind(&run.status)
         .bind(&run.args).bind(&run.state).bind(&run.result).bind(run.parent_id).bind(&run.callback)
@@ -70,9 +76,16 @@ pub async fn insert_run(tx: &mut Tx, run: &RunRow) -> Result<(), AppError> {
 /// Concurrent callers count one after another: SQLite's write transactions are serial, and on
 /// PostgreSQL the workspace row is locked (`NO KEY UPDATE`, which secret writes, taking only a
 /// key-share lock for their foreign key, do not wait for).
-pub async fn runs_started_since(tx: &mut Tx, workspace_id: Uuid, since: DateTime<Utc>) -> Result<(i64, Option<DateTime<Utc>>), AppError> {
+pub async fn runs_started_since(
+    tx: &mut Tx,
+    workspace_id: Uuid,
+    since: DateTime<Utc>,
+) -> Result<(i64, Option<DateTime<Utc>>), AppError> {
     if let Tx::Postgres(t) = tx {
-        sqlx::query("SELECT 1 FROM workspaces WHERE id = $1 FOR NO KEY UPDATE").bind(workspace_id).execute(&mut **t).await?;
+        sqlx::query("SELECT 1 FROM workspaces WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(workspace_id)
+            .execute(&mut **t)
+            .await?;
     }
     let sql = "SELECT COUNT(*), MIN(created_at) FROM workflow_runs WHERE workspace_id = $1 AND created_at > $2";
     Ok(on_tx!(tx, conn => sqlx::query_as(sql).bind(workspace_id).bind(since).fetch_one(&mut *conn).await?))
@@ -92,14 +105,20 @@ pub async fn run_in(tx: &mut Tx, id: Uuid) -> Result<Option<RunRow>, AppError> {
 
 /// A workspace's runs, newest first, optionally with one status.
 pub async fn runs(db: &Db, workspace_id: Uuid, status: Option<&str>, limit: i64) -> Result<Vec<RunRow>, AppError> {
-    let sql = concat!("SELECT ", run_columns!(), " FROM workflow_runs WHERE workspace_id = $1 AND ($2 IS NULL OR status = $2)
-                       ORDER BY created_at DESC, id LIMIT $3");
+    let sql = concat!(
+        "SELECT ",
+        run_columns!(),
+        " FROM workflow_runs WHERE workspace_id = $1 AND ($2 IS NULL OR status = $2)
+                       ORDER BY created_at DESC, id LIMIT $3"
+    );
     Ok(on_pool!(db, pool => sqlx::query_as(sql).bind(workspace_id).bind(status).bind(limit).fetch_all(pool).await?))
 }
 
 /// Ids of runs that were moving when a process stopped (to resume at start).
 pub async fn running_ids(db: &Db) -> Result<Vec<Uuid>, AppError> {
-    Ok(on_pool!(db, pool => sqlx::query_scalar("SELECT id FROM workflow_runs WHERE status = 'running'").fetch_all(pool).await?))
+    Ok(
+        on_pool!(db, pool => sqlx::query_scalar("SELECT id FROM workflow_runs WHERE status = 'running'").fetch_all(pool).await?),
+    )
 }
 
 /// Waiting runs whose expiry has passed.
@@ -190,7 +209,8 @@ pub async fn documents_of_runs(
         .bind(workspace_id).bind(status).bind(limit).fetch_all(pool).await?);
     let mut out: std::collections::HashMap<Uuid, Vec<RunDocument>> = std::collections::HashMap::new();
     for row in rows {
-        let document = DocumentRow { id: row.id, kind: row.kind, content: row.content, created_at: row.created_at }.into_document()?;
+        let document = DocumentRow { id: row.id, kind: row.kind, content: row.content, created_at: row.created_at }
+            .into_document()?;
         out.entry(row.run_id).or_default().push(document);
     }
     Ok(out)
