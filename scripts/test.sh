@@ -26,6 +26,14 @@ else
   echo "PostgreSQL does not answer at 127.0.0.1:5432: the Rust suite runs on SQLite only" >&2
 fi
 
+step "Formatting and lints (cargo fmt --check; clippy -D warnings on the server and the WASM front end)"
+# A failed gate fails the test command at the end; the suites still run so one run shows all.
+gates=0
+cargo fmt --check || { echo "cargo fmt --check failed: run cargo fmt" >&2; gates=1; }
+LEPTOS_OUTPUT_NAME=loopstack-secrets RUSTFLAGS="$LEPTOS_DEBUG_RUSTFLAGS" cargo clippy --all-targets --features ssr -- -D warnings \
+  || gates=1
+cargo clippy --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings || gates=1
+
 build_app
 # `cargo test` rebuilds the binary with test features; the end-to-end tests must run the one
 # cargo-leptos built (it matches the WASM it hydrates), so keep a copy.
@@ -78,11 +86,12 @@ LSS_FUZZ_WORKSPACE="$FUZZ_WS" st --config-file end2end/schemathesis.toml run "$E
 if [ "$status" != 0 ]; then
   echo "--- server log ---"; tail -n 100 "$E2E_DIR/server.log"
 fi
+[ "$gates" = 0 ] || status=1
 # awk alone: a grep finding nothing would end the script under `set -e -o pipefail`.
 e2e_passed=$(awk '/^ +[0-9]+ passed/ {s+=$1} END {print s+0}' "$E2E_DIR/playwright.log")
 e2e_failed=$(awk '/^ +[0-9]+ failed/ {s+=$1} END {print s+0}' "$E2E_DIR/playwright.log")
 echo
 fuzz_failed=$([ "$fuzz_status" = 0 ] && echo 0 || echo 1)
-echo "Rust: $rust_passed passed; Playwright: $e2e_passed passed, $e2e_failed failed; schemathesis: $([ "$fuzz_failed" = 0 ] && echo passed || echo failed)"
-echo "$((rust_passed + e2e_passed + 1 - fuzz_failed)) passed, $((e2e_failed + fuzz_failed)) failed"
+echo "Rust: $rust_passed passed; Playwright: $e2e_passed passed, $e2e_failed failed; schemathesis: $([ "$fuzz_failed" = 0 ] && echo passed || echo failed); fmt and clippy: $([ "$gates" = 0 ] && echo passed || echo failed)"
+echo "$((rust_passed + e2e_passed + 2 - fuzz_failed - gates)) passed, $((e2e_failed + fuzz_failed + gates)) failed"
 exit "$status"

@@ -61,7 +61,7 @@ impl Env {
 }
 
 fn last_line(out: &str) -> String {
-    out.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or_default().to_string()
+    out.lines().rfind(|l| !l.trim().is_empty()).unwrap_or_default().to_string()
 }
 
 /// A running `serve` process with its stdout lines read until the sign-in line.

@@ -43,7 +43,7 @@ impl Node {
     }
 
     fn last_line(&self, args: &[&str]) -> String {
-        self.cli(args).lines().filter(|l| !l.trim().is_empty()).last().unwrap().trim().to_string()
+        self.cli(args).lines().rfind(|l| !l.trim().is_empty()).unwrap().trim().to_string()
     }
 
     /// Starts `serve`; the child and its base URL once it answers.

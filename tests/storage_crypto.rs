@@ -155,7 +155,7 @@ async fn rotating_the_key_file_keeps_values_and_retires_the_old_key(engine: Engi
     assert!(!dir.path().join("master.key.new").exists());
     assert_eq!(value_after_open(&config, None, ws).await.unwrap(), "still-here");
     let refused =
-        value_after_open(&config, Some(&old_key), ws).await.err().expect("the old key no longer opens the store");
+        value_after_open(&config, Some(&old_key), ws).await.expect_err("the old key no longer opens the store");
     assert!(refused.to_string().contains("does not match"), "{refused}");
 }
 

@@ -53,17 +53,6 @@ pub fn without_string_literals(message: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quoted_strings_are_elided_from_error_messages() {
-        let message = r#"invalid type: string "sk-secret\"x", expected u8 at line 1 column 9"#;
-        assert_eq!(without_string_literals(message), "invalid type: string \"…\", expected u8 at line 1 column 9");
-    }
-}
-
 /// Path parameters: an id that does not parse names nothing that exists, so it is a 404.
 pub struct ApiPath<T>(pub T);
 
@@ -75,5 +64,16 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
             .await
             .map(|p| ApiPath(p.0))
             .map_err(|_| AppError::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_strings_are_elided_from_error_messages() {
+        let message = r#"invalid type: string "sk-secret\"x", expected u8 at line 1 column 9"#;
+        assert_eq!(without_string_literals(message), "invalid type: string \"…\", expected u8 at line 1 column 9");
     }
 }
