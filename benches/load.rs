@@ -40,7 +40,7 @@ fn main() {
 /// What unwrapping a workspace's data key costs (each write does it once), to weigh a cache of
 /// unwrapped keys against the per-request figures below.
 fn unwrap_cost() {
-    use loopstack_secrets::server::crypto::{DataKey, MasterKey};
+    use loopstack_secrets::server::keys::{DataKey, MasterKey};
     let kek = MasterKey::generate();
     let workspace = uuid::Uuid::new_v4();
     let wrapped = kek.wrap(&DataKey::generate(), workspace, 1);

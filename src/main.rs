@@ -20,8 +20,7 @@ async fn main() -> ExitCode {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)))
         .with_writer(std::io::stderr)
         .init();
-    let master_key = std::env::var("LOOPSTACK_SECRETS_MASTER_KEY").ok();
-    match cli::run(cli, master_key.as_deref()).await {
+    match cli::run(cli).await {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");

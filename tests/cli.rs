@@ -309,7 +309,7 @@ fn values_and_passwords_never_appear_in_the_server_log() {
         .find(|c| c.starts_with("lss_session="))
         .map(|c| c.split(';').next().unwrap().to_string())
         .expect("a session");
-    let csrf = loopstack_secrets::server::auth::csrf_token(cookie.strip_prefix("lss_session=").unwrap());
+    let csrf = loopstack_secrets::server::web::csrf::csrf_token(cookie.strip_prefix("lss_session=").unwrap());
     let default_ws = server
         .stdout
         .iter()
@@ -437,7 +437,7 @@ fn store_directly(env: &Env, ws: &str, pairs: &[(&str, &str)]) {
             let value = state.secrets.parse_value(value.to_string()).unwrap();
             state
                 .secrets
-                .upsert(ws, &key, &value, &loopstack_secrets::server::secrets::Actor("test".into()))
+                .upsert(ws, &key, &value, &loopstack_secrets::server::domain::Actor("test".into()))
                 .await
                 .unwrap();
         }

@@ -74,7 +74,11 @@ impl Node {
     /// The workspace's values, through `export`.
     fn values(&self, ws: &str) -> HashMap<String, String> {
         let text = self.cli(&["export", "--workspace", ws]);
-        loopstack_secrets::server::dotenv::parse(&text).unwrap().into_iter().map(|(k, v)| (k, v.to_string())).collect()
+        loopstack_secrets::server::domain::dotenv::parse(&text)
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, v.to_string()))
+            .collect()
     }
 }
 

@@ -25,7 +25,7 @@ async fn member(app: &TestApp, name: &str, ws: Uuid, role: &str) -> String {
 /// Calls a server function as a hydrated page does (no `Accept: text/html`).
 async fn studio(app: &TestApp, cookie: &str, function: &str, form: &[(&str, String)]) -> Response {
     let mut form = form.to_vec();
-    form.push(("csrf", loopstack_secrets::server::auth::csrf_token(cookie.split_once('=').unwrap().1)));
+    form.push(("csrf", loopstack_secrets::server::web::csrf::csrf_token(cookie.split_once('=').unwrap().1)));
     app.client
         .post(format!("{}/studio/{function}", app.base))
         .header("cookie", cookie)
@@ -232,7 +232,7 @@ async fn server_function_errors_carry_the_status_of_the_rest_error(engine: Engin
             ("workspace_id", ws.to_string()),
             ("key", "bad key".into()),
             ("value", "v".into()),
-            ("csrf", loopstack_secrets::server::auth::csrf_token(editor.split_once('=').unwrap().1)),
+            ("csrf", loopstack_secrets::server::web::csrf::csrf_token(editor.split_once('=').unwrap().1)),
         ])
         .send()
         .await
@@ -487,7 +487,9 @@ async fn the_data_dir_and_its_files_are_private() {
     let data = dir.path().join("fresh/data");
     let config = loopstack_secrets::server::config::Cli::parse_from(["x", "--data-dir", data.to_str().unwrap()]).config;
     let state = loopstack_secrets::server::state::open(config, None).await.unwrap().state;
-    let ws = state.create_workspace("main", None).await.unwrap();
+    let ws = loopstack_secrets::server::service::access::create_workspace(&state.db, &state.kek, "main", None)
+        .await
+        .unwrap();
     let key = state.secrets.parse_key("K").unwrap();
     state
         .secrets

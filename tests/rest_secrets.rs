@@ -179,19 +179,31 @@ async fn missing_or_bad_credentials_are_401(engine: Engine) {
 async fn a_revoked_or_expired_token_is_401(engine: Engine) {
     let app = spawn_app(engine).await;
     let ws = app.workspace("main").await;
-    let (row, token) =
-        loopstack_secrets::server::auth::create_token(&app.state.db, ws, "t", &[Scope::SecretsList], None, "test")
-            .await
-            .unwrap();
+    let (row, token) = loopstack_secrets::server::service::access::create_token(
+        &app.state.db,
+        ws,
+        "t",
+        &[Scope::SecretsList],
+        None,
+        &common::test_actor(),
+    )
+    .await
+    .unwrap();
     assert_eq!(app.list(ws, &token).await.status(), 200);
 
     assert!(loopstack_secrets::server::store::revoke_token(&app.state.db, row.id, None, "test").await.unwrap());
     assert_eq!(error_code(app.list(ws, &token).await, 401).await, "unauthorized");
 
-    let (_, expired) =
-        loopstack_secrets::server::auth::create_token(&app.state.db, ws, "t", &[Scope::SecretsList], Some(-1), "test")
-            .await
-            .unwrap();
+    let (_, expired) = loopstack_secrets::server::service::access::create_token(
+        &app.state.db,
+        ws,
+        "t",
+        &[Scope::SecretsList],
+        Some(-1),
+        &common::test_actor(),
+    )
+    .await
+    .unwrap();
     assert_eq!(error_code(app.list(ws, &expired).await, 401).await, "unauthorized");
 }
 

@@ -20,7 +20,7 @@ async fn member(app: &TestApp, name: &str, ws: Uuid, role: &str) -> String {
 }
 
 fn csrf_of(cookie: &str) -> String {
-    loopstack_secrets::server::auth::csrf_token(cookie.strip_prefix("lss_session=").unwrap())
+    loopstack_secrets::server::web::csrf::csrf_token(cookie.strip_prefix("lss_session=").unwrap())
 }
 
 /// What the victim's workspace holds, to attack and to check afterwards.

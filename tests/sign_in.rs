@@ -31,7 +31,7 @@ fn cookie_of(response: &Response) -> String {
 }
 
 fn csrf_of(cookie: &str) -> String {
-    loopstack_secrets::server::auth::csrf_token(cookie.split_once('=').unwrap().1)
+    loopstack_secrets::server::web::csrf::csrf_token(cookie.split_once('=').unwrap().1)
 }
 
 /// Calls a server function with a session cookie and its CSRF token.
@@ -440,7 +440,7 @@ async fn a_secure_deployment_names_its_cookies_for_this_host_only(engine: Engine
     );
     let page =
         app.client.get(format!("{}/workspaces/{ws}", app.base)).header("cookie", &host_cookie).send().await.unwrap();
-    let csrf = loopstack_secrets::server::auth::csrf_token(value);
+    let csrf = loopstack_secrets::server::web::csrf::csrf_token(value);
     assert!(page.text().await.unwrap().contains(&csrf), "forms carry the session's CSRF token");
 }
 

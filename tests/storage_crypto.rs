@@ -4,9 +4,9 @@
 mod common;
 
 use common::{json, serve, spawn_app, test_actor, Engine};
-use loopstack_secrets::server::db::{on_pool, Db};
 use loopstack_secrets::server::error::AppError;
 use loopstack_secrets::server::state;
+use loopstack_secrets::server::store::{on_pool, Db};
 use uuid::Uuid;
 
 async fn exec(db: &Db, sql: &'static str, a: Uuid, b: Uuid) {
@@ -107,12 +107,15 @@ async fn the_first_start_creates_a_key_file_that_later_starts_use() {
     let config = common::config_for(dir.path(), &url, &[]);
 
     let first = state::open(config.clone(), None).await.unwrap();
-    let ws = first.state.create_workspace("main", None).await.unwrap();
+    let ws =
+        loopstack_secrets::server::service::access::create_workspace(&first.state.db, &first.state.kek, "main", None)
+            .await
+            .unwrap();
     first.state.db.close().await;
     let second = state::open(config, None).await.unwrap();
 
-    assert!(matches!(first.key_source, loopstack_secrets::server::crypto::KeySource::NewFile(_)));
-    assert!(matches!(second.key_source, loopstack_secrets::server::crypto::KeySource::ExistingFile(_)));
+    assert!(matches!(first.key_source, loopstack_secrets::server::keys::KeySource::NewFile(_)));
+    assert!(matches!(second.key_source, loopstack_secrets::server::keys::KeySource::ExistingFile(_)));
     let mut tx = second.state.db.begin().await.unwrap();
     assert!(second.state.secrets.sealer(&mut tx, ws).await.is_ok(), "the key file unwraps the workspace's data key");
 }
@@ -120,7 +123,10 @@ async fn the_first_start_creates_a_key_file_that_later_starts_use() {
 /// A store with one secret, opened through the key file; returns its workspace.
 async fn store_with_a_secret(config: &loopstack_secrets::server::config::Config, key_env: Option<&str>) -> Uuid {
     let opened = state::open(config.clone(), key_env).await.unwrap();
-    let ws = opened.state.create_workspace("main", None).await.unwrap();
+    let ws =
+        loopstack_secrets::server::service::access::create_workspace(&opened.state.db, &opened.state.kek, "main", None)
+            .await
+            .unwrap();
     let secrets = &opened.state.secrets;
     let (key, value) = (secrets.parse_key("ROTATED").unwrap(), secrets.parse_value("still-here".into()).unwrap());
     secrets.upsert(ws, &key, &value, &test_actor()).await.unwrap();
@@ -147,7 +153,8 @@ async fn rotating_the_key_file_keeps_values_and_retires_the_old_key(engine: Engi
     let ws = store_with_a_secret(&config, None).await;
     let old_key = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
 
-    let rotation = loopstack_secrets::server::rotation::rotate_master_key(config.clone(), None, None).await.unwrap();
+    let rotation =
+        loopstack_secrets::server::service::rotation::rotate_master_key(config.clone(), None, None).await.unwrap();
 
     assert_eq!(rotation.data_keys, 1);
     let new_key = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
@@ -165,7 +172,7 @@ async fn a_rotation_interrupted_after_its_commit_is_finished_at_the_next_start(e
     let config = common::config_for(dir.path(), &url, &[]);
     let ws = store_with_a_secret(&config, None).await;
     let old_key = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
-    loopstack_secrets::server::rotation::rotate_master_key(config.clone(), None, None).await.unwrap();
+    loopstack_secrets::server::service::rotation::rotate_master_key(config.clone(), None, None).await.unwrap();
     // Put the files back as a crash between the commit and the file swap leaves them.
     std::fs::rename(dir.path().join("master.key"), dir.path().join("master.key.new")).unwrap();
     std::fs::write(dir.path().join("master.key"), &old_key).unwrap();
@@ -189,7 +196,8 @@ async fn a_rotation_interrupted_before_its_commit_leaves_the_old_key_working(eng
     std::fs::write(dir.path().join("master.key.new"), common::new_master_key()).unwrap();
 
     assert_eq!(value_after_open(&config, None, ws).await.unwrap(), "still-here");
-    let rotation = loopstack_secrets::server::rotation::rotate_master_key(config.clone(), None, None).await.unwrap();
+    let rotation =
+        loopstack_secrets::server::service::rotation::rotate_master_key(config.clone(), None, None).await.unwrap();
     assert_eq!(rotation.data_keys, 1, "a later rotation replaces the stale pending file");
     assert_eq!(value_after_open(&config, None, ws).await.unwrap(), "still-here");
 }
@@ -201,9 +209,12 @@ async fn rotating_an_environment_key_needs_the_new_key_from_the_environment(engi
     let (old, new) = (common::new_master_key(), common::new_master_key());
     let ws = store_with_a_secret(&config, Some(&old)).await;
 
-    let without_new = loopstack_secrets::server::rotation::rotate_master_key(config.clone(), Some(&old), None).await;
+    let without_new =
+        loopstack_secrets::server::service::rotation::rotate_master_key(config.clone(), Some(&old), None).await;
     let rotation =
-        loopstack_secrets::server::rotation::rotate_master_key(config.clone(), Some(&old), Some(&new)).await.unwrap();
+        loopstack_secrets::server::service::rotation::rotate_master_key(config.clone(), Some(&old), Some(&new))
+            .await
+            .unwrap();
 
     assert!(without_new.err().unwrap().to_string().contains("LOOPSTACK_SECRETS_NEW_MASTER_KEY"));
     assert!(rotation.key_file.is_none());
@@ -252,8 +263,9 @@ async fn rotating_a_data_key_reencrypts_every_value_in_batches(engine: Engine) {
     let (dir, url, key) = app.stop().await;
     let config = common::config_for(dir.path(), &url, &[]);
     let new_key = common::new_master_key();
-    let rotation =
-        loopstack_secrets::server::rotation::rotate_master_key(config, Some(&key), Some(&new_key)).await.unwrap();
+    let rotation = loopstack_secrets::server::service::rotation::rotate_master_key(config, Some(&key), Some(&new_key))
+        .await
+        .unwrap();
     assert_eq!(rotation.data_keys, 2, "the rotated workspace's one key and the bystander's");
     let app = serve(dir, url, new_key, &[]).await;
     assert_eq!(app.value_of(ws, "KEY_00249").await.as_deref(), Some("value-00249"));

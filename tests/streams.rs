@@ -82,7 +82,7 @@ async fn an_event_stream_ends_when_the_session_signs_out_or_the_member_is_remove
     let streams =
         [events(&app, ws, &Auth::Cookie(signed_out.clone())).await, events(&app, ws, &Auth::Cookie(removed)).await];
 
-    let csrf = loopstack_secrets::server::auth::csrf_token(signed_out.split_once('=').unwrap().1);
+    let csrf = loopstack_secrets::server::web::csrf::csrf_token(signed_out.split_once('=').unwrap().1);
     let out = app
         .client
         .post(format!("{}/studio/sign_out", app.base))
@@ -93,7 +93,9 @@ async fn an_event_stream_ends_when_the_session_signs_out_or_the_member_is_remove
         .await
         .unwrap();
     assert!(out.status().is_success() || out.status().is_redirection());
-    loopstack_secrets::server::store::change_membership(&app.state.db, ws, bob, None, "test").await.unwrap();
+    loopstack_secrets::server::service::access::change_member(&app.state.db, ws, bob, None, &common::test_actor())
+        .await
+        .unwrap();
 
     for stream in streams {
         assert!(ends_within(stream, Duration::from_secs(10)).await, "the stream ended");

@@ -271,7 +271,7 @@ async fn the_workspace_server_function_authorizes_like_the_rest_api(engine: Engi
 
 /// The CSRF token a Studio page renders for the session in `cookie` (`lss_session=...`).
 fn csrf_of(cookie: &str) -> String {
-    loopstack_secrets::server::auth::csrf_token(cookie.strip_prefix("lss_session=").unwrap())
+    loopstack_secrets::server::web::csrf::csrf_token(cookie.strip_prefix("lss_session=").unwrap())
 }
 
 /// Posts a Studio form (`application/x-www-form-urlencoded`) to a server function, with the
@@ -545,7 +545,7 @@ async fn users_change_their_password_and_admins_create_users(engine: Engine) {
     let app = spawn_app(engine).await;
     let ws = app.workspace("main").await;
     let user = member(&app, "alice", ws, "viewer").await;
-    loopstack_secrets::server::auth::create_user(&app.state.db, "root-admin", PASSWORD, true).await.unwrap();
+    loopstack_secrets::server::service::access::create_user(&app.state.db, "root-admin", PASSWORD, true).await.unwrap();
     let admin = TestApp::session_cookie(&app.sign_in("root-admin", PASSWORD).await).unwrap();
 
     let wrong = json(

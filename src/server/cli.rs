@@ -5,25 +5,27 @@ use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
+use secrecy::ExposeSecret;
 use uuid::Uuid;
 
-use crate::server::auth;
 use crate::server::config::{Cli, Command, Config, ExportFormat, TokenCommand, UserCommand, WorkspaceCommand};
-use crate::server::crypto::KeySource;
-use crate::server::db::Db;
-use crate::server::domain::{Scope, Username};
-use crate::server::secrets::Actor;
-use crate::server::state::{self, AppState};
-use crate::server::store;
+use crate::server::domain::{Actor, Scope};
+use crate::server::error::AppError;
+use crate::server::keys::KeySource;
+use crate::server::service::access;
+use crate::server::store::Db;
+use crate::server::web::state::{self, AppState};
 
 /// Name of the workspace created on first run.
 pub const DEFAULT_WORKSPACE: &str = "default";
 /// Name of the administrator created on first run.
 pub const ADMIN_USER: &str = "admin";
 
-/// Runs the parsed command line; `master_key_env` is `LOOPSTACK_SECRETS_MASTER_KEY`.
-pub async fn run(cli: Cli, master_key_env: Option<&str>) -> anyhow::Result<ExitCode> {
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = cli.config;
+    let master_key = config.master_key.clone();
+    let master_key_env = master_key.as_ref().map(|key| key.expose_secret());
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config, master_key_env).await,
         Command::Migrate => {
@@ -48,10 +50,9 @@ pub async fn run(cli: Cli, master_key_env: Option<&str>) -> anyhow::Result<ExitC
             let state = state::open(config, master_key_env).await?.state;
             run_with_secrets(&state, workspace, &allow_keys, &command).await
         }
-        Command::RotateMasterKey => {
-            let new_key = std::env::var("LOOPSTACK_SECRETS_NEW_MASTER_KEY").ok();
-            let rotation =
-                crate::server::rotation::rotate_master_key(config, master_key_env, new_key.as_deref()).await?;
+        Command::RotateMasterKey { new_master_key } => {
+            let new_key = new_master_key.as_ref().map(|key| key.expose_secret());
+            let rotation = crate::server::service::rotation::rotate_master_key(config, master_key_env, new_key).await?;
             println!("Rewrapped {} data keys under the new master key.", rotation.data_keys);
             match rotation.key_file {
                 Some(path) => println!("The new key is in {} (mode 0600); the old key no longer opens the store.", path.display()),
@@ -61,7 +62,7 @@ pub async fn run(cli: Cli, master_key_env: Option<&str>) -> anyhow::Result<ExitC
         }
         Command::RotateDataKey { workspace, batch } => {
             let state = state::open(config, master_key_env).await?.state;
-            let done = state.secrets.rotate_data_key(workspace, batch, &Actor("cli".into())).await?;
+            let done = state.secrets.rotate_data_key(workspace, batch, &Actor::cli("")).await?;
             println!(
                 "Workspace {workspace} now uses data key version {}: re-encrypted {} values, deleted {} old keys.",
                 done.version, done.resealed, done.retired
@@ -114,24 +115,24 @@ async fn serve(config: Config, master_key_env: Option<&str>) -> anyhow::Result<E
 
     let app = crate::server::app_router(state.clone());
     let header_timeout = std::time::Duration::from_secs(state.config.header_timeout_secs);
-    crate::server::http::serve(listener, app, header_timeout, shutdown_signal()).await;
+    crate::server::web::http::serve(listener, app, header_timeout, shutdown_signal()).await;
     state.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 
 /// On an empty database: an administrator with a generated password and a default workspace.
 async fn first_run_setup(state: &AppState) -> anyhow::Result<Option<(String, String)>> {
-    if store::count_users(&state.db).await? > 0 {
+    if access::count_users(&state.db).await? > 0 {
         return Ok(None);
     }
-    let password = auth::generate_password();
-    let user_id = auth::create_user(&state.db, ADMIN_USER, &password, true).await?;
-    state.create_workspace(DEFAULT_WORKSPACE, Some(user_id)).await?;
+    let password = access::generate_password();
+    let user_id = access::create_user(&state.db, ADMIN_USER, &password, true).await?;
+    access::create_workspace(&state.db, &state.kek, DEFAULT_WORKSPACE, Some(user_id)).await?;
     Ok(Some((ADMIN_USER.to_string(), password)))
 }
 
 async fn default_workspace(db: &Db) -> anyhow::Result<Option<(Uuid, String)>> {
-    let all = store::all_workspaces(db).await?;
+    let all = access::all_workspaces(db).await?;
     Ok(all.iter().find(|(_, name)| name == DEFAULT_WORKSPACE).or(all.first()).cloned())
 }
 
@@ -157,18 +158,14 @@ async fn workspace(state: &AppState, cmd: WorkspaceCommand) -> anyhow::Result<Ex
     match cmd {
         WorkspaceCommand::Create { name, owner } => {
             let owner_id = match owner {
-                Some(username) => {
-                    let username = Username::parse(&username)?;
-                    let user = store::user_by_username(&state.db, username.as_str()).await?;
-                    Some(user.with_context(|| format!("no user named '{}'", username.as_str()))?.id)
-                }
+                Some(username) => Some(access::user_id(&state.db, &username).await?),
                 None => None,
             };
-            let id = state.create_workspace(&name, owner_id).await?;
+            let id = access::create_workspace(&state.db, &state.kek, &name, owner_id).await?;
             println!("{id}");
         }
         WorkspaceCommand::List => {
-            for (id, name) in store::all_workspaces(&state.db).await? {
+            for (id, name) in access::all_workspaces(&state.db).await? {
                 println!("{id}\t{name}");
             }
         }
@@ -183,9 +180,9 @@ async fn user(state: &AppState, cmd: UserCommand) -> anyhow::Result<ExitCode> {
         std::io::stdin().lock().read_line(&mut line).context("failed to read the password from stdin")?;
         (line.trim_end_matches(['\r', '\n']).to_string(), false)
     } else {
-        (auth::generate_password(), true)
+        (access::generate_password(), true)
     };
-    auth::create_user(&state.db, &username, &password, admin).await?;
+    access::create_user(&state.db, &username, &password, admin).await?;
     if generated {
         println!("Created user '{}'. Its password is shown only this once:", username.to_ascii_lowercase());
         println!("{password}");
@@ -199,7 +196,8 @@ async fn token(state: &AppState, cmd: TokenCommand) -> anyhow::Result<ExitCode> 
     match cmd {
         TokenCommand::Create { workspace, name, scopes, expires_in_days } => {
             let scopes = scopes.iter().map(|s| Scope::parse(s)).collect::<Result<Vec<_>, _>>()?;
-            let (row, token) = auth::create_token(&state.db, workspace, &name, &scopes, expires_in_days, "cli").await?;
+            let (row, token) =
+                access::create_token(&state.db, workspace, &name, &scopes, expires_in_days, &Actor::cli("")).await?;
             println!(
                 "Created token {} ('{}') for workspace {} with scopes: {}.",
                 row.id, row.name, row.workspace_id, row.scopes
@@ -210,7 +208,7 @@ async fn token(state: &AppState, cmd: TokenCommand) -> anyhow::Result<ExitCode> 
         TokenCommand::List { workspace } => {
             println!("id\tworkspace\tname\tscopes\tstatus");
             let now = chrono::Utc::now();
-            for t in store::list_tokens(&state.db, workspace).await? {
+            for t in access::all_tokens(&state.db, workspace).await? {
                 let status = match (t.revoked_at, t.expires_at) {
                     (Some(_), _) => "revoked".to_string(),
                     (None, Some(at)) if at <= now => "expired".to_string(),
@@ -221,8 +219,9 @@ async fn token(state: &AppState, cmd: TokenCommand) -> anyhow::Result<ExitCode> 
             }
         }
         TokenCommand::Revoke { id } => {
-            if !store::revoke_token(&state.db, id, None, "cli").await? {
-                bail!("no active token with id {id}");
+            match access::revoke_token(&state.db, id, None, &Actor::cli("")).await {
+                Err(AppError::NotFound) => bail!("no active token with id {id}"),
+                other => other?,
             }
             println!("Revoked token {id}.");
         }
@@ -237,7 +236,7 @@ async fn run_with_secrets(
     command: &[String],
 ) -> anyhow::Result<ExitCode> {
     refuse_reserved_keys(state, workspace, allow_keys).await?;
-    let values = state.secrets.read_all_values(workspace, &Actor("cli:run".into())).await?;
+    let values = state.secrets.read_all_values(workspace, &Actor::cli("run")).await?;
     let (program, args) = command.split_first().context("no command given after --")?;
     let mut child = std::process::Command::new(program);
     child.args(args);
@@ -264,7 +263,7 @@ fn is_own_configuration(name: &str) -> bool {
 /// Fails when the workspace holds a reserved key (written before keys were checked) that the
 /// operator did not name with `--allow-key`; reads no value.
 async fn refuse_reserved_keys(state: &AppState, workspace: Uuid, allow_keys: &[String]) -> anyhow::Result<()> {
-    if !store::workspace_exists(&state.db, workspace).await? {
+    if !access::workspace_exists(&state.db, workspace).await? {
         bail!("no workspace with id {workspace}");
     }
     let blocked: Vec<String> = state
@@ -273,7 +272,7 @@ async fn refuse_reserved_keys(state: &AppState, workspace: Uuid, allow_keys: &[S
         .await?
         .into_iter()
         .map(|item| item.key)
-        .filter(|key| crate::server::reserved::is_reserved(key) && !allow_keys.contains(key))
+        .filter(|key| crate::server::domain::reserved::is_reserved(key) && !allow_keys.contains(key))
         .collect();
     if !blocked.is_empty() {
         bail!(
@@ -299,12 +298,12 @@ async fn export(
     format: ExportFormat,
 ) -> anyhow::Result<ExitCode> {
     refuse_reserved_keys(state, workspace, allow_keys).await?;
-    let values = state.secrets.read_all_values(workspace, &Actor("cli:export".into())).await?;
+    let values = state.secrets.read_all_values(workspace, &Actor::cli("export")).await?;
     let mut out = std::io::stdout().lock();
     match format {
         ExportFormat::Dotenv => {
             for (key, value) in &values {
-                writeln!(out, "{key}={}", crate::server::dotenv::quote(value.expose()))?;
+                writeln!(out, "{key}={}", crate::server::domain::dotenv::quote(value.expose()))?;
             }
         }
     }
@@ -315,8 +314,8 @@ async fn import(state: &AppState, workspace: Uuid, file: &std::path::Path) -> an
     let text = zeroize::Zeroizing::new(
         std::fs::read_to_string(file).with_context(|| format!("failed to read {}", file.display()))?,
     );
-    let pairs = crate::server::dotenv::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    let imported = state.secrets.import(workspace, pairs, &Actor("cli:import".into())).await?;
+    let pairs = crate::server::domain::dotenv::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let imported = state.secrets.import(workspace, pairs, &Actor::cli("import")).await?;
     println!("Imported {imported} secrets into workspace {workspace}.");
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 //! environment (and `.env`, loaded in `main`), with defaults that run on a fresh machine.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use uuid::Uuid;
@@ -16,13 +17,26 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// Settings shared by the server and every command.
+/// Reads a secret setting (a URL with a password, a key): it never prints, `Debug` included.
+fn secret(text: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(text.to_string()))
+}
+
+/// Settings shared by the server and every command. Secrets in it (`database_url`,
+/// `master_key`) are `SecretString`s, so printing the config shows none of them.
 #[derive(Args, Debug, Clone)]
 pub struct Config {
     /// Database URL: `postgres://...` for PostgreSQL, `sqlite://PATH` for a SQLite file.
     /// Default: `sqlite://<data dir>/loopstack-secrets.db`.
-    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
-    pub database_url: Option<String>,
+    /// (It may hold a password: kept as a secret, so the config prints without it.)
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true, value_parser = secret)]
+    pub database_url: Option<SecretString>,
+
+    /// The master key, base64 of 32 bytes; without it, the key file in the data dir is used
+    /// (created on the first start). Set it in the environment: a command line is visible to
+    /// every user of the host.
+    #[arg(long, env = "LOOPSTACK_SECRETS_MASTER_KEY", global = true, hide = true, value_parser = secret)]
+    pub master_key: Option<SecretString>,
 
     /// Folder for the SQLite database and the master key file.
     #[arg(long, env = "LOOPSTACK_SECRETS_DATA_DIR", default_value = "./data", global = true)]
@@ -103,10 +117,15 @@ pub struct Config {
 impl Config {
     /// The database URL in effect: the configured one or the SQLite file in the data dir.
     pub fn database_url(&self) -> String {
-        match &self.database_url {
-            Some(url) if !url.trim().is_empty() => url.clone(),
+        match self.database_url.as_ref().map(|url| url.expose_secret()) {
+            Some(url) if !url.trim().is_empty() => url.to_string(),
             _ => format!("sqlite://{}", self.data_dir.join("loopstack-secrets.db").display()),
         }
+    }
+
+    /// The configured master key, if any (see [`Config::master_key`]).
+    pub fn master_key(&self) -> Option<&str> {
+        self.master_key.as_ref().map(|key| key.expose_secret())
     }
 
     /// Limits applied when input is parsed.
@@ -149,7 +168,11 @@ pub enum Command {
     /// Rewrap every workspace data key under a new master key (values are not touched). With
     /// a key file a new key is generated; with LOOPSTACK_SECRETS_MASTER_KEY give the new one in
     /// LOOPSTACK_SECRETS_NEW_MASTER_KEY.
-    RotateMasterKey,
+    RotateMasterKey {
+        /// The new key (base64 of 32 bytes), when the current one comes from the environment.
+        #[arg(long, env = "LOOPSTACK_SECRETS_NEW_MASTER_KEY", hide_env_values = true, value_parser = secret)]
+        new_master_key: Option<SecretString>,
+    },
     /// Give a workspace a new data key and re-encrypt its values under it, in batches, while
     /// servers keep running; the old key is deleted once no value uses it.
     RotateDataKey {
@@ -250,4 +273,24 @@ pub enum TokenCommand {
         /// Token id, as `token list` shows it.
         id: Uuid,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_config_prints_no_secret() {
+        let cli = Cli::parse_from([
+            "x",
+            "--database-url",
+            "postgres://app:hunter2@db/secrets",
+            "--master-key",
+            "c2VjcmV0LWtleS1iYXNlNjQ=",
+        ]);
+        let printed = format!("{cli:?}");
+        assert!(!printed.contains("hunter2") && !printed.contains("c2VjcmV0"), "{printed}");
+        assert_eq!(cli.config.database_url(), "postgres://app:hunter2@db/secrets");
+        assert_eq!(cli.config.master_key(), Some("c2VjcmV0LWtleS1iYXNlNjQ="));
+    }
 }

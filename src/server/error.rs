@@ -189,3 +189,35 @@ fn constraint_matches(db: &dyn sqlx::error::DatabaseError, constraint: &str) -> 
         None => true,
     }
 }
+
+/// serde quotes offending strings in its messages (`invalid type: string "..."`); such a
+/// string may be a secret sent in the wrong place, so it is elided before the message is sent.
+pub fn without_string_literals(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut chars = message.chars();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '"' {
+            let mut escaped = false;
+            for inner in chars.by_ref() {
+                if inner == '"' && !escaped {
+                    break;
+                }
+                escaped = inner == '\\' && !escaped;
+            }
+            out.push_str("…\"");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_strings_are_elided_from_error_messages() {
+        let message = r#"invalid type: string "sk-secret\"x", expected u8 at line 1 column 9"#;
+        assert_eq!(without_string_literals(message), "invalid type: string \"…\", expected u8 at line 1 column 9");
+    }
+}

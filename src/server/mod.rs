@@ -1,72 +1,28 @@
-//! The back end (compiled with `ssr` only): configuration, storage, cryptography, the services,
-//! authentication, the REST API, the Studio's server side and the CLI.
+//! The back end (compiled with `ssr` only), in layers. Each layer uses only the layers below
+//! it; nothing imports upward:
+//!
+//! - `cli`: the command line; builds the state and calls services.
+//! - `web`: HTTP: the serve loop, the principal extractor, CSRF, REST handlers, the Studio's
+//!   server-function adapters, and `AppState`, which assembles everything for them.
+//! - `service`: every rule of the product (secrets, access, sessions, tools, workflows, events,
+//!   key rotation). Services know nothing about HTTP.
+//! - `store`: SQL only, one file per table group, no rules; the database handle.
+//! - `keys`: envelope encryption, the master key file, password hashing and credential
+//!   primitives.
+//! - `domain`: the types input is parsed into once (`SecretKey`, `SecretValue`, `Scope`,
+//!   `Actor`, ...), usable by every layer.
+//!
+//! `config` and `error` sit beside `domain` at the bottom.
 
-pub mod auth;
 pub mod cli;
 pub mod config;
-pub mod crypto;
-pub mod csrf;
-pub mod db;
 pub mod domain;
-pub mod dotenv;
 pub mod error;
-pub mod events;
-pub mod http;
-pub mod passwords;
-pub mod reserved;
-pub mod rest;
-pub mod rotation;
-pub mod secrets;
-pub mod sessions;
-pub mod state;
+pub mod keys;
+pub mod service;
 pub mod store;
-pub mod streams;
-pub mod studio;
-pub mod tools;
-pub mod workflow;
+pub mod web;
 
-use axum::Router;
-use leptos::prelude::provide_context;
-use leptos_axum::{generate_route_list, LeptosRoutes};
-use std::time::Duration;
-use tower_http::compression::CompressionLayer;
-use tower_http::timeout::RequestBodyTimeoutLayer;
-use tower_http::trace::TraceLayer;
-
-use crate::app::{shell, App};
-use state::AppState;
-
-/// The REST routes alone (secrets, OpenAPI, health), for mounting into another axum app.
-pub fn api_router(state: AppState) -> Router {
-    let enabled = state.config.enabled;
-    let body_timeout = Duration::from_secs(state.config.body_timeout_secs);
-    rest::router(enabled)
-        .layer(axum::middleware::from_fn(http::limit_body))
-        .layer(RequestBodyTimeoutLayer::new(body_timeout))
-        .layer(axum::middleware::from_fn_with_state(state.static_files.clone(), http::response_headers))
-        .with_state(state)
-}
-
-/// The whole application: REST API, Studio pages, server functions and static files.
-pub fn app_router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
-    let context_state = state.clone();
-    let page_context = move || {
-        provide_context(context_state.clone());
-        http::provide_page_nonce();
-    };
-    let shell_options = state.leptos_options.clone();
-    let body_timeout = Duration::from_secs(state.config.body_timeout_secs);
-    Router::new()
-        .merge(rest::router(state.config.enabled))
-        .leptos_routes_with_context(&state, routes, page_context.clone(), move || shell(shell_options.clone()))
-        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(page_context, shell))
-        .layer(axum::middleware::from_fn(http::server_fn_argument_errors))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::guard))
-        .layer(axum::middleware::from_fn(http::limit_body))
-        .layer(CompressionLayer::new().compress_when(http::compress_static_only()))
-        .layer(RequestBodyTimeoutLayer::new(body_timeout))
-        .layer(axum::middleware::from_fn_with_state(state.static_files.clone(), http::response_headers))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
-}
+pub use service::secrets::SecretService;
+pub use web::state;
+pub use web::{api_router, app_router};

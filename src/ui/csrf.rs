@@ -13,7 +13,7 @@ pub fn CsrfField() -> impl IntoView {
 
 #[cfg(feature = "ssr")]
 fn token() -> String {
-    crate::server::studio::csrf_token()
+    crate::server::web::studio::csrf_token()
 }
 
 #[cfg(all(feature = "hydrate", not(feature = "ssr")))]

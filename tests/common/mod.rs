@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 use clap::Parser;
-use loopstack_secrets::server::auth;
 use loopstack_secrets::server::config::Cli;
 use loopstack_secrets::server::domain::Scope;
+use loopstack_secrets::server::service::access;
 use loopstack_secrets::server::state::{self, AppState};
 use rand::RngCore;
 use reqwest::{Client, Method, RequestBuilder, Response};
@@ -168,8 +168,12 @@ pub async fn serve(dir: TempDir, database_url: String, master_key: String, extra
     let addr = listener.local_addr().unwrap();
     let app = loopstack_secrets::server::app_router(state.clone());
     let header_timeout = std::time::Duration::from_secs(state.config.header_timeout_secs);
-    let server =
-        tokio::spawn(loopstack_secrets::server::http::serve(listener, app, header_timeout, std::future::pending()));
+    let server = tokio::spawn(loopstack_secrets::server::web::http::serve(
+        listener,
+        app,
+        header_timeout,
+        std::future::pending(),
+    ));
     let client = Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     TestApp { addr, base: format!("http://{addr}"), state, client, dir, database_url, master_key, server }
 }
@@ -185,12 +189,15 @@ impl TestApp {
 
     /// A new workspace (no members).
     pub async fn workspace(&self, name: &str) -> Uuid {
-        self.state.create_workspace(name, None).await.expect("create workspace")
+        access::create_workspace(&self.state.db, &self.state.kek, name, None).await.expect("create workspace")
     }
 
     /// A token for `workspace` with `scopes`.
     pub async fn token(&self, workspace: Uuid, scopes: &[Scope]) -> String {
-        auth::create_token(&self.state.db, workspace, "test", scopes, None, "test").await.expect("create token").1
+        access::create_token(&self.state.db, workspace, "test", scopes, None, &test_actor())
+            .await
+            .expect("create token")
+            .1
     }
 
     /// A token with every secrets scope.
@@ -249,12 +256,19 @@ impl TestApp {
 
     /// A user with a password; returns the user id.
     pub async fn user(&self, username: &str, password: &str) -> Uuid {
-        auth::create_user(&self.state.db, username, password, false).await.expect("create user")
+        access::create_user(&self.state.db, username, password, false).await.expect("create user")
     }
 
     /// Makes `user` a member of `ws` with `role`.
     pub async fn add_member(&self, ws: Uuid, user: Uuid, role: &str) {
-        loopstack_secrets::server::store::insert_membership(&self.state.db, ws, user, role).await.expect("add member");
+        loopstack_secrets::server::store::insert_membership(
+            &self.state.db,
+            ws,
+            user,
+            loopstack_secrets::model::Role::parse(role).expect("a role name"),
+        )
+        .await
+        .expect("add member");
     }
 
     /// Signs in through the Studio's form endpoint; returns the response (cookie in it).
@@ -288,8 +302,8 @@ impl TestApp {
 }
 
 /// The actor tests read values as.
-pub fn test_actor() -> loopstack_secrets::server::secrets::Actor {
-    loopstack_secrets::server::secrets::Actor("test".into())
+pub fn test_actor() -> loopstack_secrets::server::domain::Actor {
+    loopstack_secrets::server::domain::Actor("test".into())
 }
 
 /// The JSON body of a response.

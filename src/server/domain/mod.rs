@@ -1,0 +1,15 @@
+//! The bottom layer: the types input is parsed into once, at the edge. Past this layer a
+//! `SecretKey` is always valid and a `SecretValue` is within limits and cannot be printed.
+//! Nothing here touches the database, the network or a key.
+
+pub mod actor;
+pub mod audit;
+pub mod dotenv;
+pub mod reserved;
+pub mod secret;
+pub mod submission;
+
+pub use actor::Actor;
+pub use audit::AuditAction;
+pub use secret::{Limits, Scope, SecretKey, SecretValue, Username};
+pub use submission::Submission;

@@ -1,0 +1,14 @@
+//! The services: every rule of the product lives here, and every write that spans rows runs in
+//! one transaction with its audit row. Web handlers, server functions and the CLI call these;
+//! services call the store and the keys, and know nothing about HTTP or who may call them
+//! (authorization is the web layer's).
+
+pub mod access;
+pub mod audit;
+pub mod events;
+pub mod open;
+pub mod rotation;
+pub mod secrets;
+pub mod sessions;
+pub mod tools;
+pub mod workflow;

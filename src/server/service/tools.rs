@@ -1,0 +1,138 @@
+//! The tools an LLM agent may call. Nothing here ever returns a value: `get_secret_keys` gives
+//! keys and flags, and the request tools open a form for a person and answer with a run id.
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::model::{Pending, ToolDefinition, ToolResult};
+use crate::server::domain::Actor;
+use crate::server::error::AppError;
+use crate::server::service::secrets::SecretService;
+use crate::server::service::workflow::builtin::parse_request;
+use crate::server::service::workflow::StartOptions;
+use crate::server::service::workflow::WorkflowEngine;
+
+/// Callback transition name recorded on runs started by `request_secrets_task`.
+pub const TASK_CALLBACK: &str = "secretsStored";
+
+const ONLY_CALL: &str = "This must be the only tool call in the response.";
+
+fn variables_schema() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["variables"],
+        "properties": {
+            "variables": {
+                "type": "array",
+                "description": "List of secret keys to request from the user",
+                "minItems": 1,
+                "maxItems": crate::server::service::workflow::MAX_REQUESTED_KEYS,
+                "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["key"],
+                    "properties": {
+                        "key": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "minLength": 1, "maxLength": 200}
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// The tool definitions, with JSON Schema input schemas.
+pub fn definitions() -> Vec<ToolDefinition> {
+    vec![
+        ToolDefinition {
+            name: "get_secret_keys".into(),
+            description: "Returns the list of secret keys available in the current workspace, each with whether it has a value. Does not return secret values.".into(),
+            input_schema: json!({"type": "object", "additionalProperties": false, "properties": {}}),
+        },
+        ToolDefinition {
+            name: "request_secrets".into(),
+            description: format!(
+                "Requests secret values from the user. Shows a secure input form in the Studio. Values are stored securely and never exposed to the workflow or LLM. Returns the key names after the user provides the values. {ONLY_CALL}"
+            ),
+            input_schema: variables_schema(),
+        },
+        ToolDefinition {
+            name: "request_secrets_task".into(),
+            description: format!(
+                "Agent-friendly task variant of request_secrets. Launches the secrets_request workflow as a sub-workflow, displays an embedded form, and completes via callback when the user submits secrets (\"Secrets have been stored securely by the user.\"). {ONLY_CALL}"
+            ),
+            input_schema: variables_schema(),
+        },
+    ]
+}
+
+/// A tool call body: `{"args": {...}, "parent"?: uuid}`, or the arguments object itself.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope {
+    #[serde(default)]
+    args: Value,
+    #[serde(default)]
+    parent: Option<Uuid>,
+}
+
+/// Runs the tool `name` in `workspace_id`; the caller has been authorized for `tools:call`.
+#[tracing::instrument(skip(secrets, workflows, body, actor), err)]
+pub async fn call(
+    secrets: &SecretService,
+    workflows: &WorkflowEngine,
+    workspace_id: Uuid,
+    name: &str,
+    body: Value,
+    actor: &Actor,
+) -> Result<ToolResult, AppError> {
+    let (args, parent) = split_envelope(body)?;
+    match name {
+        "get_secret_keys" => {
+            match &args {
+                Value::Null => {}
+                Value::Object(map) if map.is_empty() => {}
+                _ => return Err(AppError::BadRequest("get_secret_keys takes no arguments".into())),
+            }
+            let keys = secrets.find_all_by_workspace(workspace_id).await?;
+            let data: Vec<Value> = keys.into_iter().map(|s| json!({"key": s.key, "hasValue": s.has_value})).collect();
+            Ok(ToolResult { data: Value::Array(data), pending: None })
+        }
+        "request_secrets" | "request_secrets_task" => {
+            let request = parse_request(args, secrets.limits())?;
+            let task = name == "request_secrets_task";
+            if parent.is_some() && !task {
+                return Err(AppError::BadRequest("only request_secrets_task takes a parent run".into()));
+            }
+            let options = StartOptions {
+                parent,
+                callback: (task && parent.is_some()).then(|| TASK_CALLBACK.to_string()),
+                expires_in_seconds: None,
+            };
+            let args = serde_json::to_value(&request).expect("BUG: a request serializes");
+            let run = workflows.start(workspace_id, "secrets_request", args, options, actor).await?;
+            let pending = Some(Pending { workflow_id: run.id });
+            let data = if task { json!({"workflowId": run.id}) } else { json!({"variables": request.variables}) };
+            Ok(ToolResult { data, pending })
+        }
+        other => Err(AppError::BadRequest(format!(
+            "unknown tool '{other}'; known tools: get_secret_keys, request_secrets, request_secrets_task"
+        ))),
+    }
+}
+
+fn split_envelope(body: Value) -> Result<(Value, Option<Uuid>), AppError> {
+    match body {
+        Value::Object(ref map) if map.contains_key("args") || map.contains_key("parent") => {
+            let envelope: Envelope = serde_json::from_value(body).map_err(|e| {
+                AppError::BadRequest(format!(
+                    "invalid tool call: {}",
+                    crate::server::error::without_string_literals(&e.to_string())
+                ))
+            })?;
+            Ok((envelope.args, envelope.parent))
+        }
+        Value::Object(_) | Value::Null => Ok((body, None)),
+        _ => Err(AppError::BadRequest("the tool call body must be a JSON object".into())),
+    }
+}

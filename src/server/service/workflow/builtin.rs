@@ -1,0 +1,142 @@
+//! The built-in workflows: `secrets_request` (ask a person for secrets, then end) and
+//! `secrets_example` (the quick start: ask, verify with get_secret_keys, show the result).
+
+use serde_json::{json, Value};
+
+use crate::model::{RequestedKey, SecretRequest};
+use crate::server::domain::{Limits, SecretKey};
+use crate::server::error::AppError;
+use crate::server::service::workflow::{
+    Step, Transition, END, MAX_REQUESTED_KEYS, SECRETS_SUBMITTED, SECRET_REQUEST_DOCUMENT, START, STORED_MESSAGE,
+};
+use crate::server::store;
+
+/// A workflow this server knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Builtin {
+    /// start -> requesting_secrets (form) -> (wait secretsSubmitted) -> end `{success: true}`.
+    SecretsRequest,
+    /// start -> requesting_secrets -> (wait) -> verifying -> end, with a markdown result.
+    SecretsExample,
+}
+
+const SECRETS_REQUEST: &[Transition] = &[
+    Transition { name: "requestSecrets", from: START, to: "requesting_secrets", wait: false },
+    Transition { name: SECRETS_SUBMITTED, from: "requesting_secrets", to: END, wait: true },
+];
+
+const SECRETS_EXAMPLE: &[Transition] = &[
+    Transition { name: "requestSecretsFromUser", from: START, to: "requesting_secrets", wait: false },
+    Transition { name: SECRETS_SUBMITTED, from: "requesting_secrets", to: "verifying", wait: true },
+    Transition { name: "showResult", from: "verifying", to: END, wait: false },
+];
+
+/// The keys the quick start asks for.
+pub const EXAMPLE_KEYS: [&str; 2] = ["EXAMPLE_API_KEY", "EXAMPLE_SECRET"];
+
+impl Builtin {
+    /// Looks a workflow up by name.
+    pub fn parse(name: &str) -> Option<Builtin> {
+        match name {
+            "secrets_request" => Some(Builtin::SecretsRequest),
+            "secrets_example" => Some(Builtin::SecretsExample),
+            _ => None,
+        }
+    }
+
+    /// The workflow's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Builtin::SecretsRequest => "secrets_request",
+            Builtin::SecretsExample => "secrets_example",
+        }
+    }
+
+    /// Its transitions.
+    pub fn transitions(self) -> &'static [Transition] {
+        match self {
+            Builtin::SecretsRequest => SECRETS_REQUEST,
+            Builtin::SecretsExample => SECRETS_EXAMPLE,
+        }
+    }
+
+    /// Checks and normalizes the arguments of a new run.
+    pub fn parse_args(self, args: &Value, limits: &Limits) -> Result<Value, AppError> {
+        match self {
+            Builtin::SecretsRequest => {
+                let request = parse_request(args.clone(), limits)?;
+                Ok(serde_json::to_value(request).expect("BUG: a request serializes"))
+            }
+            Builtin::SecretsExample => match args {
+                Value::Null => Ok(json!({})),
+                Value::Object(map) if map.is_empty() => Ok(json!({})),
+                _ => Err(AppError::BadRequest("secrets_example takes no arguments".into())),
+            },
+        }
+    }
+
+    /// Runs the body of `transition`.
+    pub async fn execute(self, transition: &str, step: &mut Step<'_>) -> Result<(), AppError> {
+        match (self, transition) {
+            (Builtin::SecretsRequest, "requestSecrets") => {
+                step.save_document(SECRET_REQUEST_DOCUMENT, step.args.clone());
+            }
+            (Builtin::SecretsRequest, SECRETS_SUBMITTED) => {
+                step.result =
+                    Some(json!({"success": true, "message": STORED_MESSAGE, "variables": step.payload["variables"]}));
+            }
+            (Builtin::SecretsExample, "requestSecretsFromUser") => {
+                let variables: Vec<RequestedKey> =
+                    EXAMPLE_KEYS.iter().map(|k| RequestedKey { key: k.to_string() }).collect();
+                step.save_document(SECRET_REQUEST_DOCUMENT, json!({ "variables": variables }));
+            }
+            (Builtin::SecretsExample, SECRETS_SUBMITTED) => {
+                // get_secret_keys, inside the transaction that stored the values.
+                let keys = store::list_secrets_in(step.tx, step.run.workspace_id).await?;
+                let keys: Vec<Value> =
+                    keys.into_iter().map(|s| json!({"key": s.key, "hasValue": s.has_value})).collect();
+                step.state["secretKeys"] = Value::Array(keys);
+            }
+            (Builtin::SecretsExample, "showResult") => {
+                let stored = |key: &str| {
+                    step.state["secretKeys"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|k| k["key"] == key && k["hasValue"] == true)
+                };
+                let mut markdown = String::from("## Secrets verified\n\n| Key | Status |\n|---|---|\n");
+                for key in EXAMPLE_KEYS {
+                    markdown.push_str(&format!("| `{key}` | {} |\n", if stored(key) { "Stored" } else { "Missing" }));
+                }
+                step.save_document("MarkdownDocument", json!({ "markdown": markdown }));
+                step.result = Some(json!({}));
+            }
+            (workflow, other) => {
+                return Err(AppError::Internal(anyhow::anyhow!("{} has no body for '{other}'", workflow.name())));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses request-tool arguments: `{variables: [{key}]}`, strict, 1 to 50 distinct valid keys.
+pub fn parse_request(args: Value, limits: &Limits) -> Result<SecretRequest, AppError> {
+    let request: SecretRequest = serde_json::from_value(args).map_err(|e| {
+        AppError::BadRequest(format!(
+            "invalid arguments: {}",
+            crate::server::error::without_string_literals(&e.to_string())
+        ))
+    })?;
+    if request.variables.is_empty() || request.variables.len() > MAX_REQUESTED_KEYS {
+        return Err(AppError::BadRequest(format!("variables must list 1 to {MAX_REQUESTED_KEYS} keys")));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for variable in &request.variables {
+        let key = SecretKey::parse(&variable.key, limits)?;
+        if !seen.insert(key) {
+            return Err(AppError::BadRequest(format!("'{}' is requested twice", variable.key)));
+        }
+    }
+    Ok(request)
+}

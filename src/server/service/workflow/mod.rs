@@ -1,0 +1,117 @@
+//! A small persisted workflow runtime. A workflow is a Rust type with named places and
+//! transitions: one initial transition from `start`, automatic transitions that run as soon as
+//! their place is reached, and `wait` transitions fired from outside with a payload. Runs,
+//! documents and history are rows; each transition is applied in one transaction, guarded by
+//! the run's version so it happens at most once.
+
+pub mod builtin;
+mod callbacks;
+mod engine;
+mod reading;
+mod submission;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::model::{Event, RequestedKey, RunDocument, RunStatus, SecretRequest, WorkflowRun};
+use crate::server::domain::Actor;
+use crate::server::error::AppError;
+use crate::server::service::events::EventHub;
+use crate::server::service::secrets::SecretService;
+use crate::server::store::runs::{self, RunRow};
+use crate::server::store::{Db, Tx};
+use builtin::Builtin;
+
+/// Name of the place every run starts in.
+pub const START: &str = "start";
+/// Name of the place that completes a run.
+pub const END: &str = "end";
+/// The transition that submits a SecretRequestDocument form.
+pub const SECRETS_SUBMITTED: &str = "secretsSubmitted";
+/// Document kind of a secret request form.
+pub const SECRET_REQUEST_DOCUMENT: &str = "SecretRequestDocument";
+/// What a parent hears when a secrets request it started completes.
+pub const STORED_MESSAGE: &str = "Secrets have been stored securely by the user.";
+/// Most keys one request may ask for.
+pub const MAX_REQUESTED_KEYS: usize = 50;
+/// The window of the per-workspace limit on starting runs, in seconds.
+const RATE_WINDOW_SECS: i64 = 60;
+
+/// One edge of a workflow.
+#[derive(Clone, Copy, Debug)]
+pub struct Transition {
+    pub name: &'static str,
+    pub from: &'static str,
+    pub to: &'static str,
+    /// Fired from outside (with a payload) instead of running by itself.
+    pub wait: bool,
+}
+
+/// What a transition body may read and write while its transaction is open.
+pub struct Step<'a> {
+    pub tx: &'a mut Tx,
+    pub run: &'a RunRow,
+    pub args: &'a Value,
+    pub state: &'a mut Value,
+    pub payload: &'a Value,
+    pub documents: Vec<(String, Value)>,
+    pub result: Option<Value>,
+}
+
+impl Step<'_> {
+    /// Shows a document on the run.
+    pub fn save_document(&mut self, kind: &str, content: Value) {
+        self.documents.push((kind.to_string(), content));
+    }
+}
+
+/// Options of a new run.
+#[derive(Default)]
+pub struct StartOptions {
+    pub parent: Option<Uuid>,
+    pub callback: Option<String>,
+    pub expires_in_seconds: Option<i64>,
+}
+
+/// Starts, advances, fires, cancels and expires runs; emits `workflow.updated` events.
+#[derive(Clone)]
+pub struct WorkflowEngine {
+    db: Db,
+    secrets: SecretService,
+    events: EventHub,
+    runs_per_minute: u32,
+}
+
+impl WorkflowEngine {
+    /// An engine over `db`, storing submitted values through `secrets`; each workspace may
+    /// start `runs_per_minute` runs a minute.
+    pub fn new(db: Db, secrets: SecretService, events: EventHub, runs_per_minute: u32) -> WorkflowEngine {
+        WorkflowEngine { db, secrets, events, runs_per_minute }
+    }
+}
+
+struct Outcome {
+    event: Event,
+    parent: Option<ParentNote>,
+}
+
+struct ParentNote {
+    workspace_id: Uuid,
+    id: Uuid,
+    workflow: String,
+    place: String,
+    status: RunStatus,
+    callback: Option<String>,
+    content: Value,
+}
+
+fn builtin_of(run: &RunRow) -> Result<Builtin, AppError> {
+    Builtin::parse(&run.workflow)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("run {} has unknown workflow '{}'", run.id, run.workflow)))
+}
+
+fn parse_json(text: &str) -> Result<Value, AppError> {
+    serde_json::from_str(text).map_err(|e| AppError::Internal(anyhow::anyhow!("stored JSON is invalid: {e}")))
+}

@@ -1,0 +1,180 @@
+//! The store: every SQL statement of the application, written once for both engines, one file
+//! per table group, and the database handle. SQLite (embedded default) or PostgreSQL is chosen
+//! by the URL, with one migrations folder per engine. Queries use `$n` placeholders (both
+//! engines accept them) and run on whichever pool is in use through [`on_pool!`] or inside a
+//! transaction through [`on_tx!`]. Functions here know rows, not HTTP, and decide no rules;
+//! the services call them, inside their transactions where a change spans rows.
+
+mod audit;
+mod data_keys;
+pub mod runs;
+mod secrets;
+mod sessions;
+mod tokens;
+mod users;
+
+pub use audit::*;
+pub use data_keys::*;
+pub use secrets::*;
+pub use sessions::*;
+pub use tokens::*;
+pub use users::*;
+
+use anyhow::Context;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A pool over one of the supported engines.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool of `$db`; the body is compiled once per
+/// engine, so the same query text and row types serve both.
+#[macro_export]
+macro_rules! on_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::server::store::Db::Sqlite($pool) => $body,
+            $crate::server::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub use crate::on_pool;
+
+/// A write transaction on either engine. On SQLite it starts with `BEGIN IMMEDIATE`, so
+/// writers queue on the busy timeout instead of failing when a read lock cannot be upgraded.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// Runs `$body` with `$conn` bound to the transaction's connection (`&mut` of the engine's
+/// connection type; reborrow with `&mut *$conn` for each statement).
+#[macro_export]
+macro_rules! on_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match $tx {
+            $crate::server::store::Tx::Sqlite(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+            $crate::server::store::Tx::Postgres(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+        }
+    };
+}
+pub use crate::on_tx;
+
+impl Tx {
+    /// Commits the transaction.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await,
+            Tx::Postgres(t) => t.commit().await,
+        }
+    }
+}
+
+impl Db {
+    /// Begins a write transaction.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Db::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// Connects to `url`. A SQLite file (and its folder) is created when missing, in WAL mode
+    /// with foreign keys on and `synchronous = FULL`, so an acknowledged commit survives a crash.
+    pub async fn connect(url: &str) -> anyhow::Result<Db> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(url)
+                .await
+                .context("failed to connect to PostgreSQL")?;
+            return Ok(Db::Postgres(pool));
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("invalid database URL {url}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let file = options.get_filename();
+        if let Some(dir) = file.parent() {
+            crate::server::keys::key_file::create_private_dir(dir)?;
+        }
+        create_private_file(file)?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .context("failed to open the SQLite database")?;
+        Ok(Db::Sqlite(pool))
+    }
+
+    /// Applies the migrations of this engine.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Db::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await,
+            Db::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await,
+        }
+        .context("failed to apply database migrations")
+    }
+
+    /// The engine's name, for messages.
+    pub fn engine(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.is_ok())
+    }
+
+    /// Closes every connection (used before exit and in tests).
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+}
+
+/// Creates an empty database file readable by its owner only (mode 0600) when it is missing.
+/// SQLite gives its `-wal` and `-shm` files the mode of the database file, so they are
+/// private too. An in-memory database has no file.
+fn create_private_file(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(err).with_context(|| format!("failed to create {}", path.display())),
+    }
+}
+
+/// Escapes `\`, `%` and `_` so a search for them matches them literally (`LIKE ... ESCAPE '\'`).
+pub fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,234 @@
+//! SQL of the workflow runtime: runs, their documents and their transition history.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::model::{RunDocument, RunStatus};
+use crate::server::error::AppError;
+use crate::server::store::{on_pool, on_tx, Db, Tx};
+
+/// A run row. JSON columns are text; none of them ever holds a secret value.
+#[derive(sqlx::FromRow, Clone, Debug)]
+pub struct RunRow {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub workflow: String,
+    pub place: String,
+    pub status: String,
+    pub args: String,
+    pub state: String,
+    pub result: Option<String>,
+    pub parent_id: Option<Uuid>,
+    pub callback: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub version: i64,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl RunRow {
+    /// The parsed status.
+    pub fn status(&self) -> Result<RunStatus, AppError> {
+        RunStatus::parse(&self.status)
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("unknown run status {:?}", self.status)))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct DocumentRow {
+    id: Uuid,
+    kind: String,
+    content: String,
+    created_at: DateTime<Utc>,
+}
+
+impl DocumentRow {
+    fn into_document(self) -> Result<RunDocument, AppError> {
+        let content = serde_json::from_str(&self.content)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("stored document is not JSON: {e}")))?;
+        Ok(RunDocument { id: self.id, kind: self.kind, content, created_at: self.created_at })
+    }
+}
+
+macro_rules! run_columns {
+    () => {
+        "id, workspace_id, workflow, place, status, args, state, result, parent_id, callback, expires_at, version, created_by, created_at, updated_at"
+    };
+}
+
+/// Inserts a new run.
+pub async fn insert_run(tx: &mut Tx, run: &RunRow) -> Result<(), AppError> {
+    let sql = concat!(
+        "INSERT INTO workflow_runs (",
+        run_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    );
+    on_tx!(tx, conn => sqlx::query(sql)
+        .bind(run.id).bind(run.workspace_id).bind(&run.workflow).bind(&run.place).bind(&run.status)
+        .bind(&run.args).bind(&run.state).bind(&run.result).bind(run.parent_id).bind(&run.callback)
+        .bind(run.expires_at).bind(run.version).bind(&run.created_by).bind(run.created_at).bind(run.updated_at)
+        .execute(&mut *conn).await?.rows_affected());
+    Ok(())
+}
+
+/// How many runs a workspace started after `since`, and when the oldest of them started.
+/// Concurrent callers count one after another: SQLite's write transactions are serial, and on
+/// PostgreSQL the workspace row is locked (`NO KEY UPDATE`, which secret writes, taking only a
+/// key-share lock for their foreign key, do not wait for).
+pub async fn runs_started_since(
+    tx: &mut Tx,
+    workspace_id: Uuid,
+    since: DateTime<Utc>,
+) -> Result<(i64, Option<DateTime<Utc>>), AppError> {
+    if let Tx::Postgres(t) = tx {
+        sqlx::query("SELECT 1 FROM workspaces WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(workspace_id)
+            .execute(&mut **t)
+            .await?;
+    }
+    let sql = "SELECT COUNT(*), MIN(created_at) FROM workflow_runs WHERE workspace_id = $1 AND created_at > $2";
+    Ok(on_tx!(tx, conn => sqlx::query_as(sql).bind(workspace_id).bind(since).fetch_one(&mut *conn).await?))
+}
+
+/// A run of a workspace.
+pub async fn run(db: &Db, workspace_id: Uuid, id: Uuid) -> Result<Option<RunRow>, AppError> {
+    let sql = concat!("SELECT ", run_columns!(), " FROM workflow_runs WHERE workspace_id = $1 AND id = $2");
+    Ok(on_pool!(db, pool => sqlx::query_as(sql).bind(workspace_id).bind(id).fetch_optional(pool).await?))
+}
+
+/// A run by id inside `tx`.
+pub async fn run_in(tx: &mut Tx, id: Uuid) -> Result<Option<RunRow>, AppError> {
+    let sql = concat!("SELECT ", run_columns!(), " FROM workflow_runs WHERE id = $1");
+    Ok(on_tx!(tx, conn => sqlx::query_as(sql).bind(id).fetch_optional(&mut *conn).await?))
+}
+
+/// A workspace's runs, newest first, optionally with one status.
+pub async fn runs(db: &Db, workspace_id: Uuid, status: Option<&str>, limit: i64) -> Result<Vec<RunRow>, AppError> {
+    let sql = concat!(
+        "SELECT ",
+        run_columns!(),
+        " FROM workflow_runs WHERE workspace_id = $1 AND ($2 IS NULL OR status = $2)
+                       ORDER BY created_at DESC, id LIMIT $3"
+    );
+    Ok(on_pool!(db, pool => sqlx::query_as(sql).bind(workspace_id).bind(status).bind(limit).fetch_all(pool).await?))
+}
+
+/// Ids of runs that were moving when a process stopped (to resume at start).
+pub async fn running_ids(db: &Db) -> Result<Vec<Uuid>, AppError> {
+    Ok(
+        on_pool!(db, pool => sqlx::query_scalar("SELECT id FROM workflow_runs WHERE status = 'running'").fetch_all(pool).await?),
+    )
+}
+
+/// Waiting runs whose expiry has passed.
+pub async fn expired_ids(db: &Db, now: DateTime<Utc>) -> Result<Vec<(Uuid, Uuid)>, AppError> {
+    Ok(on_pool!(db, pool => sqlx::query_as(
+        "SELECT workspace_id, id FROM workflow_runs WHERE status = 'waiting' AND expires_at IS NOT NULL AND expires_at <= $1")
+        .bind(now).fetch_all(pool).await?))
+}
+
+/// Locks a run at `expected_version` for the rest of the transaction (PostgreSQL row lock;
+/// SQLite write transactions are serial anyway); `false` when another change came first, so
+/// racing submissions fail before they touch any secret.
+pub async fn claim_run(tx: &mut Tx, id: Uuid, expected_version: i64) -> Result<bool, AppError> {
+    let n = on_tx!(tx, conn => sqlx::query("UPDATE workflow_runs SET updated_at = $1 WHERE id = $2 AND version = $3")
+        .bind(Utc::now()).bind(id).bind(expected_version).execute(&mut *conn).await?.rows_affected());
+    Ok(n == 1)
+}
+
+/// Moves a run from `expected_version` on; `false` when another change came first.
+#[allow(clippy::too_many_arguments)]
+pub async fn update_run(
+    tx: &mut Tx,
+    id: Uuid,
+    expected_version: i64,
+    place: &str,
+    status: RunStatus,
+    state: &str,
+    result: Option<&str>,
+) -> Result<bool, AppError> {
+    let n = on_tx!(tx, conn => sqlx::query(
+        "UPDATE workflow_runs SET place = $1, status = $2, state = $3, result = $4, version = version + 1, updated_at = $5
+         WHERE id = $6 AND version = $7")
+        .bind(place).bind(status.as_str()).bind(state).bind(result).bind(Utc::now()).bind(id).bind(expected_version)
+        .execute(&mut *conn).await?.rows_affected());
+    Ok(n == 1)
+}
+
+/// Appends a document to a run.
+pub async fn insert_document(tx: &mut Tx, run_id: Uuid, kind: &str, content: &str) -> Result<(), AppError> {
+    on_tx!(tx, conn => sqlx::query(
+        "INSERT INTO workflow_documents (id, run_id, seq, kind, content, created_at)
+         VALUES ($1, $2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM workflow_documents WHERE run_id = $2), $3, $4, $5)")
+        .bind(Uuid::new_v4()).bind(run_id).bind(kind).bind(content).bind(Utc::now())
+        .execute(&mut *conn).await?.rows_affected());
+    Ok(())
+}
+
+/// Records an applied transition (payload without values).
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_transition(
+    tx: &mut Tx,
+    run_id: Uuid,
+    version: i64,
+    name: &str,
+    from: &str,
+    to: &str,
+    payload: &str,
+    actor: &str,
+) -> Result<(), AppError> {
+    on_tx!(tx, conn => sqlx::query(
+        "INSERT INTO workflow_transitions (run_id, version, name, from_place, to_place, payload, actor, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+        .bind(run_id).bind(version).bind(name).bind(from).bind(to).bind(payload).bind(actor).bind(Utc::now())
+        .execute(&mut *conn).await?.rows_affected());
+    Ok(())
+}
+
+/// A run's documents in order.
+pub async fn documents(db: &Db, run_id: Uuid) -> Result<Vec<RunDocument>, AppError> {
+    let rows: Vec<DocumentRow> = on_pool!(db, pool => sqlx::query_as(
+        "SELECT id, kind, content, created_at FROM workflow_documents WHERE run_id = $1 ORDER BY seq")
+        .bind(run_id).fetch_all(pool).await?);
+    rows.into_iter().map(DocumentRow::into_document).collect()
+}
+
+/// The documents of the runs [`runs`] lists for the same arguments, by run, each in order.
+pub async fn documents_of_runs(
+    db: &Db,
+    workspace_id: Uuid,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<std::collections::HashMap<Uuid, Vec<RunDocument>>, AppError> {
+    let rows: Vec<RunDocumentRow> = on_pool!(db, pool => sqlx::query_as(
+        "SELECT d.run_id, d.id, d.kind, d.content, d.created_at FROM workflow_documents d
+         WHERE d.run_id IN (SELECT id FROM workflow_runs WHERE workspace_id = $1 AND ($2 IS NULL OR status = $2)
+                            ORDER BY created_at DESC, id LIMIT $3)
+         ORDER BY d.run_id, d.seq")
+        .bind(workspace_id).bind(status).bind(limit).fetch_all(pool).await?);
+    let mut out: std::collections::HashMap<Uuid, Vec<RunDocument>> = std::collections::HashMap::new();
+    for row in rows {
+        let document = DocumentRow { id: row.id, kind: row.kind, content: row.content, created_at: row.created_at }
+            .into_document()?;
+        out.entry(row.run_id).or_default().push(document);
+    }
+    Ok(out)
+}
+
+/// A document with the run it belongs to.
+#[derive(sqlx::FromRow)]
+struct RunDocumentRow {
+    run_id: Uuid,
+    id: Uuid,
+    kind: String,
+    content: String,
+    created_at: DateTime<Utc>,
+}
+
+/// The content of a run's latest document of `kind`, inside `tx`.
+pub async fn latest_document_in(tx: &mut Tx, run_id: Uuid, kind: &str) -> Result<Option<String>, AppError> {
+    Ok(on_tx!(tx, conn => sqlx::query_scalar(
+        "SELECT content FROM workflow_documents WHERE run_id = $1 AND kind = $2 ORDER BY seq DESC LIMIT 1")
+        .bind(run_id).bind(kind).fetch_optional(&mut *conn).await?))
+}

@@ -1,0 +1,70 @@
+//! API tokens (the hash of the secret only).
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::server::domain::AuditAction;
+use crate::server::error::AppError;
+use crate::server::store::{audit_in, on_pool, on_tx, Audit, Db, Tx};
+
+/// An API token row (hash only).
+#[derive(sqlx::FromRow, Clone)]
+pub struct TokenRow {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub name: String,
+    pub secret_hash: Vec<u8>,
+    pub scopes: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Stores a new token (hash only).
+pub async fn insert_token(tx: &mut Tx, row: &TokenRow) -> Result<(), AppError> {
+    on_tx!(tx, conn => sqlx::query(
+        "INSERT INTO api_tokens (id, workspace_id, name, secret_hash, scopes, created_at, expires_at, revoked_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)")
+        .bind(row.id).bind(row.workspace_id).bind(&row.name).bind(&row.secret_hash).bind(&row.scopes)
+        .bind(row.created_at).bind(row.expires_at).execute(&mut *conn).await?.rows_affected());
+    Ok(())
+}
+
+/// One token by id.
+pub async fn token_by_id(db: &Db, id: Uuid) -> Result<Option<TokenRow>, AppError> {
+    Ok(on_pool!(db, pool => sqlx::query_as(
+        "SELECT id, workspace_id, name, secret_hash, scopes, created_at, expires_at, revoked_at FROM api_tokens WHERE id = $1")
+        .bind(id).fetch_optional(pool).await?))
+}
+
+/// Tokens, newest first, optionally of one workspace.
+pub async fn list_tokens(db: &Db, workspace_id: Option<Uuid>) -> Result<Vec<TokenRow>, AppError> {
+    Ok(on_pool!(db, pool => sqlx::query_as(
+        "SELECT id, workspace_id, name, secret_hash, scopes, created_at, expires_at, revoked_at FROM api_tokens
+         WHERE ($1 IS NULL OR workspace_id = $1) ORDER BY created_at DESC, id")
+        .bind(workspace_id).fetch_all(pool).await?))
+}
+
+/// Marks a token revoked and audits it, in one transaction; whether it existed and was not
+/// already revoked.
+pub async fn revoke_token(db: &Db, id: Uuid, only_workspace: Option<Uuid>, actor: &str) -> Result<bool, AppError> {
+    let mut tx = db.begin().await?;
+    let workspace: Option<Uuid> = on_tx!(&mut tx, conn => sqlx::query_scalar(
+        "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL AND ($3 IS NULL OR workspace_id = $3) RETURNING workspace_id")
+        .bind(Utc::now()).bind(id).bind(only_workspace).fetch_optional(&mut *conn).await?);
+    let Some(workspace_id) = workspace else { return Ok(false) };
+    let detail = format!("token {id}");
+    audit_in(
+        &mut tx,
+        &Audit {
+            workspace_id: Some(workspace_id),
+            actor,
+            action: AuditAction::TokenRevoked,
+            key: None,
+            detail: Some(&detail),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}

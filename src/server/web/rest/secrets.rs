@@ -1,0 +1,129 @@
+//! `/api/v1/workspaces/:workspace_id/secrets`: list keys, create, upsert, update, delete.
+//! Every handler authenticates (the `Principal` extractor), authorizes the workspace and scope,
+//! then calls `SecretService`. No response carries a value.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use uuid::Uuid;
+
+use crate::model::{Deleted, SecretInput, SecretItem, SecretUpdate};
+use crate::server::domain::Scope;
+use crate::server::error::AppError;
+use crate::server::web::principal::Principal;
+use crate::server::web::rest::extract::{ApiJson, ApiPath};
+use crate::server::web::state::AppState;
+
+/// The secrets routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/workspaces/{workspace_id}/secrets", get(list).post(create))
+        .route("/api/v1/workspaces/{workspace_id}/secrets/upsert", put(upsert))
+        .route("/api/v1/workspaces/{workspace_id}/secrets/{id}", put(update).delete(remove))
+}
+
+/// Lists a workspace's secrets: keys and `hasValue`, sorted by key.
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/secrets", tag = "secrets",
+    params(("workspace_id" = Uuid, Path, description = "Workspace id")),
+    responses(
+        (status = 200, description = "Keys and whether each has a value; never values", body = [SecretItem]),
+        (status = 401, body = crate::model::ErrorBody), (status = 403, body = crate::model::ErrorBody),
+        (status = 404, body = crate::model::ErrorBody)),
+    security(("bearer" = ["secrets:list"])))]
+#[tracing::instrument(skip_all, fields(%workspace_id))]
+async fn list(
+    principal: Principal,
+    State(state): State<AppState>,
+    ApiPath(workspace_id): ApiPath<Uuid>,
+) -> Result<impl IntoResponse, AppError> {
+    principal.authorize(&state.db, workspace_id, Scope::SecretsList).await?;
+    let json = crate::server::store::secrets_json(&state.db, workspace_id).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], json))
+}
+
+/// Creates a secret; 409 when the key exists.
+#[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/secrets", tag = "secrets",
+    params(("workspace_id" = Uuid, Path, description = "Workspace id")),
+    request_body = SecretInput,
+    responses(
+        (status = 201, body = SecretItem), (status = 400, body = crate::model::ErrorBody),
+        (status = 401, body = crate::model::ErrorBody), (status = 403, body = crate::model::ErrorBody),
+        (status = 404, body = crate::model::ErrorBody), (status = 409, body = crate::model::ErrorBody),
+        (status = 413, body = crate::model::ErrorBody)),
+    security(("bearer" = ["secrets:write"])))]
+#[tracing::instrument(skip_all, fields(%workspace_id))]
+async fn create(
+    principal: Principal,
+    State(state): State<AppState>,
+    ApiPath(workspace_id): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<SecretInput>,
+) -> Result<(StatusCode, Json<SecretItem>), AppError> {
+    principal.authorize(&state.db, workspace_id, Scope::SecretsWrite).await?;
+    let key = state.secrets.parse_key(&input.key)?;
+    let value = state.secrets.parse_value(input.value)?;
+    let item = state.secrets.create(workspace_id, &key, &value, &principal.actor()).await?;
+    Ok((StatusCode::CREATED, Json(item)))
+}
+
+/// Creates or updates a secret by key; atomic under concurrent calls.
+#[utoipa::path(put, path = "/api/v1/workspaces/{workspace_id}/secrets/upsert", tag = "secrets",
+    params(("workspace_id" = Uuid, Path, description = "Workspace id")),
+    request_body = SecretInput,
+    responses(
+        (status = 200, body = SecretItem), (status = 400, body = crate::model::ErrorBody),
+        (status = 401, body = crate::model::ErrorBody), (status = 403, body = crate::model::ErrorBody),
+        (status = 404, body = crate::model::ErrorBody), (status = 413, body = crate::model::ErrorBody)),
+    security(("bearer" = ["secrets:write"])))]
+#[tracing::instrument(skip_all, fields(%workspace_id))]
+async fn upsert(
+    principal: Principal,
+    State(state): State<AppState>,
+    ApiPath(workspace_id): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<SecretInput>,
+) -> Result<Json<SecretItem>, AppError> {
+    principal.authorize(&state.db, workspace_id, Scope::SecretsWrite).await?;
+    let key = state.secrets.parse_key(&input.key)?;
+    let value = state.secrets.parse_value(input.value)?;
+    Ok(Json(state.secrets.upsert(workspace_id, &key, &value, &principal.actor()).await?))
+}
+
+/// Replaces a secret's value; an absent `value` leaves it as it is.
+#[utoipa::path(put, path = "/api/v1/workspaces/{workspace_id}/secrets/{id}", tag = "secrets",
+    params(("workspace_id" = Uuid, Path, description = "Workspace id"), ("id" = Uuid, Path, description = "Secret id")),
+    request_body = SecretUpdate,
+    responses(
+        (status = 200, body = SecretItem), (status = 400, body = crate::model::ErrorBody),
+        (status = 401, body = crate::model::ErrorBody), (status = 403, body = crate::model::ErrorBody),
+        (status = 404, body = crate::model::ErrorBody), (status = 413, body = crate::model::ErrorBody)),
+    security(("bearer" = ["secrets:write"])))]
+#[tracing::instrument(skip_all, fields(%workspace_id, %id))]
+async fn update(
+    principal: Principal,
+    State(state): State<AppState>,
+    ApiPath((workspace_id, id)): ApiPath<(Uuid, Uuid)>,
+    ApiJson(input): ApiJson<SecretUpdate>,
+) -> Result<Json<SecretItem>, AppError> {
+    principal.authorize(&state.db, workspace_id, Scope::SecretsWrite).await?;
+    let value = input.value.map(|v| state.secrets.parse_value(v)).transpose()?;
+    Ok(Json(state.secrets.update(workspace_id, id, value.as_ref(), &principal.actor()).await?))
+}
+
+/// Deletes a secret.
+#[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/secrets/{id}", tag = "secrets",
+    params(("workspace_id" = Uuid, Path, description = "Workspace id"), ("id" = Uuid, Path, description = "Secret id")),
+    responses(
+        (status = 200, body = Deleted), (status = 401, body = crate::model::ErrorBody),
+        (status = 403, body = crate::model::ErrorBody), (status = 404, body = crate::model::ErrorBody)),
+    security(("bearer" = ["secrets:write"])))]
+#[tracing::instrument(skip_all, fields(%workspace_id, %id))]
+async fn remove(
+    principal: Principal,
+    State(state): State<AppState>,
+    ApiPath((workspace_id, id)): ApiPath<(Uuid, Uuid)>,
+) -> Result<Json<Deleted>, AppError> {
+    principal.authorize(&state.db, workspace_id, Scope::SecretsWrite).await?;
+    state.secrets.delete(workspace_id, id, &principal.actor()).await?;
+    Ok(Json(Deleted { success: true }))
+}

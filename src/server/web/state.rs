@@ -1,0 +1,124 @@
+//! `AppState`: everything a request needs (pool, config, keys, services, the site's files),
+//! built once at start; handlers take it by `State`, server functions through the context.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+
+use crate::server::config::Config;
+use crate::server::keys::passwords::Hasher;
+use crate::server::keys::{KeySource, MasterKey};
+use crate::server::service::events::EventHub;
+use crate::server::service::open::{open_store, OpenedStore};
+use crate::server::service::secrets::SecretService;
+use crate::server::service::sessions::{SessionService, SIGN_IN_WINDOW_SECS};
+use crate::server::service::workflow::WorkflowEngine;
+use crate::server::store::{AttemptLimits, Db};
+use crate::server::web::http::StaticFiles;
+use crate::server::web::streams::StreamLimits;
+
+/// Shared application state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub kek: Arc<MasterKey>,
+    pub secrets: SecretService,
+    pub events: EventHub,
+    pub workflows: WorkflowEngine,
+    /// Runs password hashes off the request threads, a bounded number at once.
+    pub hasher: Hasher,
+    /// Sign-in and the sessions it opens.
+    pub sessions: SessionService,
+    /// Open event streams and long-polls per credential.
+    pub streams: StreamLimits,
+    pub leptos_options: LeptosOptions,
+    pub static_files: StaticFiles,
+    background: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+impl FromRef<AppState> for StaticFiles {
+    fn from_ref(state: &AppState) -> Self {
+        state.static_files.clone()
+    }
+}
+
+/// What [`open`] found, for the start-up message.
+pub struct Opened {
+    pub state: AppState,
+    pub key_source: KeySource,
+}
+
+/// Opens the store (see [`open_store`]) and builds the services and what the web layer needs.
+/// `master_key_env` is the value of `LOOPSTACK_SECRETS_MASTER_KEY`, if set.
+pub async fn open(config: Config, master_key_env: Option<&str>) -> anyhow::Result<Opened> {
+    let OpenedStore { db, kek, key_source } = open_store(&config, master_key_env).await?;
+    let kek = Arc::new(kek);
+    let hasher = config.hashing_threads.map(Hasher::new).unwrap_or_else(Hasher::for_cores);
+    let limits = AttemptLimits {
+        window_secs: SIGN_IN_WINDOW_SECS,
+        per_user: config.sign_in_failures_per_user,
+        per_client: config.sign_in_failures_per_address,
+    };
+    let sessions = SessionService::new(db.clone(), hasher.clone(), limits, config.session_hours);
+    let events = EventHub::new(db.clone());
+    let secrets = SecretService::new(db.clone(), kek.clone(), config.limits(), events.clone());
+    let workflows = WorkflowEngine::new(db.clone(), secrets.clone(), events.clone(), config.runs_per_minute);
+    let output_name = std::env::var("LEPTOS_OUTPUT_NAME").unwrap_or_else(|_| "loopstack-secrets".into());
+    let pkg_dir = std::env::var("LEPTOS_SITE_PKG_DIR").unwrap_or_else(|_| "pkg".into());
+    let static_files = StaticFiles::discover(&output_name, &pkg_dir);
+    let leptos_options = LeptosOptions::builder()
+        .output_name(output_name)
+        .site_root(config.site_root.clone())
+        .site_pkg_dir(pkg_dir)
+        .site_addr(config.addr)
+        .hash_files(static_files.hashed())
+        .build();
+    let background = Arc::default();
+    let streams = StreamLimits::new(config.max_streams);
+    let state = AppState {
+        db,
+        config: Arc::new(config),
+        kek,
+        secrets,
+        events,
+        workflows,
+        hasher,
+        sessions,
+        streams,
+        leptos_options,
+        static_files,
+        background,
+    };
+    Ok(Opened { state, key_source })
+}
+
+impl AppState {
+    /// Starts what a serving process runs beside requests: the PostgreSQL event listener,
+    /// resuming interrupted runs and expiring requests.
+    pub async fn start_background(&self) -> anyhow::Result<()> {
+        let listener = self.events.start_listener().await.context("failed to listen for events")?;
+        let mut tasks = self.background.lock().expect("BUG: the task list lock is never poisoned");
+        tasks.extend(listener);
+        tasks.push(self.workflows.start_background());
+        Ok(())
+    }
+
+    /// Stops the background tasks (returning their connections) and closes the pool.
+    pub async fn shutdown(&self) {
+        let tasks = std::mem::take(&mut *self.background.lock().expect("BUG: the task list lock is never poisoned"));
+        for task in tasks {
+            task.abort();
+        }
+        tokio::task::yield_now().await;
+        self.db.close().await;
+    }
+}
