@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::model::{ApiError, Member, SessionInfo, TokenInfo};
 use crate::ui::csrf::CsrfField;
-use crate::ui::layout::{error_view, fetch_for, id_param, TopBar};
+use crate::ui::layout::{error_view, fetch_for, id_param, Alert, SignedInPage, TopBar};
 use crate::ui::server_fns::{
     get_current_user, get_members, get_my_sessions, get_my_sign_ins, get_tokens, AddMember, ChangeMember,
     ChangePassword, CreateToken, CreateUser, RevokeSession, RevokeToken, SignOutEverywhere,
@@ -18,7 +18,7 @@ where
     S: Get<Value = Option<Result<T, ApiError>>> + Send + Sync + 'static,
     T: 'static,
 {
-    move || value.get().and_then(Result::err).map(|e| view! { <p role="alert" class="error">{e.message}</p> })
+    move || value.get().and_then(Result::err).map(|e| view! { <Alert message=e.message/> })
 }
 
 /// `/workspaces/:id/tokens` (owners).
@@ -32,54 +32,45 @@ pub fn TokensPage() -> impl IntoView {
         |(id, ..)| fetch_for(id, get_tokens),
     );
     let created = move || create.value().get().and_then(Result::ok);
-    view! {
-        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match tokens.await {
-                    Ok(list) => {
-                        let ws = workspace_id.get().unwrap_or_default();
-                        view! {
-                            <TopBar/>
-                            <section class="panel">
-                                <p class="crumbs"><a href=format!("/workspaces/{ws}")>"Back to the workspace"</a></p>
-                                <h1>"API tokens"</h1>
-                                <TokenTable list ws revoke/>
-                                {alert(revoke.value())}
-                            </section>
-                            <section class="panel" aria-labelledby="new-token-title">
-                                <h2 id="new-token-title">"Create a token"</h2>
-                                <ActionForm action=create attr:class="stack-form">
-                                    <CsrfField/>
-                                    <input type="hidden" name="workspace_id" value=ws.to_string()/>
-                                    <label for="token-name">"Name"</label>
-                                    <input id="token-name" name="name" type="text" required=true autocomplete="off"/>
-                                    <fieldset>
-                                        <legend>"Scopes"</legend>
-                                        <label><input type="checkbox" name="scope_list" checked=true/>" secrets:list"</label>
-                                        <label><input type="checkbox" name="scope_write"/>" secrets:write"</label>
-                                        <label><input type="checkbox" name="scope_read"/>" secrets:read (reads values: trusted servers only)"</label>
-                                        <label><input type="checkbox" name="scope_tools"/>" tools:call"</label>
-                                        <label><input type="checkbox" name="scope_workflows"/>" workflows:run"</label>
-                                    </fieldset>
-                                    <label for="token-days">"Expires after (days, empty for never)"</label>
-                                    <input id="token-days" name="expires_in_days" type="text" inputmode="numeric" autocomplete="off"/>
-                                    <button type="submit">"Create token"</button>
-                                </ActionForm>
-                                {alert(create.value())}
-                                {move || created().map(|c| view! {
-                                    <div class="created" role="status">
-                                        <p>{format!("Token '{}' created. Copy it now: it is not shown again.", c.info.name)}</p>
-                                        <code class="token">{c.token}</code>
-                                    </div>
-                                })}
-                            </section>
-                        }.into_any()
-                    }
-                    Err(err) => error_view(err),
-                }
-            })}
-        </Suspense>
-    }
+    let render = move |list: Vec<TokenInfo>| {
+        let ws = workspace_id.get().unwrap_or_default();
+        view! {
+            <section class="panel">
+                <p class="crumbs"><a href=format!("/workspaces/{ws}")>"Back to the workspace"</a></p>
+                <h1>"API tokens"</h1>
+                <TokenTable list ws revoke/>
+                {alert(revoke.value())}
+            </section>
+            <section class="panel" aria-labelledby="new-token-title">
+                <h2 id="new-token-title">"Create a token"</h2>
+                <ActionForm action=create attr:class="stack-form">
+                    <CsrfField/>
+                    <input type="hidden" name="workspace_id" value=ws.to_string()/>
+                    <label for="token-name">"Name"</label>
+                    <input id="token-name" name="name" type="text" required=true autocomplete="off"/>
+                    <fieldset>
+                        <legend>"Scopes"</legend>
+                        <label><input type="checkbox" name="scope_list" checked=true/>" secrets:list"</label>
+                        <label><input type="checkbox" name="scope_write"/>" secrets:write"</label>
+                        <label><input type="checkbox" name="scope_read"/>" secrets:read (reads values: trusted servers only)"</label>
+                        <label><input type="checkbox" name="scope_tools"/>" tools:call"</label>
+                        <label><input type="checkbox" name="scope_workflows"/>" workflows:run"</label>
+                    </fieldset>
+                    <label for="token-days">"Expires after (days, empty for never)"</label>
+                    <input id="token-days" name="expires_in_days" type="text" inputmode="numeric" autocomplete="off"/>
+                    <button type="submit">"Create token"</button>
+                </ActionForm>
+                {alert(create.value())}
+                {move || created().map(|c| view! {
+                    <div class="created" role="status">
+                        <p>{format!("Token '{}' created. Copy it now: it is not shown again.", c.info.name)}</p>
+                        <code class="token">{c.token}</code>
+                    </div>
+                })}
+            </section>
+        }
+    };
+    view! { <SignedInPage data=tokens render/> }
 }
 
 #[component]
@@ -134,50 +125,41 @@ pub fn MembersPage() -> impl IntoView {
         move || (workspace_id.get(), add.version().get(), change.version().get()),
         |(id, ..)| fetch_for(id, get_members),
     );
-    view! {
-        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match members.await {
-                    Ok(list) => {
-                        let ws = workspace_id.get().unwrap_or_default();
-                        view! {
-                            <TopBar/>
-                            <section class="panel">
-                                <p class="crumbs"><a href=format!("/workspaces/{ws}")>"Back to the workspace"</a></p>
-                                <h1>"Members"</h1>
-                                <table class="secrets">
-                                    <caption class="sr-only">"Members"</caption>
-                                    <thead><tr><th scope="col">"User"</th><th scope="col">"Role"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr></thead>
-                                    <tbody>
-                                        {list.into_iter().map(|m| view! { <MemberRow member=m ws change/> }).collect_view()}
-                                    </tbody>
-                                </table>
-                                {alert(change.value())}
-                            </section>
-                            <section class="panel" aria-labelledby="add-member-title">
-                                <h2 id="add-member-title">"Add a member"</h2>
-                                <ActionForm action=add attr:class="inline-form">
-                                    <CsrfField/>
-                                    <input type="hidden" name="workspace_id" value=ws.to_string()/>
-                                    <label for="member-username">"Username"</label>
-                                    <input id="member-username" name="username" type="text" required=true autocomplete="off"/>
-                                    <label for="member-role">"Role"</label>
-                                    <select id="member-role" name="role">
-                                        <option value="viewer">"viewer"</option>
-                                        <option value="editor">"editor"</option>
-                                        <option value="owner">"owner"</option>
-                                    </select>
-                                    <button type="submit">"Add member"</button>
-                                </ActionForm>
-                                {alert(add.value())}
-                            </section>
-                        }.into_any()
-                    }
-                    Err(err) => error_view(err),
-                }
-            })}
-        </Suspense>
-    }
+    let render = move |list: Vec<Member>| {
+        let ws = workspace_id.get().unwrap_or_default();
+        view! {
+            <section class="panel">
+                <p class="crumbs"><a href=format!("/workspaces/{ws}")>"Back to the workspace"</a></p>
+                <h1>"Members"</h1>
+                <table class="secrets">
+                    <caption class="sr-only">"Members"</caption>
+                    <thead><tr><th scope="col">"User"</th><th scope="col">"Role"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr></thead>
+                    <tbody>
+                        {list.into_iter().map(|m| view! { <MemberRow member=m ws change/> }).collect_view()}
+                    </tbody>
+                </table>
+                {alert(change.value())}
+            </section>
+            <section class="panel" aria-labelledby="add-member-title">
+                <h2 id="add-member-title">"Add a member"</h2>
+                <ActionForm action=add attr:class="inline-form">
+                    <CsrfField/>
+                    <input type="hidden" name="workspace_id" value=ws.to_string()/>
+                    <label for="member-username">"Username"</label>
+                    <input id="member-username" name="username" type="text" required=true autocomplete="off"/>
+                    <label for="member-role">"Role"</label>
+                    <select id="member-role" name="role">
+                        <option value="viewer">"viewer"</option>
+                        <option value="editor">"editor"</option>
+                        <option value="owner">"owner"</option>
+                    </select>
+                    <button type="submit">"Add member"</button>
+                </ActionForm>
+                {alert(add.value())}
+            </section>
+        }
+    };
+    view! { <SignedInPage data=members render/> }
 }
 
 #[component]
@@ -267,7 +249,7 @@ pub fn AccountPage() -> impl IntoView {
                             <section class="panel" aria-labelledby="sessions-title">
                                 <h2 id="sessions-title">"Sessions"</h2>
                                 <table class="sessions">
-                                    <thead><tr><th scope="col">"Signed in"</th><th scope="col">"From"</th><th scope="col">"Browser"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
+                                    <thead><tr><th scope="col">"Signed in"</th><th scope="col">"From"</th><th scope="col">"Browser"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr></thead>
                                     <tbody>{sessions.into_iter().map(|s| view! { <SessionRow session=s revoke/> }).collect_view()}</tbody>
                                 </table>
                                 {alert(revoke.value())}

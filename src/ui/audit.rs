@@ -4,7 +4,8 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::ui::layout::{error_view, fetch_for, id_param, TopBar};
+use crate::model::AuditEvent;
+use crate::ui::layout::{fetch_for, id_param, SignedInPage};
 use crate::ui::server_fns::get_audit_log;
 
 /// `/workspaces/:id/audit` (optionally `?q=` to filter).
@@ -17,55 +18,46 @@ pub fn AuditPage() -> impl IntoView {
         move || (workspace_id.get(), search.get()),
         |(id, search)| fetch_for(id, move |id| get_audit_log(id, search)),
     );
-    view! {
-        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match events.await {
-                    Ok(events) => {
-                        let ws = workspace_id.get().map(|id| id.to_string()).unwrap_or_default();
-                        view! {
-                            <TopBar/>
-                            <section class="panel">
-                                <p class="crumbs"><a href=format!("/workspaces/{ws}")>"Back to the workspace"</a></p>
-                                <h1>"Audit log"</h1>
-                                <form method="get" role="search" class="filter">
-                                    <label for="audit-q">"Filter events"</label>
-                                    <input id="audit-q" name="q" type="search" value=search.get().unwrap_or_default()/>
-                                    <button type="submit" class="secondary">"Filter"</button>
-                                </form>
-                                {if events.is_empty() {
-                                    view! { <p class="empty">"No events."</p> }.into_any()
-                                } else {
-                                    view! {
-                                        <table class="secrets audit">
-                                            <caption class="sr-only">"Audit events"</caption>
-                                            <thead><tr>
-                                                <th scope="col">"Time"</th>
-                                                <th scope="col">"Actor"</th>
-                                                <th scope="col">"Action"</th>
-                                                <th scope="col">"Key"</th>
-                                                <th scope="col">"Detail"</th>
-                                            </tr></thead>
-                                            <tbody>
-                                                {events.into_iter().map(|e| view! {
-                                                    <tr>
-                                                        <td><time datetime=e.at.to_rfc3339()>{e.at.format("%Y-%m-%d %H:%M:%S UTC").to_string()}</time></td>
-                                                        <td>{e.actor}</td>
-                                                        <td><code>{e.action}</code></td>
-                                                        <td>{e.key.map(|k| view! { <code>{k}</code> })}</td>
-                                                        <td class="muted">{e.detail}</td>
-                                                    </tr>
-                                                }).collect_view()}
-                                            </tbody>
-                                        </table>
-                                    }.into_any()
-                                }}
-                            </section>
-                        }.into_any()
-                    }
-                    Err(err) => error_view(err),
-                }
-            })}
-        </Suspense>
-    }
+    let render = move |events: Vec<AuditEvent>| {
+        let ws = workspace_id.get().map(|id| id.to_string()).unwrap_or_default();
+        view! {
+            <section class="panel">
+                <p class="crumbs"><a href=format!("/workspaces/{ws}")>"Back to the workspace"</a></p>
+                <h1>"Audit log"</h1>
+                <form method="get" role="search" class="filter">
+                    <label for="audit-q">"Filter events"</label>
+                    <input id="audit-q" name="q" type="search" value=search.get().unwrap_or_default()/>
+                    <button type="submit" class="secondary">"Filter"</button>
+                </form>
+                {if events.is_empty() {
+                    view! { <p class="empty">"No events."</p> }.into_any()
+                } else {
+                    view! {
+                        <table class="secrets audit">
+                            <caption class="sr-only">"Audit events"</caption>
+                            <thead><tr>
+                                <th scope="col">"Time"</th>
+                                <th scope="col">"Actor"</th>
+                                <th scope="col">"Action"</th>
+                                <th scope="col">"Key"</th>
+                                <th scope="col">"Detail"</th>
+                            </tr></thead>
+                            <tbody>
+                                {events.into_iter().map(|e| view! {
+                                    <tr>
+                                        <td><time datetime=e.at.to_rfc3339()>{e.at.format("%Y-%m-%d %H:%M:%S UTC").to_string()}</time></td>
+                                        <td>{e.actor}</td>
+                                        <td><code>{e.action}</code></td>
+                                        <td>{e.key.map(|k| view! { <code>{k}</code> })}</td>
+                                        <td class="muted">{e.detail}</td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    }.into_any()
+                }}
+            </section>
+        }
+    };
+    view! { <SignedInPage data=events render/> }
 }

@@ -5,6 +5,8 @@ use std::future::Future;
 use leptos::prelude::*;
 use leptos_router::components::Redirect;
 use leptos_router::hooks::use_params_map;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use uuid::Uuid;
 
 use crate::model::ApiError;
@@ -27,6 +29,36 @@ pub fn TopBar() -> impl IntoView {
     }
 }
 
+/// The skeleton of every signed-in page: "Loading…" while `data` loads, then the top bar and
+/// what `render` makes of the data, or on an error [`error_view`] (sign-in for a lost session).
+#[component]
+pub fn SignedInPage<T, V, R>(data: Resource<Result<T, ApiError>>, render: R) -> impl IntoView
+where
+    T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    R: Fn(T) -> V + Clone + Send + Sync + 'static,
+    V: IntoView + 'static,
+{
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || {
+                let render = render.clone();
+                Suspend::new(async move {
+                    match data.await {
+                        Ok(data) => view! { <TopBar/> {render(data)} }.into_any(),
+                        Err(err) => error_view(err),
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}
+
+/// An error message, announced to screen readers.
+#[component]
+pub fn Alert(message: String) -> impl IntoView {
+    view! { <p role="alert" class="error">{message}</p> }
+}
+
 /// What a page shows for an error: a redirect to sign-in when the session is gone, else the
 /// message as an alert.
 pub fn error_view(err: ApiError) -> AnyView {
@@ -35,7 +67,7 @@ pub fn error_view(err: ApiError) -> AnyView {
     } else {
         view! {
             <div class="panel">
-                <p role="alert" class="error">{err.message}</p>
+                <Alert message=err.message/>
                 <p><a href="/workspaces">"Back to workspaces"</a></p>
             </div>
         }

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::model::{PendingRequest, RunDocument, RunStatus, WorkflowRun};
 use crate::ui::csrf::CsrfField;
-use crate::ui::layout::{error_view, fetch_for, id_param, TopBar};
+use crate::ui::layout::{fetch_for, id_param, Alert, SignedInPage};
 use crate::ui::live::use_workspace_events;
 use crate::ui::markdown::Markdown;
 use crate::ui::server_fns::{get_run, DeclineRequest, SubmitRequest};
@@ -60,19 +60,12 @@ pub fn RunPage() -> impl IntoView {
         move || (workspace_id.get(), run_id.get(), submit.version().get(), decline.version().get(), events.get()),
         |(ws, run, ..)| fetch_for(ws, move |ws| fetch_for(run, move |run| get_run(ws, run))),
     );
-    view! {
-        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match run.await {
-                    Ok(run) => view! {
-                        <TopBar/>
-                        <RunView run submit decline/>
-                    }.into_any(),
-                    Err(err) => error_view(err),
-                }
-            })}
-        </Suspense>
-    }
+    let render = move |run: WorkflowRun| {
+        view! {
+            <RunView run submit decline/>
+        }
+    };
+    view! { <SignedInPage data=run render/> }
 }
 
 #[component]
@@ -187,7 +180,7 @@ fn RequestForm(
                 <input type="hidden" name="run_id" value=run_id.to_string()/>
                 <button type="submit" class="secondary">"Decline"</button>
             </ActionForm>
-            {move || error().map(|message| view! { <p role="alert" class="error">{message}</p> })}
+            {move || error().map(|message| view! { <Alert message/> })}
         </section>
     }
 }

@@ -6,9 +6,9 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use uuid::Uuid;
 
-use crate::model::{Role, SecretItem, SECRETS_PAGE_SIZE};
+use crate::model::{Role, SecretItem, WorkspaceSecrets, SECRETS_PAGE_SIZE};
 use crate::ui::csrf::CsrfField;
-use crate::ui::layout::{error_view, fetch_for, id_param, TopBar};
+use crate::ui::layout::{fetch_for, id_param, Alert, SignedInPage};
 use crate::ui::live::use_workspace_events;
 use crate::ui::requests::PendingRequests;
 use crate::ui::server_fns::{get_workspace_secrets, CreateSecret, DeleteSecret, UpdateSecret};
@@ -31,46 +31,38 @@ pub fn SecretsPage() -> impl IntoView {
         },
         |(id, q, page, _)| fetch_for(id, move |id| get_workspace_secrets(id, Some(q), Some(page))),
     );
-    view! {
-        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Ok(page) => {
-                        let ws = page.workspace.id;
-                        let can_write = page.workspace.role >= Role::Editor;
-                        let needle = filter.get();
-                        let total = page.total;
-                        let pager = (page.matching > SECRETS_PAGE_SIZE).then(|| view! { <Pager page=page.page matching=page.matching filter=needle.clone()/> });
-                        view! {
-                            <TopBar/>
-                            <section class="panel">
-                                <p class="crumbs"><a href="/workspaces">"Workspaces"</a></p>
-                                <h1>{page.workspace.name.clone()}</h1>
-                                <p class="muted">
-                                    {format!("{total} secrets · your role: {}", page.workspace.role.as_str())}
-                                    " · "<a href=format!("/workspaces/{ws}/audit")>"Audit log"</a>
-                                    {(page.workspace.role == Role::Owner).then(|| view! {
-                                        " · "<a href=format!("/workspaces/{ws}/tokens")>"API tokens"</a>
-                                        " · "<a href=format!("/workspaces/{ws}/members")>"Members"</a>
-                                    })}
-                                </p>
-                                <form method="get" role="search" class="filter">
-                                    <label for="filter-q">"Filter keys"</label>
-                                    <input id="filter-q" name="q" type="search" value=filter.get()/>
-                                    <button type="submit" class="secondary">"Filter"</button>
-                                </form>
-                                <SecretsTable secrets=page.secrets workspace_id=ws can_write update delete filtered=!needle.is_empty()/>
-                                {pager}
-                                {can_write.then(|| view! { <AddSecretForm workspace_id=ws action=create/> })}
-                            </section>
-                            <PendingRequests workspace_id=ws requests=page.pending/>
-                        }.into_any()
-                    }
-                    Err(err) => error_view(err),
-                }
-            })}
-        </Suspense>
-    }
+    let render = move |page: WorkspaceSecrets| {
+        let ws = page.workspace.id;
+        let can_write = page.workspace.role >= Role::Editor;
+        let needle = filter.get();
+        let total = page.total;
+        let pager = (page.matching > SECRETS_PAGE_SIZE)
+            .then(|| view! { <Pager page=page.page matching=page.matching filter=needle.clone()/> });
+        view! {
+            <section class="panel">
+                <p class="crumbs"><a href="/workspaces">"Workspaces"</a></p>
+                <h1>{page.workspace.name.clone()}</h1>
+                <p class="muted">
+                    {format!("{total} secrets · your role: {}", page.workspace.role.as_str())}
+                    " · "<a href=format!("/workspaces/{ws}/audit")>"Audit log"</a>
+                    {(page.workspace.role == Role::Owner).then(|| view! {
+                        " · "<a href=format!("/workspaces/{ws}/tokens")>"API tokens"</a>
+                        " · "<a href=format!("/workspaces/{ws}/members")>"Members"</a>
+                    })}
+                </p>
+                <form method="get" role="search" class="filter">
+                    <label for="filter-q">"Filter keys"</label>
+                    <input id="filter-q" name="q" type="search" value=filter.get()/>
+                    <button type="submit" class="secondary">"Filter"</button>
+                </form>
+                <SecretsTable secrets=page.secrets workspace_id=ws can_write update delete filtered=!needle.is_empty()/>
+                {pager}
+                {can_write.then(|| view! { <AddSecretForm workspace_id=ws action=create/> })}
+            </section>
+            <PendingRequests workspace_id=ws requests=page.pending/>
+        }
+    };
+    view! { <SignedInPage data=data render/> }
 }
 
 /// "Showing 101–200 of 1,000" with links to the previous and next pages (plain links, so they
@@ -120,7 +112,7 @@ fn AddSecretForm(workspace_id: Uuid, action: ServerAction<CreateSecret>) -> impl
                 <input id="new-value" name="value" type="password" autocomplete="new-password"/>
                 <button type="submit" disabled=move || action.pending().get()>"Add secret"</button>
             </ActionForm>
-            {move || error().map(|message| view! { <p role="alert" class="error">{message}</p> })}
+            {move || error().map(|message| view! { <Alert message/> })}
         </section>
     }
 }
@@ -148,7 +140,7 @@ pub fn SecretsTable(
             .map(|e| e.message)
     };
     view! {
-        {move || failure().map(|message| view! { <p role="alert" class="error">{message}</p> })}
+        {move || failure().map(|message| view! { <Alert message/> })}
         <table class="secrets">
             <caption class="sr-only">"Secrets"</caption>
             <thead>

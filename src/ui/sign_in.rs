@@ -3,6 +3,7 @@
 
 use leptos::prelude::*;
 
+use crate::ui::layout::Alert;
 use crate::ui::server_fns::SignIn;
 
 /// `/sign-in`
@@ -21,7 +22,7 @@ pub fn SignInPage() -> impl IntoView {
                 <input id="password" name="password" type="password" autocomplete="current-password" required=true/>
                 <button type="submit" disabled=move || action.pending().get()>"Sign in"</button>
             </ActionForm>
-            {move || error().map(|message| view! { <p role="alert" class="error">{message}</p> })}
+            {move || error().map(|message| view! { <Alert message/> })}
         </section>
     }
 }

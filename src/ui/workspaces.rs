@@ -2,40 +2,34 @@
 
 use leptos::prelude::*;
 
-use crate::ui::layout::{error_view, TopBar};
+use crate::model::WorkspaceItem;
+use crate::ui::layout::SignedInPage;
 use crate::ui::server_fns::list_workspaces;
 
 /// `/workspaces`
 #[component]
 pub fn WorkspacesPage() -> impl IntoView {
     let workspaces = Resource::new(|| (), |_| list_workspaces());
-    view! {
-        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match workspaces.await {
-                    Ok(list) => view! {
-                        <TopBar/>
-                        <section class="panel">
-                            <h1>"Workspaces"</h1>
-                            {if list.is_empty() {
-                                view! { <p class="muted">"You are not a member of any workspace yet."</p> }.into_any()
-                            } else {
-                                view! {
-                                    <ul class="workspace-list">
-                                        {list.into_iter().map(|w| view! {
-                                            <li>
-                                                <a href=format!("/workspaces/{}", w.id)>{w.name}</a>
-                                                <span class="badge">{w.role.as_str()}</span>
-                                            </li>
-                                        }).collect_view()}
-                                    </ul>
-                                }.into_any()
-                            }}
-                        </section>
-                    }.into_any(),
-                    Err(err) => error_view(err),
-                }
-            })}
-        </Suspense>
-    }
+    let render = |list: Vec<WorkspaceItem>| {
+        view! {
+            <section class="panel">
+                <h1>"Workspaces"</h1>
+                {if list.is_empty() {
+                    view! { <p class="muted">"You are not a member of any workspace yet."</p> }.into_any()
+                } else {
+                    view! {
+                        <ul class="workspace-list">
+                            {list.into_iter().map(|w| view! {
+                                <li>
+                                    <a href=format!("/workspaces/{}", w.id)>{w.name}</a>
+                                    <span class="badge">{w.role.as_str()}</span>
+                                </li>
+                            }).collect_view()}
+                        </ul>
+                    }.into_any()
+                }}
+            </section>
+        }
+    };
+    view! { <SignedInPage data=workspaces render/> }
 }

@@ -4,7 +4,7 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use crate::server::error::AppError;
-use crate::server::store::{on_pool, on_tx, Db, Tx};
+use crate::server::store::{on_pool, on_tx, Db, Tx, WorkspaceLock};
 
 /// The stored key-check blob, if the database has one.
 pub async fn key_check(db: &Db) -> Result<Option<Vec<u8>>, AppError> {
@@ -30,9 +30,7 @@ pub async fn insert_key_check(db: &Db, blob: &[u8]) -> Result<(), AppError> {
 /// write transactions run one at a time anyway. So once a new version is committed, no value
 /// can be written under an older one.
 pub async fn active_data_key_in(tx: &mut Tx, workspace_id: Uuid) -> Result<Option<(i32, Vec<u8>)>, AppError> {
-    if let Tx::Postgres(t) = tx {
-        sqlx::query("SELECT 1 FROM workspaces WHERE id = $1 FOR SHARE").bind(workspace_id).execute(&mut **t).await?;
-    }
+    tx.lock_workspace(workspace_id, WorkspaceLock::Share).await?;
     Ok(on_tx!(tx, conn => sqlx::query_as(
         "SELECT version, wrapped_key FROM workspace_keys WHERE workspace_id = $1 ORDER BY version DESC LIMIT 1")
         .bind(workspace_id).fetch_optional(&mut *conn).await?))
@@ -42,9 +40,7 @@ pub async fn active_data_key_in(tx: &mut Tx, workspace_id: Uuid) -> Result<Optio
 /// returns it. On PostgreSQL it first takes the workspace row exclusively, waiting for writers
 /// still sealing under the current version.
 pub async fn add_data_key(tx: &mut Tx, workspace_id: Uuid, wrap: impl FnOnce(i32) -> Vec<u8>) -> Result<i32, AppError> {
-    if let Tx::Postgres(t) = tx {
-        sqlx::query("SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE").bind(workspace_id).execute(&mut **t).await?;
-    }
+    tx.lock_workspace(workspace_id, WorkspaceLock::Update).await?;
     let current: Option<i32> = on_tx!(tx, conn => sqlx::query_scalar("SELECT MAX(version) FROM workspace_keys WHERE workspace_id = $1")
         .bind(workspace_id).fetch_one(&mut *conn).await?);
     let version = current.ok_or(AppError::NotFound)? + 1;

@@ -72,6 +72,18 @@ macro_rules! on_tx {
 }
 pub use crate::on_tx;
 
+/// How a transaction holds a workspace's row against concurrent ones, on PostgreSQL. SQLite's
+/// write transactions run one at a time (`BEGIN IMMEDIATE`), so there no lock is taken.
+#[derive(Clone, Copy, Debug)]
+pub enum WorkspaceLock {
+    /// Writers sealing under the active data key: a new key version waits for them.
+    Share,
+    /// Counting the workspace's recent runs before starting one: starts take turns.
+    NoKeyUpdate,
+    /// Adding a data key version: waits for every writer still holding a share.
+    Update,
+}
+
 impl Tx {
     /// Commits the transaction.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
@@ -79,6 +91,29 @@ impl Tx {
             Tx::Sqlite(t) => t.commit().await,
             Tx::Postgres(t) => t.commit().await,
         }
+    }
+
+    /// Locks a workspace's row until the transaction ends (PostgreSQL; see [`WorkspaceLock`]).
+    pub async fn lock_workspace(&mut self, workspace_id: uuid::Uuid, lock: WorkspaceLock) -> Result<(), sqlx::Error> {
+        if let Tx::Postgres(t) = self {
+            let sql = match lock {
+                WorkspaceLock::Share => "SELECT 1 FROM workspaces WHERE id = $1 FOR SHARE",
+                WorkspaceLock::NoKeyUpdate => "SELECT 1 FROM workspaces WHERE id = $1 FOR NO KEY UPDATE",
+                WorkspaceLock::Update => "SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE",
+            };
+            sqlx::query(sql).bind(workspace_id).execute(&mut **t).await?;
+        }
+        Ok(())
+    }
+
+    /// Serializes the transactions that take the same `name` until they end (PostgreSQL
+    /// advisory locks; SQLite's writers are serialized already). Take several names in the same
+    /// order everywhere.
+    pub async fn lock_name(&mut self, name: &str) -> Result<(), sqlx::Error> {
+        if let Tx::Postgres(t) = self {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(name).execute(&mut **t).await?;
+        }
+        Ok(())
     }
 }
 

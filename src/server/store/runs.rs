@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::model::{RunDocument, RunStatus};
 use crate::server::error::AppError;
-use crate::server::store::{on_pool, on_tx, Db, Tx};
+use crate::server::store::{on_pool, on_tx, Db, Tx, WorkspaceLock};
 
 /// A run row. JSON columns are text; none of them ever holds a secret value.
 #[derive(sqlx::FromRow, Clone, Debug)]
@@ -81,12 +81,7 @@ pub async fn runs_started_since(
     workspace_id: Uuid,
     since: DateTime<Utc>,
 ) -> Result<(i64, Option<DateTime<Utc>>), AppError> {
-    if let Tx::Postgres(t) = tx {
-        sqlx::query("SELECT 1 FROM workspaces WHERE id = $1 FOR NO KEY UPDATE")
-            .bind(workspace_id)
-            .execute(&mut **t)
-            .await?;
-    }
+    tx.lock_workspace(workspace_id, WorkspaceLock::NoKeyUpdate).await?;
     let sql = "SELECT COUNT(*), MIN(created_at) FROM workflow_runs WHERE workspace_id = $1 AND created_at > $2";
     Ok(on_tx!(tx, conn => sqlx::query_as(sql).bind(workspace_id).bind(since).fetch_one(&mut *conn).await?))
 }

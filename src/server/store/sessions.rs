@@ -6,7 +6,7 @@ use uuid::Uuid;
 use crate::server::domain::Actor;
 use crate::server::domain::AuditAction;
 use crate::server::error::AppError;
-use crate::server::store::{audit, audit_in, on_pool, on_tx, Audit, Db, Tx};
+use crate::server::store::{audit, audit_in, on_pool, on_tx, Audit, Db};
 
 /// A session row joined with its user.
 #[derive(sqlx::FromRow)]
@@ -186,11 +186,8 @@ pub async fn claim_sign_in_attempt(
     let now = Utc::now();
     let since = now - chrono::Duration::seconds(limits.window_secs);
     let mut tx = db.begin().await?;
-    if let Tx::Postgres(t) = &mut tx {
-        for lock in [format!("sign-in user {username}"), format!("sign-in client {client}")] {
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(lock).execute(&mut **t).await?;
-        }
-    }
+    tx.lock_name(&format!("sign-in user {username}")).await?;
+    tx.lock_name(&format!("sign-in client {client}")).await?;
     let allowed = on_tx!(&mut tx, conn => {
         sqlx::query("DELETE FROM sign_in_failures WHERE at <= $1").bind(since).execute(&mut *conn).await?;
         let (by_user, by_client): (i64, i64) = sqlx::query_as(
