@@ -318,7 +318,7 @@ impl Event {
 
 /// One line of a workspace's audit log: who did what to which key, never a value.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, sqlx::FromRow))]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEvent {
     pub id: Uuid,

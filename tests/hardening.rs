@@ -22,20 +22,6 @@ async fn member(app: &TestApp, name: &str, ws: Uuid, role: &str) -> String {
     TestApp::session_cookie(&app.sign_in(name, PASSWORD).await).expect("a session cookie")
 }
 
-/// Calls a server function as a hydrated page does (no `Accept: text/html`).
-async fn studio(app: &TestApp, cookie: &str, function: &str, form: &[(&str, String)]) -> Response {
-    let mut form = form.to_vec();
-    form.push(("csrf", loopstack_secrets::server::web::csrf::csrf_token(cookie.split_once('=').unwrap().1)));
-    app.client
-        .post(format!("{}/studio/{function}", app.base))
-        .header("cookie", cookie)
-        .header("origin", &app.base)
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn start_request(app: &TestApp, ws: Uuid, token: &str, key: &str) -> Response {
     app.req(Method::POST, &format!("/api/v1/workspaces/{ws}/workflows"), token)
         .json(&json!({"workflow": "secrets_request", "args": {"variables": [{"key": key}]}}))
@@ -85,20 +71,20 @@ async fn reserved_keys_are_refused_on_every_write_path(engine: Engine) {
             "the message names the key: {error}"
         );
     }
-    let studio_create = studio(
-        &app,
-        &editor,
-        "create_secret",
-        &[("workspace_id", ws.to_string()), ("key", "IFS".into()), ("value", "x".into())],
-    )
-    .await;
-    let studio_submit = studio(
-        &app,
-        &editor,
-        "submit_request",
-        &[("workspace_id", ws.to_string()), ("run_id", run.clone()), ("values[HOME]", "/tmp".into())],
-    )
-    .await;
+    let studio_create = app
+        .studio(
+            &editor,
+            "create_secret",
+            &[("workspace_id", ws.to_string()), ("key", "IFS".into()), ("value", "x".into())],
+        )
+        .await;
+    let studio_submit = app
+        .studio(
+            &editor,
+            "submit_request",
+            &[("workspace_id", ws.to_string()), ("run_id", run.clone()), ("values[HOME]", "/tmp".into())],
+        )
+        .await;
     assert_eq!(studio_create.status(), 400);
     assert_eq!(json(studio_create).await["code"], "reserved_key");
     assert_eq!(studio_submit.status(), 400);
@@ -156,7 +142,7 @@ async fn every_server_function_refuses_a_viewer_with_403_where_rest_would(engine
         loopstack_secrets::server::store::list_tokens(&app.state.db, Some(ws)).await.unwrap()[0].id.to_string();
 
     for (function, form) in viewer_writes(&ws.to_string(), &secret, &run, &token_id, &owner.to_string()) {
-        let response = studio(&app, &viewer, function, &form).await;
+        let response = app.studio(&viewer, function, &form).await;
         let status = response.status().as_u16();
         let body = response.text().await.unwrap();
         assert_eq!(status, 403, "{function}: {body}");
@@ -189,17 +175,17 @@ async fn server_function_errors_carry_the_status_of_the_rest_error(engine: Engin
     let create =
         |key: &str, value: String| vec![("workspace_id", ws.to_string()), ("key", key.to_string()), ("value", value)];
 
-    let created = studio(&app, &editor, "create_secret", &create("K", "v".into())).await;
-    let bad = studio(&app, &editor, "create_secret", &create("bad key", "v".into())).await;
-    let duplicate = studio(&app, &editor, "create_secret", &create("K", "v".into())).await;
-    let too_large = studio(&app, &editor, "create_secret", &create("BIG", "x".repeat(65))).await;
-    let foreign = studio(
-        &app,
-        &editor,
-        "create_secret",
-        &[("workspace_id", Uuid::new_v4().to_string()), ("key", "K2".into()), ("value", "v".into())],
-    )
-    .await;
+    let created = app.studio(&editor, "create_secret", &create("K", "v".into())).await;
+    let bad = app.studio(&editor, "create_secret", &create("bad key", "v".into())).await;
+    let duplicate = app.studio(&editor, "create_secret", &create("K", "v".into())).await;
+    let too_large = app.studio(&editor, "create_secret", &create("BIG", "x".repeat(65))).await;
+    let foreign = app
+        .studio(
+            &editor,
+            "create_secret",
+            &[("workspace_id", Uuid::new_v4().to_string()), ("key", "K2".into()), ("value", "v".into())],
+        )
+        .await;
     let anonymous = app
         .client
         .post(format!("{}/studio/workspace_secrets", app.base))
@@ -288,6 +274,7 @@ async fn every_body_is_capped_before_parsing_or_authentication(engine: Engine) {
         }
         let response = request.body(format!("workspace_id={ws}&key=K&value={huge}")).send().await.unwrap();
         assert_eq!(response.status(), 413, "{path}");
+        assert_eq!(response.headers()["connection"], "close", "{path}: the unread body ends the connection");
         assert_eq!(json(response).await["error"]["code"], "payload_too_large", "{path}");
     }
     // Without a declared length the body is cut off as it streams in.
@@ -393,8 +380,8 @@ async fn the_audit_search_matches_percent_and_underscore_literally(engine: Engin
     }
     let search = |q: &'static str| vec![("workspace_id", ws.to_string()), ("search", q.to_string())];
 
-    let underscore = json(studio(&app, &cookie, "audit_log", &search("a_b")).await).await;
-    let percent = json(studio(&app, &cookie, "audit_log", &search("%")).await).await;
+    let underscore = json(app.studio(&cookie, "audit_log", &search("a_b")).await).await;
+    let percent = json(app.studio(&cookie, "audit_log", &search("%")).await).await;
 
     let keys: Vec<&str> = underscore.as_array().unwrap().iter().filter_map(|e| e["key"].as_str()).collect();
     assert_eq!(keys, ["A_B"], "'_' is not a wildcard");
@@ -420,8 +407,7 @@ async fn any_page_number_answers_a_page_and_never_fails(engine: Engine) {
             .unwrap();
         assert_eq!(html.status(), 200, "page {page}");
         let function =
-            studio(&app, &cookie, "workspace_secrets", &[("workspace_id", ws.to_string()), ("page", page.into())])
-                .await;
+            app.studio(&cookie, "workspace_secrets", &[("workspace_id", ws.to_string()), ("page", page.into())]).await;
         let status = function.status().as_u16();
         assert!(status == 200 || status == 400, "page {page}: {status}");
         if status == 200 {
@@ -430,8 +416,7 @@ async fn any_page_number_answers_a_page_and_never_fails(engine: Engine) {
         }
     }
     let last = json(
-        studio(
-            &app,
+        app.studio(
             &cookie,
             "workspace_secrets",
             &[("workspace_id", ws.to_string()), ("page", "18446744073709551615".into())],

@@ -30,24 +30,6 @@ fn cookie_of(response: &Response) -> String {
     TestApp::session_cookie(response).expect("a session cookie")
 }
 
-fn csrf_of(cookie: &str) -> String {
-    loopstack_secrets::server::web::csrf::csrf_token(cookie.split_once('=').unwrap().1)
-}
-
-/// Calls a server function with a session cookie and its CSRF token.
-async fn studio(app: &TestApp, cookie: &str, function: &str, form: &[(&str, String)]) -> Response {
-    let mut form = form.to_vec();
-    form.push(("csrf", csrf_of(cookie)));
-    app.client
-        .post(format!("{}/studio/{function}", app.base))
-        .header("cookie", cookie)
-        .header("origin", &app.base)
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn lists(app: &TestApp, ws: Uuid, cookie: &str) -> u16 {
     let response = app
         .client
@@ -193,22 +175,22 @@ async fn a_wrong_current_password_counts_like_a_failed_sign_in(engine: Engine) {
     let cookie = cookie_of(&sign_in(&app, "alice", PASSWORD, &[]).await);
 
     for _ in 0..10 {
-        let refused = studio(
-            &app,
-            &cookie,
-            "change_password",
-            &[("current_password", "wrong-pass".into()), ("new_password", "whatever-new".into())],
-        )
-        .await;
+        let refused = app
+            .studio(
+                &cookie,
+                "change_password",
+                &[("current_password", "wrong-pass".into()), ("new_password", "whatever-new".into())],
+            )
+            .await;
         assert_eq!(refused.status(), 400);
     }
-    let limited = studio(
-        &app,
-        &cookie,
-        "change_password",
-        &[("current_password", PASSWORD.into()), ("new_password", "whatever-new".into())],
-    )
-    .await;
+    let limited = app
+        .studio(
+            &cookie,
+            "change_password",
+            &[("current_password", PASSWORD.into()), ("new_password", "whatever-new".into())],
+        )
+        .await;
 
     assert_eq!(limited.status(), 429, "guessing through the password form is limited too");
     assert_eq!(sign_in(&app, "alice", PASSWORD, &[]).await.status(), 429);
@@ -225,13 +207,13 @@ async fn changing_the_password_ends_every_other_session(engine: Engine) {
         cookie_of(&sign_in(&app, "alice", PASSWORD, &[]).await),
     );
 
-    let changed = studio(
-        &app,
-        &here,
-        "change_password",
-        &[("current_password", PASSWORD.into()), ("new_password", "a-new-password".into())],
-    )
-    .await;
+    let changed = app
+        .studio(
+            &here,
+            "change_password",
+            &[("current_password", PASSWORD.into()), ("new_password", "a-new-password".into())],
+        )
+        .await;
 
     assert!(changed.status().is_success(), "{}", changed.status());
     assert_eq!(lists(&app, ws, &here).await, 200, "the session that changed it stays");
@@ -283,17 +265,17 @@ async fn sessions_are_listed_and_can_be_ended_one_by_one_or_everywhere(engine: E
     let phone = cookie_of(&sign_in(&app, "alice", PASSWORD, &[("user-agent", "Phone Browser")]).await);
     let bobs = cookie_of(&sign_in(&app, "bob", PASSWORD, &[]).await);
 
-    let listed = json(studio(&app, &laptop, "my_sessions", &[]).await).await;
+    let listed = json(app.studio(&laptop, "my_sessions", &[]).await).await;
     let sessions = listed.as_array().unwrap();
     assert_eq!(sessions.len(), 2, "{listed}");
     assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
     assert!(sessions.iter().all(|s| s["client"] == "127.0.0.1"), "{listed}");
     let phone_id =
         sessions.iter().find(|s| s["userAgent"] == "Phone Browser").unwrap()["id"].as_str().unwrap().to_string();
-    let bobs_id = json(studio(&app, &bobs, "my_sessions", &[]).await).await[0]["id"].as_str().unwrap().to_string();
+    let bobs_id = json(app.studio(&bobs, "my_sessions", &[]).await).await[0]["id"].as_str().unwrap().to_string();
 
-    let other_users = studio(&app, &laptop, "revoke_session", &[("session_id", bobs_id)]).await;
-    let ended = studio(&app, &laptop, "revoke_session", &[("session_id", phone_id)]).await;
+    let other_users = app.studio(&laptop, "revoke_session", &[("session_id", bobs_id)]).await;
+    let ended = app.studio(&laptop, "revoke_session", &[("session_id", phone_id)]).await;
     assert_eq!(other_users.status(), 404, "another user's session is not yours to end");
     assert!(ended.status().is_success());
     assert_eq!(lists(&app, ws, &phone).await, 401);
@@ -313,7 +295,7 @@ async fn sessions_are_listed_and_can_be_ended_one_by_one_or_everywhere(engine: E
     assert!(page.contains("Laptop Browser &lt;b&gt;1&lt;/b&gt;") && !page.contains("<b>1</b>"), "shown escaped");
 
     let phone_again = cookie_of(&sign_in(&app, "alice", PASSWORD, &[]).await);
-    let everywhere = studio(&app, &laptop, "sign_out_everywhere", &[]).await;
+    let everywhere = app.studio(&laptop, "sign_out_everywhere", &[]).await;
     assert!(everywhere.status().is_success() || everywhere.status().is_redirection(), "{}", everywhere.status());
     assert_eq!(lists(&app, ws, &laptop).await, 401);
     assert_eq!(lists(&app, ws, &phone_again).await, 401);
@@ -400,12 +382,12 @@ async fn an_expired_session_is_401_on_every_route_and_server_function(engine: En
         ("sign_out_everywhere", vec![]),
     ];
     for (function, form) in functions {
-        let response = studio(&app, &cookie, function, &form).await;
+        let response = app.studio(&cookie, function, &form).await;
         let status = response.status().as_u16();
         let body = response.text().await.unwrap();
         assert_eq!(status, 401, "{function}: {body}");
     }
-    let who = studio(&app, &cookie, "current_user", &[]).await.text().await.unwrap();
+    let who = app.studio(&cookie, "current_user", &[]).await.text().await.unwrap();
     assert_eq!(who, "null", "an expired session is nobody");
     assert_eq!(app.value_of(ws, "K").await.as_deref(), Some("v"), "nothing changed");
     assert_eq!(app.value_of(ws, "NEW").await, None);

@@ -277,16 +277,7 @@ fn csrf_of(cookie: &str) -> String {
 /// Posts a Studio form (`application/x-www-form-urlencoded`) to a server function, with the
 /// CSRF field a rendered form carries.
 async fn studio_post(app: &TestApp, cookie: &str, function: &str, form: &[(&str, String)]) -> reqwest::Response {
-    let mut form = form.to_vec();
-    form.push(("csrf", csrf_of(cookie)));
-    app.client
-        .post(format!("{}/studio/{function}", app.base))
-        .header("cookie", cookie)
-        .header("origin", &app.base)
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
+    app.studio(cookie, function, form).await
 }
 
 async fn studio_writes_need_the_sessions_csrf_token(engine: Engine) {

@@ -283,6 +283,21 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Calls a Studio server function as a hydrated page does (a form body with the session's
+    /// CSRF field, no `Accept: text/html`), with `cookie` (`name=value`).
+    pub async fn studio(&self, cookie: &str, function: &str, form: &[(&str, String)]) -> Response {
+        let mut form = form.to_vec();
+        form.push(("csrf", loopstack_secrets::server::web::csrf::csrf_token(cookie.split_once('=').unwrap().1)));
+        self.client
+            .post(format!("{}/studio/{function}", self.base))
+            .header("cookie", cookie)
+            .header("origin", &self.base)
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// The session cookie (`name=value`) set by a sign-in response.
     pub fn session_cookie(response: &Response) -> Option<String> {
         response

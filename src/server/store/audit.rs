@@ -1,8 +1,9 @@
 //! The audit log: who did what, when, to which key; never a value.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use uuid::Uuid;
 
+use crate::model::AuditEvent;
 use crate::server::domain::{Actor, AuditAction};
 use crate::server::error::AppError;
 use crate::server::store::{escape_like, on_pool, on_tx, Db, Tx};
@@ -48,33 +49,13 @@ pub async fn audit(db: &Db, entry: &Audit<'_>) -> Result<(), AppError> {
     Ok(())
 }
 
-#[derive(sqlx::FromRow)]
-struct AuditRow {
-    id: Uuid,
-    at: DateTime<Utc>,
-    actor: String,
-    action: String,
-    key: Option<String>,
-    detail: Option<String>,
-}
-
 /// A user's own sign-in events (successes and failures), newest first.
-pub async fn sign_in_events(db: &Db, username: &str, limit: i64) -> Result<Vec<crate::model::AuditEvent>, AppError> {
+pub async fn sign_in_events(db: &Db, username: &str, limit: i64) -> Result<Vec<AuditEvent>, AppError> {
     let actor = Actor::user(username).0;
-    let rows: Vec<AuditRow> = on_pool!(db, pool => sqlx::query_as(
+    let rows: Vec<AuditEvent> = on_pool!(db, pool => sqlx::query_as(
         "SELECT id, at, actor, action, key, detail FROM audit_events WHERE workspace_id IS NULL AND actor = $1 ORDER BY at DESC, id LIMIT $2")
         .bind(actor).bind(limit).fetch_all(pool).await?);
-    Ok(rows
-        .into_iter()
-        .map(|r| crate::model::AuditEvent {
-            id: r.id,
-            at: r.at,
-            actor: r.actor,
-            action: r.action,
-            key: r.key,
-            detail: r.detail,
-        })
-        .collect())
+    Ok(rows)
 }
 
 /// A workspace's audit log, newest first; `search` matches action, actor or key.
@@ -83,22 +64,12 @@ pub async fn audit_events(
     workspace_id: Uuid,
     search: Option<&str>,
     limit: i64,
-) -> Result<Vec<crate::model::AuditEvent>, AppError> {
+) -> Result<Vec<AuditEvent>, AppError> {
     let pattern = search.filter(|s| !s.is_empty()).map(|s| format!("%{}%", escape_like(&s.to_lowercase())));
-    let rows: Vec<AuditRow> = on_pool!(db, pool => sqlx::query_as(
+    let rows: Vec<AuditEvent> = on_pool!(db, pool => sqlx::query_as(
         "SELECT id, at, actor, action, key, detail FROM audit_events WHERE workspace_id = $1
          AND ($2 IS NULL OR LOWER(action) LIKE $2 ESCAPE '\\' OR LOWER(actor) LIKE $2 ESCAPE '\\' OR LOWER(COALESCE(key, '')) LIKE $2 ESCAPE '\\')
          ORDER BY at DESC, id LIMIT $3")
         .bind(workspace_id).bind(pattern).bind(limit).fetch_all(pool).await?);
-    Ok(rows
-        .into_iter()
-        .map(|r| crate::model::AuditEvent {
-            id: r.id,
-            at: r.at,
-            actor: r.actor,
-            action: r.action,
-            key: r.key,
-            detail: r.detail,
-        })
-        .collect())
+    Ok(rows)
 }

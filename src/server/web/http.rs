@@ -78,7 +78,7 @@ pub async fn limit_body(request: Request, next: Next) -> Response {
     let declared =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|length| length > BODY_LIMIT_BYTES as u64) {
-        return AppError::PayloadTooLarge("request body is too large".into()).into_response();
+        return closing(AppError::PayloadTooLarge("request body is too large".into()));
     }
     let (parts, body) = request.into_parts();
     let body = if declared.is_some() {
@@ -94,11 +94,20 @@ pub async fn limit_body(request: Request, next: Next) -> Response {
                 } else {
                     AppError::BadRequest("could not read the request body".into())
                 };
-                return refusal.into_response();
+                return closing(refusal);
             }
         }
     };
     next.run(Request::from_parts(parts, body)).await
+}
+
+/// A refusal sent before the body was read to its end: the rest of the body is still on the
+/// connection, so the connection closes after the answer (`Connection: close`) and no client
+/// sends its next request into it.
+fn closing(err: crate::server::error::AppError) -> Response {
+    let mut response = err.into_response();
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// Whether `err` or one of its sources is a `T`.
