@@ -199,6 +199,36 @@ impl RunStatus {
     }
 }
 
+/// What a run document is. The variant's name is the one stored and sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum DocumentKind {
+    /// A form asking a person for secret values (`{variables: [{key}]}`).
+    SecretRequestDocument,
+    /// A markdown result (`{markdown}`).
+    MarkdownDocument,
+    /// What a sub-workflow reported to its parent (`{message, ...}`).
+    TaskResult,
+}
+
+impl DocumentKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocumentKind::SecretRequestDocument => "SecretRequestDocument",
+            DocumentKind::MarkdownDocument => "MarkdownDocument",
+            DocumentKind::TaskResult => "TaskResult",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<DocumentKind> {
+        [DocumentKind::SecretRequestDocument, DocumentKind::MarkdownDocument, DocumentKind::TaskResult]
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+    }
+}
+
 /// A document a run shows, in order (a SecretRequestDocument form, a markdown result, ...).
 /// Its content never holds a secret value.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -206,7 +236,7 @@ impl RunStatus {
 #[serde(rename_all = "camelCase")]
 pub struct RunDocument {
     pub id: Uuid,
-    pub kind: String,
+    pub kind: DocumentKind,
     #[cfg_attr(feature = "ssr", schema(value_type = Object))]
     pub content: serde_json::Value,
     pub created_at: DateTime<Utc>,

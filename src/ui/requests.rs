@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::model::{PendingRequest, RunDocument, RunStatus, WorkflowRun};
+use crate::model::{DocumentKind, PendingRequest, RunDocument, RunStatus, WorkflowRun};
 use crate::ui::csrf::CsrfField;
 use crate::ui::layout::{fetch_for, id_param, Alert, SignedInPage};
 use crate::ui::live::use_workspace_events;
@@ -76,7 +76,7 @@ fn RunView(
 ) -> impl IntoView {
     let ws = run.workspace_id;
     let waiting = run.status == RunStatus::Waiting;
-    let last_request = run.documents.iter().rposition(|d| d.kind == "SecretRequestDocument");
+    let last_request = run.documents.iter().rposition(|d| d.kind == DocumentKind::SecretRequestDocument);
     let stored = run.status == RunStatus::Completed && last_request.is_some();
     let documents = run.documents.clone();
     view! {
@@ -111,29 +111,24 @@ fn DocumentView(
     submit: ServerAction<SubmitRequest>,
     decline: ServerAction<DeclineRequest>,
 ) -> impl IntoView {
-    match doc.kind.as_str() {
-        "SecretRequestDocument" if live_form => {
+    match doc.kind {
+        DocumentKind::SecretRequestDocument if live_form => {
             view! { <RequestForm keys=keys_of(&doc.content) run_id workspace_id submit decline/> }.into_any()
         }
-        "SecretRequestDocument" => view! {
+        DocumentKind::SecretRequestDocument => view! {
             <section class="panel document">
                 <h2>"Requested secrets"</h2>
                 <ul>{keys_of(&doc.content).into_iter().map(|k| view! { <li><code>{k}</code></li> }).collect_view()}</ul>
             </section>
         }
         .into_any(),
-        "MarkdownDocument" => {
+        DocumentKind::MarkdownDocument => {
             let text = doc.content["markdown"].as_str().unwrap_or_default().to_string();
             view! { <section class="panel document"><Markdown text/></section> }.into_any()
         }
-        "TaskResult" => {
+        DocumentKind::TaskResult => {
             let message = doc.content["message"].as_str().unwrap_or_default().to_string();
             view! { <section class="panel document"><p>{message}</p></section> }.into_any()
-        }
-        other => {
-            let kind = other.to_string();
-            view! { <section class="panel document"><p class="muted">{format!("A {kind} document")}</p></section> }
-                .into_any()
         }
     }
 }

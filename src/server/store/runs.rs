@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::model::{RunDocument, RunStatus};
+use crate::model::{DocumentKind, RunDocument, RunStatus};
 use crate::server::error::AppError;
 use crate::server::store::{on_pool, on_tx, Db, Tx, WorkspaceLock};
 
@@ -47,7 +47,9 @@ impl DocumentRow {
     fn into_document(self) -> Result<RunDocument, AppError> {
         let content = serde_json::from_str(&self.content)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("stored document is not JSON: {e}")))?;
-        Ok(RunDocument { id: self.id, kind: self.kind, content, created_at: self.created_at })
+        let kind = DocumentKind::parse(&self.kind)
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("stored document has unknown kind {:?}", self.kind)))?;
+        Ok(RunDocument { id: self.id, kind, content, created_at: self.created_at })
     }
 }
 
@@ -152,11 +154,11 @@ pub async fn update_run(
 }
 
 /// Appends a document to a run.
-pub async fn insert_document(tx: &mut Tx, run_id: Uuid, kind: &str, content: &str) -> Result<(), AppError> {
+pub async fn insert_document(tx: &mut Tx, run_id: Uuid, kind: DocumentKind, content: &str) -> Result<(), AppError> {
     on_tx!(tx, conn => sqlx::query(
         "INSERT INTO workflow_documents (id, run_id, seq, kind, content, created_at)
          VALUES ($1, $2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM workflow_documents WHERE run_id = $2), $3, $4, $5)")
-        .bind(Uuid::new_v4()).bind(run_id).bind(kind).bind(content).bind(Utc::now())
+        .bind(Uuid::new_v4()).bind(run_id).bind(kind.as_str()).bind(content).bind(Utc::now())
         .execute(&mut *conn).await?.rows_affected());
     Ok(())
 }
@@ -222,8 +224,8 @@ struct RunDocumentRow {
 }
 
 /// The content of a run's latest document of `kind`, inside `tx`.
-pub async fn latest_document_in(tx: &mut Tx, run_id: Uuid, kind: &str) -> Result<Option<String>, AppError> {
+pub async fn latest_document_in(tx: &mut Tx, run_id: Uuid, kind: DocumentKind) -> Result<Option<String>, AppError> {
     Ok(on_tx!(tx, conn => sqlx::query_scalar(
         "SELECT content FROM workflow_documents WHERE run_id = $1 AND kind = $2 ORDER BY seq DESC LIMIT 1")
-        .bind(run_id).bind(kind).fetch_optional(&mut *conn).await?))
+        .bind(run_id).bind(kind.as_str()).fetch_optional(&mut *conn).await?))
 }

@@ -11,8 +11,8 @@ use uuid::Uuid;
 use std::collections::HashMap;
 
 use crate::model::{
-    AuditEvent, CreatedToken, CurrentUser, Member, PendingRequest, Role, RunStatus, SecretItem, SessionInfo, TokenInfo,
-    WorkflowRun, WorkspaceItem, WorkspaceSecrets,
+    AuditEvent, CreatedToken, CurrentUser, DocumentKind, Member, PendingRequest, Role, RunStatus, SecretItem,
+    SessionInfo, TokenInfo, WorkflowRun, WorkspaceItem, WorkspaceSecrets,
 };
 use crate::server::domain::{Actor, Scope, Submission};
 use crate::server::error::AppError;
@@ -158,7 +158,7 @@ fn pending_request(run: &WorkflowRun) -> PendingRequest {
         .documents
         .iter()
         .rev()
-        .find(|d| d.kind == crate::server::service::workflow::SECRET_REQUEST_DOCUMENT)
+        .find(|d| d.kind == DocumentKind::SecretRequestDocument)
         .map(|d| {
             d.content["variables"]
                 .as_array()

@@ -3,11 +3,11 @@
 
 use serde_json::{json, Value};
 
-use crate::model::{RequestedKey, SecretRequest};
+use crate::model::{DocumentKind, RequestedKey, SecretRequest};
 use crate::server::domain::{Limits, SecretKey};
 use crate::server::error::AppError;
 use crate::server::service::workflow::{
-    Step, Transition, END, MAX_REQUESTED_KEYS, SECRETS_SUBMITTED, SECRET_REQUEST_DOCUMENT, START, STORED_MESSAGE,
+    Step, Transition, END, MAX_REQUESTED_KEYS, SECRETS_SUBMITTED, START, STORED_MESSAGE,
 };
 use crate::server::store;
 
@@ -79,7 +79,7 @@ impl Builtin {
     pub async fn execute(self, transition: &str, step: &mut Step<'_>) -> Result<(), AppError> {
         match (self, transition) {
             (Builtin::SecretsRequest, "requestSecrets") => {
-                step.save_document(SECRET_REQUEST_DOCUMENT, step.args.clone());
+                step.save_document(DocumentKind::SecretRequestDocument, step.args.clone());
             }
             (Builtin::SecretsRequest, SECRETS_SUBMITTED) => {
                 step.result =
@@ -88,7 +88,7 @@ impl Builtin {
             (Builtin::SecretsExample, "requestSecretsFromUser") => {
                 let variables: Vec<RequestedKey> =
                     EXAMPLE_KEYS.iter().map(|k| RequestedKey { key: k.to_string() }).collect();
-                step.save_document(SECRET_REQUEST_DOCUMENT, json!({ "variables": variables }));
+                step.save_document(DocumentKind::SecretRequestDocument, json!({ "variables": variables }));
             }
             (Builtin::SecretsExample, SECRETS_SUBMITTED) => {
                 // get_secret_keys, inside the transaction that stored the values.
@@ -109,7 +109,7 @@ impl Builtin {
                 for key in EXAMPLE_KEYS {
                     markdown.push_str(&format!("| `{key}` | {} |\n", if stored(key) { "Stored" } else { "Missing" }));
                 }
-                step.save_document("MarkdownDocument", json!({ "markdown": markdown }));
+                step.save_document(DocumentKind::MarkdownDocument, json!({ "markdown": markdown }));
                 step.result = Some(json!({}));
             }
             (workflow, other) => {

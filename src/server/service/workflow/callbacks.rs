@@ -23,7 +23,7 @@ impl WorkflowEngine {
             "message": STORED_MESSAGE,
             "result": result,
         });
-        runs::insert_document(tx, parent_id, "TaskResult", &content.to_string()).await?;
+        runs::insert_document(tx, parent_id, DocumentKind::TaskResult, &content.to_string()).await?;
         let parent = runs::run_in(tx, parent_id).await?.ok_or(AppError::NotFound)?;
         let status = parent.status()?;
         Ok(ParentNote {

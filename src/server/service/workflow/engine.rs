@@ -275,7 +275,7 @@ impl WorkflowEngine {
             return Err(AppError::Conflict("the run has already moved on".into()));
         }
         for (doc_kind, content) in &documents {
-            runs::insert_document(tx, run.id, doc_kind, &content.to_string()).await?;
+            runs::insert_document(tx, run.id, *doc_kind, &content.to_string()).await?;
         }
         runs::insert_transition(
             tx,

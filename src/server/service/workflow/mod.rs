@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::model::{Event, RequestedKey, RunDocument, RunStatus, SecretRequest, WorkflowRun};
+use crate::model::{DocumentKind, Event, RequestedKey, RunDocument, RunStatus, SecretRequest, WorkflowRun};
 use crate::server::domain::Actor;
 use crate::server::error::AppError;
 use crate::server::service::events::EventHub;
@@ -30,8 +30,6 @@ pub const START: &str = "start";
 pub const END: &str = "end";
 /// The transition that submits a SecretRequestDocument form.
 pub const SECRETS_SUBMITTED: &str = "secretsSubmitted";
-/// Document kind of a secret request form.
-pub const SECRET_REQUEST_DOCUMENT: &str = "SecretRequestDocument";
 /// What a parent hears when a secrets request it started completes.
 pub const STORED_MESSAGE: &str = "Secrets have been stored securely by the user.";
 /// Most keys one request may ask for.
@@ -56,14 +54,14 @@ pub struct Step<'a> {
     pub args: &'a Value,
     pub state: &'a mut Value,
     pub payload: &'a Value,
-    pub documents: Vec<(String, Value)>,
+    pub documents: Vec<(DocumentKind, Value)>,
     pub result: Option<Value>,
 }
 
 impl Step<'_> {
     /// Shows a document on the run.
-    pub fn save_document(&mut self, kind: &str, content: Value) {
-        self.documents.push((kind.to_string(), content));
+    pub fn save_document(&mut self, kind: DocumentKind, content: Value) {
+        self.documents.push((kind, content));
     }
 }
 

@@ -47,7 +47,7 @@ impl WorkflowEngine {
 
 /// The run's requested keys: those of its latest SecretRequestDocument.
 async fn requested_keys(tx: &mut Tx, run: &RunRow) -> Result<std::collections::HashSet<String>, AppError> {
-    let content = runs::latest_document_in(tx, run.id, SECRET_REQUEST_DOCUMENT)
+    let content = runs::latest_document_in(tx, run.id, DocumentKind::SecretRequestDocument)
         .await?
         .ok_or_else(|| AppError::Conflict("this run has no secret request".into()))?;
     let request: SecretRequest = serde_json::from_str(&content)
