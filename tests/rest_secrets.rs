@@ -191,7 +191,9 @@ async fn a_revoked_or_expired_token_is_401(engine: Engine) {
     .unwrap();
     assert_eq!(app.list(ws, &token).await.status(), 200);
 
-    assert!(loopstack_secrets::server::store::revoke_token(&app.state.db, row.id, None, "test").await.unwrap());
+    loopstack_secrets::server::service::access::revoke_token(&app.state.db, row.id, None, &common::test_actor())
+        .await
+        .unwrap();
     assert_eq!(error_code(app.list(ws, &token).await, 401).await, "unauthorized");
 
     let (_, expired) = loopstack_secrets::server::service::access::create_token(

@@ -60,7 +60,14 @@ async fn an_event_stream_ends_when_its_token_is_revoked_or_expires(engine: Engin
     let kept_stream = events(&app, ws, &Auth::Token(kept)).await;
 
     let id_of = |token: &str| token.strip_prefix("lss_").unwrap().split('_').next().unwrap().parse::<Uuid>().unwrap();
-    loopstack_secrets::server::store::revoke_token(&app.state.db, id_of(&revoked), None, "test").await.unwrap();
+    loopstack_secrets::server::service::access::revoke_token(
+        &app.state.db,
+        id_of(&revoked),
+        None,
+        &common::test_actor(),
+    )
+    .await
+    .unwrap();
     let past = chrono::Utc::now() - chrono::Duration::seconds(1);
     loopstack_secrets::on_pool!(&app.state.db, pool => sqlx::query("UPDATE api_tokens SET expires_at = $1 WHERE id = $2")
         .bind(past).bind(id_of(&expiring)).execute(pool).await.unwrap().rows_affected());
@@ -124,7 +131,9 @@ async fn a_long_poll_ends_when_its_token_is_revoked(engine: Engine) {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let id = token.strip_prefix("lss_").unwrap().split('_').next().unwrap().parse::<Uuid>().unwrap();
-    loopstack_secrets::server::store::revoke_token(&app.state.db, id, None, "test").await.unwrap();
+    loopstack_secrets::server::service::access::revoke_token(&app.state.db, id, None, &common::test_actor())
+        .await
+        .unwrap();
 
     let answer =
         tokio::time::timeout(Duration::from_secs(10), poll).await.expect("the long-poll ended early").unwrap().unwrap();

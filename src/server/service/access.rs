@@ -234,11 +234,13 @@ pub async fn revoke_token(
     only_workspace: Option<Uuid>,
     actor: &Actor,
 ) -> Result<(), AppError> {
-    if store::revoke_token(db, token_id, only_workspace, actor.as_str()).await? {
-        Ok(())
-    } else {
-        Err(AppError::NotFound)
-    }
+    let mut tx = db.begin().await?;
+    let workspace_id = store::revoke_token_in(&mut tx, token_id, only_workspace).await?.ok_or(AppError::NotFound)?;
+    let detail = format!("token {token_id}");
+    store::audit_in(&mut tx, &store::Audit::of(workspace_id, actor, AuditAction::TokenRevoked, None, Some(&detail)))
+        .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// A token as listings show it.

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::model::{SessionInfo, WorkspaceItem};
-use crate::server::domain::Username;
+use crate::server::domain::{Actor, AuditAction, Username};
 use crate::server::error::AppError;
 use crate::server::keys::passwords::{constant_time_eq, random_secret, sha256, Hasher};
 use crate::server::store::{self, AttemptLimits, Db, SessionOrigin};
@@ -107,8 +107,18 @@ impl SessionService {
         let secret = random_secret();
         let expires_at = Utc::now() + Duration::hours(self.session_hours);
         let origin = SessionOrigin { client: client.address, user_agent: client.user_agent };
-        store::start_session(&self.db, id, &sha256(&secret), user.id, &user.username, expires_at, &origin, replaces)
-            .await?;
+        // One transaction: the attempts forgotten, the browser's old session ended, the new
+        // one stored, the sign-in audited.
+        let mut tx = self.db.begin().await?;
+        store::forget_sign_in_attempts_in(&mut tx, &user.username).await?;
+        if let Some(old) = replaces {
+            store::delete_session_in(&mut tx, old).await?;
+        }
+        store::insert_session_in(&mut tx, id, &sha256(&secret), user.id, expires_at, &origin).await?;
+        let detail = format!("from {}", client.address);
+        let actor = Actor::user(&user.username);
+        store::audit_in(&mut tx, &store::Audit::of_user(&actor, AuditAction::UserSignedIn, Some(&detail))).await?;
+        tx.commit().await?;
         Ok(NewSession { cookie_value: format!("{}.{}", id.simple(), secret), expires_at })
     }
 
@@ -135,7 +145,16 @@ impl SessionService {
             return Err(AppError::BadRequest("the current password is not correct".into()));
         }
         let hash = self.hasher.reserve()?.hash(Zeroizing::new(new.to_string())).await?;
-        store::change_password(&self.db, user.user_id, &user.username, &hash, user.session_id).await
+        let mut tx = self.db.begin().await?;
+        store::set_password_hash_in(&mut tx, user.user_id, &hash).await?;
+        store::forget_sign_in_attempts_in(&mut tx, &user.username).await?;
+        let ended = store::delete_sessions_in(&mut tx, user.user_id, None, Some(user.session_id)).await?;
+        let detail = format!("ended {ended} other session(s)");
+        let actor = Actor::user(&user.username);
+        store::audit_in(&mut tx, &store::Audit::of_user(&actor, AuditAction::UserPasswordChanged, Some(&detail)))
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Resolves a session cookie value to its user; 401 when unknown, wrong or expired.
@@ -178,7 +197,7 @@ impl SessionService {
 
     /// Ends one of the user's own sessions; 404 for any other id.
     pub async fn revoke(&self, user: &SessionUser, session_id: Uuid) -> Result<(), AppError> {
-        match store::end_sessions(&self.db, user.user_id, &user.username, Some(session_id), None).await? {
+        match self.end_sessions(user, Some(session_id)).await? {
             0 => Err(AppError::NotFound),
             _ => Ok(()),
         }
@@ -186,6 +205,21 @@ impl SessionService {
 
     /// Ends every session of the user, this one included ("Sign out everywhere").
     pub async fn end_all(&self, user: &SessionUser) -> Result<u64, AppError> {
-        store::end_sessions(&self.db, user.user_id, &user.username, None, None).await
+        self.end_sessions(user, None).await
+    }
+
+    /// Ends one of the user's sessions (`only`) or all of them, audited in the same
+    /// transaction when any ended; how many.
+    async fn end_sessions(&self, user: &SessionUser, only: Option<Uuid>) -> Result<u64, AppError> {
+        let mut tx = self.db.begin().await?;
+        let ended = store::delete_sessions_in(&mut tx, user.user_id, only, None).await?;
+        if ended > 0 {
+            let detail = format!("{ended} session(s)");
+            let actor = Actor::user(&user.username);
+            store::audit_in(&mut tx, &store::Audit::of_user(&actor, AuditAction::UserSessionsEnded, Some(&detail)))
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(ended)
     }
 }

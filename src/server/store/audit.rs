@@ -30,6 +30,13 @@ impl<'a> Audit<'a> {
     }
 }
 
+impl<'a> Audit<'a> {
+    /// An entry about a user's own account (no workspace): sign-ins, sessions, passwords.
+    pub fn of_user(actor: &'a Actor, action: AuditAction, detail: Option<&'a str>) -> Audit<'a> {
+        Audit { workspace_id: None, actor: actor.as_str(), action, key: None, detail }
+    }
+}
+
 const AUDIT_INSERT: &str =
     "INSERT INTO audit_events (id, workspace_id, actor, action, key, detail, at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 

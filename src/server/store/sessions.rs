@@ -6,7 +6,7 @@ use uuid::Uuid;
 use crate::server::domain::Actor;
 use crate::server::domain::AuditAction;
 use crate::server::error::AppError;
-use crate::server::store::{audit, audit_in, on_pool, on_tx, Audit, Db};
+use crate::server::store::{audit, on_pool, on_tx, Audit, Db, Tx};
 
 /// A session row joined with its user.
 #[derive(sqlx::FromRow)]
@@ -24,44 +24,24 @@ pub struct SessionOrigin<'a> {
     pub user_agent: Option<&'a str>,
 }
 
-/// Opens a session after a successful sign-in: forgets the user's failed attempts, ends the
-/// session this browser held before (`replaces`), stores the new one and audits the sign-in,
-/// in one transaction.
-#[allow(clippy::too_many_arguments)]
-pub async fn start_session(
-    db: &Db,
+/// Stores a new session inside `tx`.
+pub async fn insert_session_in(
+    tx: &mut Tx,
     id: Uuid,
     secret_hash: &[u8],
     user_id: Uuid,
-    username: &str,
     expires_at: DateTime<Utc>,
     origin: &SessionOrigin<'_>,
-    replaces: Option<Uuid>,
 ) -> Result<(), AppError> {
-    let mut tx = db.begin().await?;
-    on_tx!(&mut tx, conn => {
-        sqlx::query("DELETE FROM sign_in_failures WHERE username = $1").bind(username).execute(&mut *conn).await?;
-        if let Some(old) = replaces {
-            sqlx::query("DELETE FROM sessions WHERE id = $1").bind(old).execute(&mut *conn).await?;
-        }
-        sqlx::query("INSERT INTO sessions (id, secret_hash, user_id, created_at, expires_at, client, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(id).bind(secret_hash).bind(user_id).bind(Utc::now()).bind(expires_at).bind(origin.client).bind(origin.user_agent)
-            .execute(&mut *conn).await?;
-    });
-    let actor = Actor::user(username).0;
-    let detail = format!("from {}", origin.client);
-    audit_in(
-        &mut tx,
-        &Audit {
-            workspace_id: None,
-            actor: &actor,
-            action: AuditAction::UserSignedIn,
-            key: None,
-            detail: Some(&detail),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    on_tx!(tx, conn => sqlx::query("INSERT INTO sessions (id, secret_hash, user_id, created_at, expires_at, client, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(id).bind(secret_hash).bind(user_id).bind(Utc::now()).bind(expires_at).bind(origin.client).bind(origin.user_agent)
+        .execute(&mut *conn).await?.rows_affected());
+    Ok(())
+}
+
+/// Forgets the recorded sign-in attempts of `username` inside `tx` (after a success).
+pub async fn forget_sign_in_attempts_in(tx: &mut Tx, username: &str) -> Result<(), AppError> {
+    on_tx!(tx, conn => sqlx::query("DELETE FROM sign_in_failures WHERE username = $1").bind(username).execute(&mut *conn).await?.rows_affected());
     Ok(())
 }
 
@@ -97,68 +77,22 @@ pub async fn delete_session(db: &Db, id: Uuid) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Ends sessions of `user_id`: one (`only`), or all but `keep`; audited in the same
-/// transaction. How many ended.
-pub async fn end_sessions(
-    db: &Db,
+/// Ends a session inside `tx`, whoever's it is (the one a browser held before signing in).
+pub async fn delete_session_in(tx: &mut Tx, id: Uuid) -> Result<(), AppError> {
+    on_tx!(tx, conn => sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id).execute(&mut *conn).await?.rows_affected());
+    Ok(())
+}
+
+/// Deletes sessions of `user_id` inside `tx`: one (`only`), or all but `keep`, or all; how many.
+pub async fn delete_sessions_in(
+    tx: &mut Tx,
     user_id: Uuid,
-    username: &str,
     only: Option<Uuid>,
     keep: Option<Uuid>,
 ) -> Result<u64, AppError> {
-    let mut tx = db.begin().await?;
-    let ended = on_tx!(&mut tx, conn => sqlx::query(
+    Ok(on_tx!(tx, conn => sqlx::query(
         "DELETE FROM sessions WHERE user_id = $1 AND ($2 IS NULL OR id = $2) AND ($3 IS NULL OR id <> $3)")
-        .bind(user_id).bind(only).bind(keep).execute(&mut *conn).await?.rows_affected());
-    if ended > 0 {
-        let actor = Actor::user(username).0;
-        let detail = format!("{ended} session(s)");
-        audit_in(
-            &mut tx,
-            &Audit {
-                workspace_id: None,
-                actor: &actor,
-                action: AuditAction::UserSessionsEnded,
-                key: None,
-                detail: Some(&detail),
-            },
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(ended)
-}
-
-/// Replaces a user's password hash, ends every other session of the user and forgets their
-/// failed attempts, audited, in one transaction.
-pub async fn change_password(
-    db: &Db,
-    user_id: Uuid,
-    username: &str,
-    hash: &str,
-    keep_session: Uuid,
-) -> Result<(), AppError> {
-    let mut tx = db.begin().await?;
-    let ended = on_tx!(&mut tx, conn => {
-        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(hash).bind(user_id).execute(&mut *conn).await?;
-        sqlx::query("DELETE FROM sign_in_failures WHERE username = $1").bind(username).execute(&mut *conn).await?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2").bind(user_id).bind(keep_session).execute(&mut *conn).await?.rows_affected()
-    });
-    let actor = Actor::user(username).0;
-    let detail = format!("ended {ended} other session(s)");
-    audit_in(
-        &mut tx,
-        &Audit {
-            workspace_id: None,
-            actor: &actor,
-            action: AuditAction::UserPasswordChanged,
-            key: None,
-            detail: Some(&detail),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+        .bind(user_id).bind(only).bind(keep).execute(&mut *conn).await?.rows_affected()))
 }
 
 /// Sign-in attempts allowed within a window, per username and per client address.

@@ -3,9 +3,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::server::domain::AuditAction;
 use crate::server::error::AppError;
-use crate::server::store::{audit_in, on_pool, on_tx, Audit, Db, Tx};
+use crate::server::store::{on_pool, on_tx, Db, Tx};
 
 /// An API token row (hash only).
 #[derive(sqlx::FromRow, Clone)]
@@ -45,26 +44,10 @@ pub async fn list_tokens(db: &Db, workspace_id: Option<Uuid>) -> Result<Vec<Toke
         .bind(workspace_id).fetch_all(pool).await?))
 }
 
-/// Marks a token revoked and audits it, in one transaction; whether it existed and was not
-/// already revoked.
-pub async fn revoke_token(db: &Db, id: Uuid, only_workspace: Option<Uuid>, actor: &str) -> Result<bool, AppError> {
-    let mut tx = db.begin().await?;
-    let workspace: Option<Uuid> = on_tx!(&mut tx, conn => sqlx::query_scalar(
+/// Marks a token revoked inside `tx` (only of `only_workspace`, when given); its workspace
+/// when it existed and was not revoked already.
+pub async fn revoke_token_in(tx: &mut Tx, id: Uuid, only_workspace: Option<Uuid>) -> Result<Option<Uuid>, AppError> {
+    Ok(on_tx!(tx, conn => sqlx::query_scalar(
         "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL AND ($3 IS NULL OR workspace_id = $3) RETURNING workspace_id")
-        .bind(Utc::now()).bind(id).bind(only_workspace).fetch_optional(&mut *conn).await?);
-    let Some(workspace_id) = workspace else { return Ok(false) };
-    let detail = format!("token {id}");
-    audit_in(
-        &mut tx,
-        &Audit {
-            workspace_id: Some(workspace_id),
-            actor,
-            action: AuditAction::TokenRevoked,
-            key: None,
-            detail: Some(&detail),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(true)
+        .bind(Utc::now()).bind(id).bind(only_workspace).fetch_optional(&mut *conn).await?))
 }

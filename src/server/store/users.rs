@@ -136,6 +136,12 @@ pub async fn owner_count_in(tx: &mut Tx, workspace_id: Uuid) -> Result<i64, AppE
     )
 }
 
+/// Replaces a user's password hash inside `tx`.
+pub async fn set_password_hash_in(tx: &mut Tx, user_id: Uuid, hash: &str) -> Result<(), AppError> {
+    on_tx!(tx, conn => sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(hash).bind(user_id).execute(&mut *conn).await?.rows_affected());
+    Ok(())
+}
+
 /// A user by id.
 pub async fn user_by_id(db: &Db, id: Uuid) -> Result<Option<UserRow>, AppError> {
     Ok(on_pool!(db, pool => sqlx::query_as("SELECT id, username, password_hash, is_admin FROM users WHERE id = $1")
