@@ -4,9 +4,9 @@
 use leptos::prelude::*;
 use uuid::Uuid;
 
-use crate::model::{ApiError, Member, SessionInfo, TokenInfo};
+use crate::model::{ApiError, AuditEvent, CurrentUser, Member, SessionInfo, TokenInfo};
 use crate::ui::csrf::CsrfField;
-use crate::ui::layout::{error_view, fetch_for, id_param, Alert, SignedInPage, TopBar};
+use crate::ui::layout::{fetch_for, id_param, Alert, SignedInPage};
 use crate::ui::server_fns::{
     get_current_user, get_members, get_my_sessions, get_my_sign_ins, get_tokens, AddMember, ChangeMember,
     ChangePassword, CreateToken, CreateUser, RevokeSession, RevokeToken, SignOutEverywhere,
@@ -206,86 +206,79 @@ pub fn AccountPage() -> impl IntoView {
     let user = Resource::new(
         move || (password.version().get(), revoke.version().get()),
         |_| async move {
-            let Some(me) = get_current_user().await? else { return Ok::<_, ApiError>(None) };
-            Ok(Some((me, get_my_sign_ins().await?, get_my_sessions().await?)))
+            // Nobody signed in: the skeleton sends the browser to the sign-in page.
+            let me = get_current_user().await?.ok_or_else(|| ApiError::new("unauthorized", "Sign in first"))?;
+            Ok::<_, ApiError>((me, get_my_sign_ins().await?, get_my_sessions().await?))
         },
     );
     let create_user = ServerAction::<CreateUser>::new();
     let changed = move || password.value().get().is_some_and(|r| r.is_ok());
     let generated = move || create_user.value().get().and_then(Result::ok);
-    view! {
-        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match user.await {
-                    Ok(Some((me, sign_ins, sessions))) => view! {
-                        <TopBar/>
-                        <div class="account-page">
-                            <section class="panel" aria-labelledby="password-title">
-                                <h1>{format!("Account: {}", me.username)}</h1>
-                                <h2 id="password-title">"Change password"</h2>
-                                <ActionForm action=password attr:class="stack-form">
-                                    <CsrfField/>
-                                    <label for="current-password">"Current password"</label>
-                                    <input id="current-password" name="current_password" type="password" autocomplete="current-password" required=true/>
-                                    <label for="new-password">"New password"</label>
-                                    <input id="new-password" name="new_password" type="password" autocomplete="new-password" required=true minlength="8"/>
-                                    <button type="submit">"Change password"</button>
-                                </ActionForm>
-                                {alert(password.value())}
-                                {move || changed().then(|| view! { <p class="success" role="status">"Password changed."</p> })}
-                            </section>
-                            <section class="panel" aria-labelledby="sign-ins-title">
-                                <h2 id="sign-ins-title">"Recent sign-ins"</h2>
-                                <ul class="sign-ins">
-                                    {sign_ins.into_iter().map(|e| view! {
-                                        <li>
-                                            <time datetime=e.at.to_rfc3339()>{e.at.format("%Y-%m-%d %H:%M:%S UTC").to_string()}</time>
-                                            " · "
-                                            {if e.action == "user.signed_in" { "signed in" } else { "failed attempt" }}
-                                        </li>
-                                    }).collect_view()}
-                                </ul>
-                            </section>
-                            <section class="panel" aria-labelledby="sessions-title">
-                                <h2 id="sessions-title">"Sessions"</h2>
-                                <table class="sessions">
-                                    <thead><tr><th scope="col">"Signed in"</th><th scope="col">"From"</th><th scope="col">"Browser"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr></thead>
-                                    <tbody>{sessions.into_iter().map(|s| view! { <SessionRow session=s revoke/> }).collect_view()}</tbody>
-                                </table>
-                                {alert(revoke.value())}
-                                <ActionForm action=everywhere attr:class="inline-form">
-                                    <CsrfField/>
-                                    <button type="submit" class="danger">"Sign out everywhere"</button>
-                                </ActionForm>
-                                {alert(everywhere.value())}
-                            </section>
-                            {me.is_admin.then(|| view! {
-                                <section class="panel" aria-labelledby="new-user-title">
-                                    <h2 id="new-user-title">"Create a user"</h2>
-                                    <ActionForm action=create_user attr:class="stack-form">
-                                        <CsrfField/>
-                                        <label for="new-username">"New username"</label>
-                                        <input id="new-username" name="username" type="text" required=true autocomplete="off"/>
-                                        <label for="new-user-password">"Initial password (empty: generate one)"</label>
-                                        <input id="new-user-password" name="password" type="password" autocomplete="new-password"/>
-                                        <label><input type="checkbox" name="admin"/>" Administrator"</label>
-                                        <button type="submit">"Create user"</button>
-                                    </ActionForm>
-                                    {alert(create_user.value())}
-                                    {move || create_user.value().get().and_then(Result::ok).map(|_| view! { <p class="success" role="status">"User created."</p> })}
-                                    {move || generated().flatten().map(|p| view! {
-                                        <p>"Generated password (shown once): "<code class="token">{p}</code></p>
-                                    })}
-                                </section>
-                            })}
-                        </div>
-                    }.into_any(),
-                    Ok(None) => error_view(ApiError::new("unauthorized", "Sign in first")),
-                    Err(err) => error_view(err),
-                }
-            })}
-        </Suspense>
-    }
+    let render = move |(me, sign_ins, sessions): (CurrentUser, Vec<AuditEvent>, Vec<SessionInfo>)| {
+        view! {
+            <div class="account-page">
+                <section class="panel" aria-labelledby="password-title">
+                    <h1>{format!("Account: {}", me.username)}</h1>
+                    <h2 id="password-title">"Change password"</h2>
+                    <ActionForm action=password attr:class="stack-form">
+                        <CsrfField/>
+                        <label for="current-password">"Current password"</label>
+                        <input id="current-password" name="current_password" type="password" autocomplete="current-password" required=true/>
+                        <label for="new-password">"New password"</label>
+                        <input id="new-password" name="new_password" type="password" autocomplete="new-password" required=true minlength="8"/>
+                        <button type="submit">"Change password"</button>
+                    </ActionForm>
+                    {alert(password.value())}
+                    {move || changed().then(|| view! { <p class="success" role="status">"Password changed."</p> })}
+                </section>
+                <section class="panel" aria-labelledby="sign-ins-title">
+                    <h2 id="sign-ins-title">"Recent sign-ins"</h2>
+                    <ul class="sign-ins">
+                        {sign_ins.into_iter().map(|e| view! {
+                            <li>
+                                <time datetime=e.at.to_rfc3339()>{e.at.format("%Y-%m-%d %H:%M:%S UTC").to_string()}</time>
+                                " · "
+                                {if e.action == "user.signed_in" { "signed in" } else { "failed attempt" }}
+                            </li>
+                        }).collect_view()}
+                    </ul>
+                </section>
+                <section class="panel" aria-labelledby="sessions-title">
+                    <h2 id="sessions-title">"Sessions"</h2>
+                    <table class="sessions">
+                        <thead><tr><th scope="col">"Signed in"</th><th scope="col">"From"</th><th scope="col">"Browser"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr></thead>
+                        <tbody>{sessions.into_iter().map(|s| view! { <SessionRow session=s revoke/> }).collect_view()}</tbody>
+                    </table>
+                    {alert(revoke.value())}
+                    <ActionForm action=everywhere attr:class="inline-form">
+                        <CsrfField/>
+                        <button type="submit" class="danger">"Sign out everywhere"</button>
+                    </ActionForm>
+                    {alert(everywhere.value())}
+                </section>
+                {me.is_admin.then(|| view! {
+                    <section class="panel" aria-labelledby="new-user-title">
+                        <h2 id="new-user-title">"Create a user"</h2>
+                        <ActionForm action=create_user attr:class="stack-form">
+                            <CsrfField/>
+                            <label for="new-username">"New username"</label>
+                            <input id="new-username" name="username" type="text" required=true autocomplete="off"/>
+                            <label for="new-user-password">"Initial password (empty: generate one)"</label>
+                            <input id="new-user-password" name="password" type="password" autocomplete="new-password"/>
+                            <label><input type="checkbox" name="admin"/>" Administrator"</label>
+                            <button type="submit">"Create user"</button>
+                        </ActionForm>
+                        {alert(create_user.value())}
+                        {move || create_user.value().get().and_then(Result::ok).map(|_| view! { <p class="success" role="status">"User created."</p> })}
+                        {move || generated().flatten().map(|p| view! {
+                            <p>"Generated password (shown once): "<code class="token">{p}</code></p>
+                        })}
+                    </section>
+                })}
+            </div>
+        }
+    };
+    view! { <SignedInPage data=user render/> }
 }
 
 /// One session of the account page, with a button to end it (not for this session).
