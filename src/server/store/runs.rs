@@ -14,7 +14,7 @@ pub struct RunRow {
     pub workspace_id: Uuid,
     pub workflow: String,
     pub place: String,
-    pub status: String,
+    pub status: RunStatus,
     pub args: String,
     pub state: String,
     pub result: Option<String>,
@@ -27,11 +27,28 @@ pub struct RunRow {
     pub updated_at: DateTime<Utc>,
 }
 
-impl RunRow {
-    /// The parsed status.
-    pub fn status(&self) -> Result<RunStatus, AppError> {
-        RunStatus::parse(&self.status)
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("unknown run status {:?}", self.status)))
+/// A run's status is stored as its name (TEXT, on both engines) and read straight into
+/// [`RunStatus`], once, as the row is decoded.
+impl<DB: sqlx::Database> sqlx::Type<DB> for RunStatus
+where
+    str: sqlx::Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <str as sqlx::Type<DB>>::type_info()
+    }
+
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <str as sqlx::Type<DB>>::compatible(ty)
+    }
+}
+
+impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for RunStatus
+where
+    &'r str: sqlx::Decode<'r, DB>,
+{
+    fn decode(value: <DB as sqlx::Database>::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let name = <&str as sqlx::Decode<DB>>::decode(value)?;
+        RunStatus::parse(name).ok_or_else(|| format!("unknown run status {name:?}").into())
     }
 }
 
@@ -67,7 +84,7 @@ pub async fn insert_run(tx: &mut Tx, run: &RunRow) -> Result<(), AppError> {
         ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
     );
     on_tx!(tx, conn => sqlx::query(sql)
-        .bind(run.id).bind(run.workspace_id).bind(&run.workflow).bind(&run.place).bind(&run.status)
+        .bind(run.id).bind(run.workspace_id).bind(&run.workflow).bind(&run.place).bind(run.status.as_str())
         .bind(&run.args).bind(&run.state).bind(&run.result).bind(run.parent_id).bind(&run.callback)
         .bind(run.expires_at).bind(run.version).bind(&run.created_by).bind(run.created_at).bind(run.updated_at)
         .execute(&mut *conn).await?.rows_affected());

@@ -25,7 +25,7 @@ impl WorkflowEngine {
         });
         runs::insert_document(tx, parent_id, DocumentKind::TaskResult, &content.to_string()).await?;
         let parent = runs::run_in(tx, parent_id).await?.ok_or(AppError::NotFound)?;
-        let status = parent.status()?;
+        let status = parent.status;
         Ok(ParentNote {
             workspace_id: parent.workspace_id,
             id: parent_id,

@@ -41,7 +41,7 @@ impl WorkflowEngine {
             workspace_id,
             workflow: kind.name().to_string(),
             place: START.to_string(),
-            status: RunStatus::Running.as_str().to_string(),
+            status: RunStatus::Running,
             args: args.to_string(),
             state: "{}".to_string(),
             result: None,
@@ -80,7 +80,7 @@ impl WorkflowEngine {
         loop {
             let mut tx = self.db.begin().await?;
             let Some(run) = runs::run_in(&mut tx, id).await? else { return Ok(()) };
-            if run.status()? != RunStatus::Running {
+            if run.status != RunStatus::Running {
                 return Ok(());
             }
             let kind = builtin_of(&run)?;
@@ -149,7 +149,7 @@ impl WorkflowEngine {
         };
         let mut tx = self.db.begin().await?;
         let current = runs::run_in(&mut tx, id).await?.ok_or(AppError::NotFound)?;
-        let status = current.status()?;
+        let status = current.status;
         if status != RunStatus::Waiting || current.place != edge.from {
             return Err(AppError::Conflict(format!(
                 "the run is {} at '{}'; '{transition}' is not available",
@@ -306,8 +306,8 @@ impl WorkflowEngine {
 
     /// Closes an open run with `status` and `result`.
     async fn close(&self, run: &RunRow, status: RunStatus, result: Value, actor: &Actor) -> Result<(), AppError> {
-        if !run.status()?.is_open() {
-            return Err(AppError::Conflict(format!("the run is already {}", run.status)));
+        if !run.status.is_open() {
+            return Err(AppError::Conflict(format!("the run is already {}", run.status.as_str())));
         }
         let mut tx = self.db.begin().await?;
         if !runs::update_run(&mut tx, run.id, run.version, &run.place, status, &run.state, Some(&result.to_string()))

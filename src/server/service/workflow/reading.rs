@@ -32,7 +32,7 @@ impl WorkflowEngine {
     pub async fn wait(&self, workspace_id: Uuid, id: Uuid, timeout: Duration) -> Result<(WorkflowRun, bool), AppError> {
         let mut events = self.events.subscribe();
         let start = runs::run(&self.db, workspace_id, id).await?.ok_or(AppError::NotFound)?;
-        if !start.status()?.is_open() {
+        if !start.status.is_open() {
             return Ok((self.to_view(start).await?, true));
         }
         let deadline = tokio::time::Instant::now() + timeout;
@@ -66,7 +66,7 @@ const LIST_LIMIT: i64 = 200;
 
 /// A run as the API shows it, with its documents.
 pub(super) fn view_of(run: RunRow, documents: Vec<RunDocument>) -> Result<WorkflowRun, AppError> {
-    let status = run.status()?;
+    let status = run.status;
     let transitions = if status == RunStatus::Waiting {
         builtin_of(&run)?
             .transitions()
