@@ -274,7 +274,6 @@ async fn every_body_is_capped_before_parsing_or_authentication(engine: Engine) {
         }
         let response = request.body(format!("workspace_id={ws}&key=K&value={huge}")).send().await.unwrap();
         assert_eq!(response.status(), 413, "{path}");
-        assert_eq!(response.headers()["connection"], "close", "{path}: the unread body ends the connection");
         assert_eq!(json(response).await["error"]["code"], "payload_too_large", "{path}");
     }
     // Without a declared length the body is cut off as it streams in.

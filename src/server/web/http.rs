@@ -70,35 +70,60 @@ pub async fn serve(listener: TcpListener, app: Router, header_timeout: Duration,
 pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
 
 /// Caps every request body at [`BODY_LIMIT_BYTES`] before anything parses it: a declared
-/// length over the limit is a 413 at once; a body without a declared length (chunked) is read
-/// here, up to the limit, so every handler (server functions too) sees a 413, or a 408 for a
-/// body that trickles past the body timeout, instead of a failure of its own.
+/// length over the limit is a 413 at once (hyper then drains or closes the connection); a body
+/// without a declared length (chunked) is read here, up to the limit, so every handler (server
+/// functions too) sees a 413, or a 408 for a body that trickles past the body timeout, instead
+/// of a failure of its own.
 pub async fn limit_body(request: Request, next: Next) -> Response {
     use crate::server::error::AppError;
     let declared =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|length| length > BODY_LIMIT_BYTES as u64) {
-        return closing(AppError::PayloadTooLarge("request body is too large".into()));
+        return AppError::PayloadTooLarge("request body is too large".into()).into_response();
     }
     let (parts, body) = request.into_parts();
     let body = if declared.is_some() {
         Body::new(http_body_util::Limited::new(body, BODY_LIMIT_BYTES))
     } else {
-        match axum::body::to_bytes(body, BODY_LIMIT_BYTES).await {
+        match read_chunked(body).await {
             Ok(bytes) => Body::from(bytes),
-            Err(err) => {
-                let refusal = if caused_by::<tower_http::timeout::TimeoutError>(&err) {
-                    AppError::RequestTimeout
-                } else if caused_by::<http_body_util::LengthLimitError>(&err) {
-                    AppError::PayloadTooLarge("request body is too large".into())
-                } else {
-                    AppError::BadRequest("could not read the request body".into())
-                };
-                return closing(refusal);
-            }
+            Err(refusal) => return refusal,
         }
     };
     next.run(Request::from_parts(parts, body)).await
+}
+
+/// How much of a chunked body past the limit is read and thrown away before the 413, so that
+/// a client still sending gets to read the answer and can keep the connection.
+const DRAIN_BYTES: usize = 8 * BODY_LIMIT_BYTES;
+
+/// Reads a chunked body of at most [`BODY_LIMIT_BYTES`]. Past the limit, the rest is drained
+/// (up to [`DRAIN_BYTES`]) and the answer is 413; a body that goes on even longer gets its 413
+/// with `Connection: close`, since what is left of it is still on the connection.
+async fn read_chunked(body: Body) -> Result<axum::body::Bytes, Response> {
+    use crate::server::error::AppError;
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let (mut kept, mut seen) = (Vec::new(), 0usize);
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(err) if caused_by::<tower_http::timeout::TimeoutError>(&err) => {
+                return Err(closing(AppError::RequestTimeout));
+            }
+            Err(_) => return Err(closing(AppError::BadRequest("could not read the request body".into()))),
+        };
+        seen += chunk.len();
+        if seen <= BODY_LIMIT_BYTES {
+            kept.extend_from_slice(&chunk);
+        } else if seen > BODY_LIMIT_BYTES + DRAIN_BYTES {
+            return Err(closing(AppError::PayloadTooLarge("request body is too large".into())));
+        }
+    }
+    if seen > BODY_LIMIT_BYTES {
+        return Err(AppError::PayloadTooLarge("request body is too large".into()).into_response());
+    }
+    Ok(kept.into())
 }
 
 /// A refusal sent before the body was read to its end: the rest of the body is still on the
