@@ -313,6 +313,52 @@ async fn studio_writes_need_the_sessions_csrf_token(engine: Engine) {
     assert!(page.contains(&format!("name=\"csrf\" value=\"{}\"", csrf_of(&editor))), "forms carry the token");
 }
 
+/// Every server function needs the token unless it is named as exempt (reads and sign-in):
+/// writes without one are refused before they run, reads are answered.
+async fn only_the_named_reads_go_without_a_csrf_token(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let ws = app.workspace("main").await;
+    let owner = member(&app, "owen", ws, "owner").await;
+    let post = |function: &str| {
+        app.client
+            .post(format!("{}/studio/{function}", app.base))
+            .header("cookie", &owner)
+            .header("origin", &app.base)
+            .form(&[("workspace_id", ws.to_string())])
+            .send()
+    };
+    let writes = [
+        "create_secret",
+        "update_secret",
+        "delete_secret",
+        "submit_request",
+        "decline_request",
+        "create_token",
+        "revoke_token",
+        "add_member",
+        "change_member",
+        "change_password",
+        "create_user",
+        "revoke_session",
+        "sign_out_everywhere",
+        "sign_out",
+    ];
+    for function in writes {
+        let refused = post(function).await.unwrap();
+        assert_eq!(refused.status(), 403, "{function}");
+        assert!(json(refused).await["message"].as_str().unwrap().contains("CSRF"), "{function}");
+    }
+    let exempt = loopstack_secrets::ui::server_fns::WITHOUT_CSRF_TOKEN;
+    for path in exempt.iter().filter(|p| ["/studio/workspace_secrets", "/studio/tokens", "/studio/members"].contains(p))
+    {
+        let function = path.strip_prefix("/studio/").unwrap();
+        assert_eq!(post(function).await.unwrap().status(), 200, "{function} reads without a token");
+    }
+    assert_eq!(exempt.len(), 10, "a new exemption is a decision: name it in this test");
+    assert_eq!(app.value_of(ws, "K").await, None);
+    assert!(get_page(&app, &format!("/workspaces/{ws}"), Some(&owner)).await.status().is_success(), "still signed in");
+}
+
 async fn studio_writes_authorize_like_the_rest_api(engine: Engine) {
     let app = spawn_app(engine).await;
     let (ws, other) = (app.workspace("mine").await, app.workspace("theirs").await);
@@ -582,6 +628,7 @@ async fn sign_ins_and_failed_attempts_are_audited_and_shown_to_the_user(engine: 
 
 both_engines!(serial:
     studio_writes_need_the_sessions_csrf_token,
+    only_the_named_reads_go_without_a_csrf_token,
     sign_ins_and_failed_attempts_are_audited_and_shown_to_the_user,
     owners_create_and_revoke_tokens_shown_once,
     owners_manage_members_and_the_last_owner_stays,

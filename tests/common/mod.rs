@@ -261,14 +261,10 @@ impl TestApp {
 
     /// Makes `user` a member of `ws` with `role`.
     pub async fn add_member(&self, ws: Uuid, user: Uuid, role: &str) {
-        loopstack_secrets::server::store::insert_membership(
-            &self.state.db,
-            ws,
-            user,
-            loopstack_secrets::model::Role::parse(role).expect("a role name"),
-        )
-        .await
-        .expect("add member");
+        let mut tx = self.state.db.begin().await.expect("begin");
+        let role = loopstack_secrets::model::Role::parse(role).expect("a role name");
+        loopstack_secrets::server::store::insert_membership_in(&mut tx, ws, user, role).await.expect("add member");
+        tx.commit().await.expect("commit");
     }
 
     /// Signs in through the Studio's form endpoint; returns the response (cookie in it).

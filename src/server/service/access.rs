@@ -86,7 +86,9 @@ pub async fn create_workspace(db: &Db, kek: &MasterKey, name: &str, owner: Optio
     }
     let id = Uuid::new_v4();
     let wrapped = kek.wrap(&DataKey::generate(), id, 1);
-    store::insert_workspace(db, id, name, &wrapped, owner).await?;
+    let mut tx = db.begin().await?;
+    store::insert_workspace(&mut tx, id, name, &wrapped, owner).await?;
+    tx.commit().await?;
     Ok(id)
 }
 
@@ -115,7 +117,7 @@ pub async fn add_member(
     store::insert_membership_in(&mut tx, workspace_id, user.id, role).await?;
     let detail = format!("user {}: {} (added)", user.id, role.as_str());
     let entry = store::Audit::of(workspace_id, actor, AuditAction::MemberAdded, None, Some(&detail));
-    store::audit_in(&mut tx, &entry).await?;
+    store::audit(&mut tx, &entry).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -137,7 +139,7 @@ pub async fn change_member(
         return Err(AppError::Conflict("a workspace keeps at least one owner".into()));
     }
     let detail = format!("user {user_id}: {}", role.map(Role::as_str).unwrap_or("removed"));
-    store::audit_in(&mut tx, &store::Audit::of(workspace_id, actor, AuditAction::MemberChanged, None, Some(&detail)))
+    store::audit(&mut tx, &store::Audit::of(workspace_id, actor, AuditAction::MemberChanged, None, Some(&detail)))
         .await?;
     tx.commit().await?;
     Ok(())
@@ -188,7 +190,7 @@ pub async fn create_token(
     let mut tx = db.begin().await?;
     store::insert_token(&mut tx, &row).await?;
     let detail = format!("token {} '{}' with {}", row.id, row.name, row.scopes);
-    store::audit_in(&mut tx, &store::Audit::of(workspace_id, actor, AuditAction::TokenCreated, None, Some(&detail)))
+    store::audit(&mut tx, &store::Audit::of(workspace_id, actor, AuditAction::TokenCreated, None, Some(&detail)))
         .await?;
     tx.commit().await?;
     Ok((row, format!("{TOKEN_PREFIX}{}_{}", id.simple(), secret)))
@@ -237,7 +239,7 @@ pub async fn revoke_token(
     let mut tx = db.begin().await?;
     let workspace_id = store::revoke_token_in(&mut tx, token_id, only_workspace).await?.ok_or(AppError::NotFound)?;
     let detail = format!("token {token_id}");
-    store::audit_in(&mut tx, &store::Audit::of(workspace_id, actor, AuditAction::TokenRevoked, None, Some(&detail)))
+    store::audit(&mut tx, &store::Audit::of(workspace_id, actor, AuditAction::TokenRevoked, None, Some(&detail)))
         .await?;
     tx.commit().await?;
     Ok(())

@@ -87,7 +87,7 @@ impl SecretService {
         let sealed =
             seal(&sealer.dek, sealer.version, value, &ValueBinding { workspace_id, secret_id: id, key: key.as_str() });
         let item = store::insert_secret(&mut tx, workspace_id, id, key.as_str(), &sealed, &actor.0).await?;
-        store::audit_in(&mut tx, &audit(workspace_id, actor, AuditAction::SecretCreated, &item.key, None)).await?;
+        store::audit(&mut tx, &audit(workspace_id, actor, AuditAction::SecretCreated, &item.key, None)).await?;
         tx.commit().await?;
         self.announce_upsert(workspace_id, &item).await;
         Ok(item)
@@ -112,7 +112,7 @@ impl SecretService {
         let item = store::update_secret_value(&mut tx, workspace_id, id, &sealed, &actor.0)
             .await?
             .ok_or(AppError::NotFound)?;
-        store::audit_in(&mut tx, &audit(workspace_id, actor, AuditAction::SecretUpdated, &item.key, None)).await?;
+        store::audit(&mut tx, &audit(workspace_id, actor, AuditAction::SecretUpdated, &item.key, None)).await?;
         tx.commit().await?;
         self.announce_upsert(workspace_id, &item).await;
         Ok(item)
@@ -151,7 +151,7 @@ impl SecretService {
             seal(&sealer.dek, sealer.version, value, &ValueBinding { workspace_id, secret_id: id, key: key.as_str() })
         };
         let item = store::upsert_secret_in(tx, workspace_id, key.as_str(), seal_for, &actor.0).await?;
-        store::audit_in(tx, &audit(workspace_id, actor, AuditAction::SecretUpserted, &item.key, detail)).await?;
+        store::audit(tx, &audit(workspace_id, actor, AuditAction::SecretUpserted, &item.key, detail)).await?;
         Ok(item)
     }
 
@@ -160,7 +160,7 @@ impl SecretService {
     pub async fn delete(&self, workspace_id: Uuid, id: Uuid, actor: &Actor) -> Result<(), AppError> {
         let mut tx = self.db.begin().await?;
         let key = store::delete_secret(&mut tx, workspace_id, id).await?.ok_or(AppError::NotFound)?;
-        store::audit_in(&mut tx, &audit(workspace_id, actor, AuditAction::SecretDeleted, &key, None)).await?;
+        store::audit(&mut tx, &audit(workspace_id, actor, AuditAction::SecretDeleted, &key, None)).await?;
         tx.commit().await?;
         self.events.publish(vec![Event::SecretDeleted { workspace_id, secret_id: id }]).await;
         Ok(())
@@ -221,7 +221,7 @@ impl SecretService {
         }
         let mut tx = self.db.begin().await?;
         for (key, _) in &out {
-            store::audit_in(&mut tx, &audit(workspace_id, actor, AuditAction::SecretRead, key, None)).await?;
+            store::audit(&mut tx, &audit(workspace_id, actor, AuditAction::SecretRead, key, None)).await?;
         }
         tx.commit().await?;
         Ok(out)
@@ -249,7 +249,7 @@ impl SecretService {
             key: None,
             detail: Some(&detail),
         };
-        store::audit_in(&mut tx, &entry).await?;
+        store::audit(&mut tx, &entry).await?;
         tx.commit().await?;
 
         let mut resealed = 0;

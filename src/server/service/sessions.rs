@@ -112,12 +112,12 @@ impl SessionService {
         let mut tx = self.db.begin().await?;
         store::forget_sign_in_attempts_in(&mut tx, &user.username).await?;
         if let Some(old) = replaces {
-            store::delete_session_in(&mut tx, old).await?;
+            store::delete_session(&mut tx, old).await?;
         }
         store::insert_session_in(&mut tx, id, &sha256(&secret), user.id, expires_at, &origin).await?;
         let detail = format!("from {}", client.address);
         let actor = Actor::user(&user.username);
-        store::audit_in(&mut tx, &store::Audit::of_user(&actor, AuditAction::UserSignedIn, Some(&detail))).await?;
+        store::audit(&mut tx, &store::Audit::of_user(&actor, AuditAction::UserSignedIn, Some(&detail))).await?;
         tx.commit().await?;
         Ok(NewSession { cookie_value: format!("{}.{}", id.simple(), secret), expires_at })
     }
@@ -151,8 +151,7 @@ impl SessionService {
         let ended = store::delete_sessions_in(&mut tx, user.user_id, None, Some(user.session_id)).await?;
         let detail = format!("ended {ended} other session(s)");
         let actor = Actor::user(&user.username);
-        store::audit_in(&mut tx, &store::Audit::of_user(&actor, AuditAction::UserPasswordChanged, Some(&detail)))
-            .await?;
+        store::audit(&mut tx, &store::Audit::of_user(&actor, AuditAction::UserPasswordChanged, Some(&detail))).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -216,7 +215,7 @@ impl SessionService {
         if ended > 0 {
             let detail = format!("{ended} session(s)");
             let actor = Actor::user(&user.username);
-            store::audit_in(&mut tx, &store::Audit::of_user(&actor, AuditAction::UserSessionsEnded, Some(&detail)))
+            store::audit(&mut tx, &store::Audit::of_user(&actor, AuditAction::UserSessionsEnded, Some(&detail)))
                 .await?;
         }
         tx.commit().await?;

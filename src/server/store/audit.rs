@@ -6,7 +6,7 @@ use uuid::Uuid;
 use crate::model::AuditEvent;
 use crate::server::domain::{Actor, AuditAction};
 use crate::server::error::AppError;
-use crate::server::store::{escape_like, on_pool, on_tx, Db, Tx};
+use crate::server::store::{escape_like, on_conn, on_pool, Conn, Db};
 
 /// An audit entry to write; never holds a value.
 pub struct Audit<'a> {
@@ -40,19 +40,12 @@ impl<'a> Audit<'a> {
 const AUDIT_INSERT: &str =
     "INSERT INTO audit_events (id, workspace_id, actor, action, key, detail, at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
-/// Records an audit entry inside the transaction of the change it describes.
-pub async fn audit_in(tx: &mut Tx, entry: &Audit<'_>) -> Result<(), AppError> {
-    on_tx!(tx, conn => sqlx::query(AUDIT_INSERT)
+/// Records an audit entry: inside the transaction of the change it describes, or on the pool
+/// for something that changes no other row (a read, a sign-in failure).
+pub async fn audit(conn: impl Into<Conn<'_>>, entry: &Audit<'_>) -> Result<(), AppError> {
+    on_conn!(conn.into(), exec => sqlx::query(AUDIT_INSERT)
         .bind(Uuid::new_v4()).bind(entry.workspace_id).bind(entry.actor).bind(entry.action.as_str()).bind(entry.key).bind(entry.detail).bind(Utc::now())
-        .execute(&mut *conn).await?.rows_affected());
-    Ok(())
-}
-
-/// Records an audit entry for something that changes no other row (a read, a sign-in).
-pub async fn audit(db: &Db, entry: &Audit<'_>) -> Result<(), AppError> {
-    on_pool!(db, pool => sqlx::query(AUDIT_INSERT)
-        .bind(Uuid::new_v4()).bind(entry.workspace_id).bind(entry.actor).bind(entry.action.as_str()).bind(entry.key).bind(entry.detail).bind(Utc::now())
-        .execute(pool).await?.rows_affected());
+        .execute(exec).await?.rows_affected());
     Ok(())
 }
 

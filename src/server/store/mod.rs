@@ -72,6 +72,48 @@ macro_rules! on_tx {
 }
 pub use crate::on_tx;
 
+/// Where one statement runs: on the pool, as a statement of its own, or inside a transaction.
+/// A store function that serves both takes `impl Into<Conn>`, so callers pass `&db` or
+/// `&mut tx` and each statement is written once.
+pub enum Conn<'a> {
+    Pool(&'a Db),
+    Tx(&'a mut Tx),
+}
+
+impl<'a> From<&'a Db> for Conn<'a> {
+    fn from(db: &'a Db) -> Conn<'a> {
+        Conn::Pool(db)
+    }
+}
+
+impl<'a> From<&'a mut Tx> for Conn<'a> {
+    fn from(tx: &'a mut Tx) -> Conn<'a> {
+        Conn::Tx(tx)
+    }
+}
+
+/// Runs `$body` with `$exec` bound to an executor for the [`Conn`]: the engine's pool or the
+/// transaction's connection. The body is compiled once per engine and place and uses `$exec`
+/// once (one statement).
+#[macro_export]
+macro_rules! on_conn {
+    ($conn:expr, $exec:ident => $body:expr) => {
+        match $conn {
+            $crate::server::store::Conn::Pool($crate::server::store::Db::Sqlite($exec)) => $body,
+            $crate::server::store::Conn::Pool($crate::server::store::Db::Postgres($exec)) => $body,
+            $crate::server::store::Conn::Tx($crate::server::store::Tx::Sqlite(t)) => {
+                let $exec = &mut **t;
+                $body
+            }
+            $crate::server::store::Conn::Tx($crate::server::store::Tx::Postgres(t)) => {
+                let $exec = &mut **t;
+                $body
+            }
+        }
+    };
+}
+pub use crate::on_conn;
+
 /// How a transaction holds a workspace's row against concurrent ones, on PostgreSQL. SQLite's
 /// write transactions run one at a time (`BEGIN IMMEDIATE`), so there no lock is taken.
 #[derive(Clone, Copy, Debug)]

@@ -1,23 +1,25 @@
 //! SQL of the workflow runtime: runs, their documents and their transition history.
 
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::model::{DocumentKind, RunDocument, RunStatus};
 use crate::server::error::AppError;
-use crate::server::store::{on_pool, on_tx, Db, Tx, WorkspaceLock};
+use crate::server::store::{on_conn, on_pool, on_tx, Conn, Db, Tx, WorkspaceLock};
 
-/// A run row. JSON columns are text; none of them ever holds a secret value.
-#[derive(sqlx::FromRow, Clone, Debug)]
+/// A run row. Its JSON columns are stored as text and parsed once, as the row is read; none of
+/// them ever holds a secret value.
+#[derive(Clone, Debug)]
 pub struct RunRow {
     pub id: Uuid,
     pub workspace_id: Uuid,
     pub workflow: String,
     pub place: String,
     pub status: RunStatus,
-    pub args: String,
-    pub state: String,
-    pub result: Option<String>,
+    pub args: Value,
+    pub state: Value,
+    pub result: Option<Value>,
     pub parent_id: Option<Uuid>,
     pub callback: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
@@ -25,6 +27,54 @@ pub struct RunRow {
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A run row as stored.
+#[derive(sqlx::FromRow)]
+struct StoredRun {
+    id: Uuid,
+    workspace_id: Uuid,
+    workflow: String,
+    place: String,
+    status: RunStatus,
+    args: String,
+    state: String,
+    result: Option<String>,
+    parent_id: Option<Uuid>,
+    callback: Option<String>,
+    expires_at: Option<DateTime<Utc>>,
+    version: i64,
+    created_by: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<StoredRun> for RunRow {
+    type Error = AppError;
+
+    fn try_from(row: StoredRun) -> Result<RunRow, AppError> {
+        let json = |text: &str| {
+            serde_json::from_str(text)
+                .map_err(|e| AppError::Internal(anyhow::anyhow!("run {} holds invalid JSON: {e}", row.id)))
+        };
+        Ok(RunRow {
+            args: json(&row.args)?,
+            state: json(&row.state)?,
+            result: row.result.as_deref().map(json).transpose()?,
+            id: row.id,
+            workspace_id: row.workspace_id,
+            workflow: row.workflow,
+            place: row.place,
+            status: row.status,
+            parent_id: row.parent_id,
+            callback: row.callback,
+            expires_at: row.expires_at,
+            version: row.version,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
 }
 
 /// A run's status is stored as its name (TEXT, on both engines) and read straight into
@@ -85,7 +135,7 @@ pub async fn insert_run(tx: &mut Tx, run: &RunRow) -> Result<(), AppError> {
     );
     on_tx!(tx, conn => sqlx::query(sql)
         .bind(run.id).bind(run.workspace_id).bind(&run.workflow).bind(&run.place).bind(run.status.as_str())
-        .bind(&run.args).bind(&run.state).bind(&run.result).bind(run.parent_id).bind(&run.callback)
+        .bind(run.args.to_string()).bind(run.state.to_string()).bind(run.result.as_ref().map(Value::to_string)).bind(run.parent_id).bind(&run.callback)
         .bind(run.expires_at).bind(run.version).bind(&run.created_by).bind(run.created_at).bind(run.updated_at)
         .execute(&mut *conn).await?.rows_affected());
     Ok(())
@@ -106,15 +156,20 @@ pub async fn runs_started_since(
 }
 
 /// A run of a workspace.
-pub async fn run(db: &Db, workspace_id: Uuid, id: Uuid) -> Result<Option<RunRow>, AppError> {
+pub async fn run(conn: impl Into<Conn<'_>>, workspace_id: Uuid, id: Uuid) -> Result<Option<RunRow>, AppError> {
     let sql = concat!("SELECT ", run_columns!(), " FROM workflow_runs WHERE workspace_id = $1 AND id = $2");
-    Ok(on_pool!(db, pool => sqlx::query_as(sql).bind(workspace_id).bind(id).fetch_optional(pool).await?))
+    let row: Option<StoredRun> =
+        on_conn!(conn.into(), exec => sqlx::query_as(sql).bind(workspace_id).bind(id).fetch_optional(exec).await?);
+    row.map(RunRow::try_from).transpose()
 }
 
-/// A run by id inside `tx`.
-pub async fn run_in(tx: &mut Tx, id: Uuid) -> Result<Option<RunRow>, AppError> {
+/// A run by id alone, for the engine moving a run it already holds (its workspace was checked
+/// when the caller found it).
+pub async fn run_by_id(conn: impl Into<Conn<'_>>, id: Uuid) -> Result<Option<RunRow>, AppError> {
     let sql = concat!("SELECT ", run_columns!(), " FROM workflow_runs WHERE id = $1");
-    Ok(on_tx!(tx, conn => sqlx::query_as(sql).bind(id).fetch_optional(&mut *conn).await?))
+    let row: Option<StoredRun> =
+        on_conn!(conn.into(), exec => sqlx::query_as(sql).bind(id).fetch_optional(exec).await?);
+    row.map(RunRow::try_from).transpose()
 }
 
 /// A workspace's runs, newest first, optionally with one status.
@@ -125,7 +180,9 @@ pub async fn runs(db: &Db, workspace_id: Uuid, status: Option<&str>, limit: i64)
         " FROM workflow_runs WHERE workspace_id = $1 AND ($2 IS NULL OR status = $2)
                        ORDER BY created_at DESC, id LIMIT $3"
     );
-    Ok(on_pool!(db, pool => sqlx::query_as(sql).bind(workspace_id).bind(status).bind(limit).fetch_all(pool).await?))
+    let rows: Vec<StoredRun> =
+        on_pool!(db, pool => sqlx::query_as(sql).bind(workspace_id).bind(status).bind(limit).fetch_all(pool).await?);
+    rows.into_iter().map(RunRow::try_from).collect()
 }
 
 /// Ids of runs that were moving when a process stopped (to resume at start).
@@ -159,13 +216,13 @@ pub async fn update_run(
     expected_version: i64,
     place: &str,
     status: RunStatus,
-    state: &str,
-    result: Option<&str>,
+    state: &Value,
+    result: Option<&Value>,
 ) -> Result<bool, AppError> {
     let n = on_tx!(tx, conn => sqlx::query(
         "UPDATE workflow_runs SET place = $1, status = $2, state = $3, result = $4, version = version + 1, updated_at = $5
          WHERE id = $6 AND version = $7")
-        .bind(place).bind(status.as_str()).bind(state).bind(result).bind(Utc::now()).bind(id).bind(expected_version)
+        .bind(place).bind(status.as_str()).bind(state.to_string()).bind(result.map(Value::to_string)).bind(Utc::now()).bind(id).bind(expected_version)
         .execute(&mut *conn).await?.rows_affected());
     Ok(n == 1)
 }

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::model::SecretItem;
 use crate::server::error::{on_constraint, AppError};
-use crate::server::store::{escape_like, on_pool, on_tx, Db, Tx};
+use crate::server::store::{escape_like, on_conn, on_pool, on_tx, Conn, Db, Tx};
 
 /// A secret row with its ciphertext (never leaves the server).
 #[derive(sqlx::FromRow)]
@@ -64,9 +64,10 @@ macro_rules! item_columns {
 }
 
 /// A workspace's secrets, sorted by key; no ciphertext is read.
-pub async fn list_secrets(db: &Db, workspace_id: Uuid) -> Result<Vec<SecretItem>, AppError> {
+pub async fn list_secrets(conn: impl Into<Conn<'_>>, workspace_id: Uuid) -> Result<Vec<SecretItem>, AppError> {
     let sql = concat!("SELECT ", item_columns!(), " FROM secrets WHERE workspace_id = $1 ORDER BY key");
-    let rows: Vec<SecretItemRow> = on_pool!(db, pool => sqlx::query_as(sql).bind(workspace_id).fetch_all(pool).await?);
+    let rows: Vec<SecretItemRow> =
+        on_conn!(conn.into(), exec => sqlx::query_as(sql).bind(workspace_id).fetch_all(exec).await?);
     Ok(rows.into_iter().map(SecretItem::from).collect())
 }
 
@@ -233,14 +234,6 @@ pub async fn upsert_secret_in(
         }
     });
     Ok(row.into())
-}
-
-/// A workspace's secrets inside `tx`, sorted by key.
-pub async fn list_secrets_in(tx: &mut Tx, workspace_id: Uuid) -> Result<Vec<SecretItem>, AppError> {
-    let sql = concat!("SELECT ", item_columns!(), " FROM secrets WHERE workspace_id = $1 ORDER BY key");
-    let rows: Vec<SecretItemRow> =
-        on_tx!(tx, conn => sqlx::query_as(sql).bind(workspace_id).fetch_all(&mut *conn).await?);
-    Ok(rows.into_iter().map(SecretItem::from).collect())
 }
 
 /// Deletes a secret; its key when it existed.

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use crate::server::domain::Actor;
 use crate::server::domain::AuditAction;
 use crate::server::error::AppError;
-use crate::server::store::{audit, on_pool, on_tx, Audit, Db, Tx};
+use crate::server::store::{audit, on_conn, on_pool, on_tx, Audit, Conn, Db, Tx};
 
 /// A session row joined with its user.
 #[derive(sqlx::FromRow)]
@@ -71,15 +71,9 @@ pub struct SessionListRow {
     pub user_agent: Option<String>,
 }
 
-/// Ends a session.
-pub async fn delete_session(db: &Db, id: Uuid) -> Result<(), AppError> {
-    on_pool!(db, pool => sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id).execute(pool).await?.rows_affected());
-    Ok(())
-}
-
-/// Ends a session inside `tx`, whoever's it is (the one a browser held before signing in).
-pub async fn delete_session_in(tx: &mut Tx, id: Uuid) -> Result<(), AppError> {
-    on_tx!(tx, conn => sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id).execute(&mut *conn).await?.rows_affected());
+/// Ends a session, whoever's it is (inside `tx`: the one a browser held before signing in).
+pub async fn delete_session(conn: impl Into<Conn<'_>>, id: Uuid) -> Result<(), AppError> {
+    on_conn!(conn.into(), exec => sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id).execute(exec).await?.rows_affected());
     Ok(())
 }
 

@@ -59,35 +59,25 @@ pub async fn count_users(db: &Db) -> Result<i64, AppError> {
     Ok(on_pool!(db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await?))
 }
 
-/// Creates a workspace with its first data key and, optionally, its owner: one transaction.
+/// Creates a workspace with its first data key and, optionally, its owner, inside `tx`.
 pub async fn insert_workspace(
-    db: &Db,
+    tx: &mut Tx,
     id: Uuid,
     name: &str,
     wrapped_key: &[u8],
     owner: Option<Uuid>,
 ) -> Result<(), AppError> {
     let now = Utc::now();
-    on_pool!(db, pool => {
-        let mut tx = pool.begin().await?;
+    on_tx!(tx, conn => {
         sqlx::query("INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3)")
-            .bind(id).bind(name).bind(now).execute(&mut *tx).await?;
+            .bind(id).bind(name).bind(now).execute(&mut *conn).await?;
         sqlx::query("INSERT INTO workspace_keys (workspace_id, version, wrapped_key, created_at) VALUES ($1, 1, $2, $3)")
-            .bind(id).bind(wrapped_key).bind(now).execute(&mut *tx).await?;
+            .bind(id).bind(wrapped_key).bind(now).execute(&mut *conn).await?;
         if let Some(user_id) = owner {
             sqlx::query("INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES ($1, $2, 'owner', $3)")
-                .bind(id).bind(user_id).bind(now).execute(&mut *tx).await?;
+                .bind(id).bind(user_id).bind(now).execute(&mut *conn).await?;
         }
-        tx.commit().await?;
     });
-    Ok(())
-}
-
-/// Adds a member with a role in a transaction of its own; 409 when already a member.
-pub async fn insert_membership(db: &Db, workspace_id: Uuid, user_id: Uuid, role: Role) -> Result<(), AppError> {
-    let mut tx = db.begin().await?;
-    insert_membership_in(&mut tx, workspace_id, user_id, role).await?;
-    tx.commit().await?;
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! CSRF protection of the Studio's server functions that change something: besides the
 //! same-origin check, a cookie-authenticated call must carry the session's CSRF token in the
-//! form field `csrf` (every Studio form renders it). Reads and sign-in are exempt: reads change
-//! nothing, and sign-in has no session yet (it keeps the origin check). Also here: the token
+//! form field `csrf` (every Studio form renders it). The paths exempt from it (reads, which
+//! change nothing, and sign-in, which has no session yet and keeps the origin check) are named
+//! beside the functions (`ui::server_fns::WITHOUT_CSRF_TOKEN`) and handed to the guard. Also here: the token
 //! itself (derived from the session) and the same-origin rule for every cookie-authenticated
 //! write, REST included.
 
@@ -21,33 +22,28 @@ use crate::server::keys::passwords::constant_time_eq;
 use crate::server::web::cookies;
 use crate::server::web::state::AppState;
 
-/// Server functions that only read (called by page resources without a form).
-const READ_ONLY: &[&str] = &[
-    "current_user",
-    "list_workspaces",
-    "workspace_secrets",
-    "run",
-    "audit_log",
-    "tokens",
-    "members",
-    "my_sign_ins",
-    "my_sessions",
-    "sign_in",
-];
-
 /// Largest form body the guard reads (the same cap as every body).
 const MAX_FORM_BYTES: usize = crate::server::web::http::BODY_LIMIT_BYTES;
 
+/// What the guard needs: the state, and the server-function paths that need no token.
+#[derive(Clone)]
+pub struct CsrfGuard {
+    pub state: AppState,
+    pub exempt: &'static [&'static str],
+}
+
 /// Middleware over the whole app; it only looks at `/studio/{function}`.
-pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(function) = request.uri().path().strip_prefix("/studio/").map(str::to_string) else {
+pub async fn guard(State(CsrfGuard { state, exempt }): State<CsrfGuard>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if !path.starts_with("/studio/") {
         return next.run(request).await;
-    };
+    }
+    let exempt = exempt.contains(&path);
     let secure = cookies::is_secure(request.headers(), state.config.secure_cookies);
     let Some(session) = cookies::session_cookie_value(request.headers(), secure) else {
         return next.run(request).await;
     };
-    if request.method() != axum::http::Method::POST || READ_ONLY.contains(&function.as_str()) {
+    if request.method() != axum::http::Method::POST || exempt {
         return next.run(request).await;
     }
     let (parts, body) = request.into_parts();

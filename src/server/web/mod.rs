@@ -45,12 +45,13 @@ pub fn app_router(state: AppState) -> Router {
     };
     let shell_options = state.leptos_options.clone();
     let body_timeout = Duration::from_secs(state.config.body_timeout_secs);
+    let csrf_guard = csrf::CsrfGuard { state: state.clone(), exempt: crate::ui::server_fns::WITHOUT_CSRF_TOKEN };
     Router::new()
         .merge(rest::router(state.config.enabled))
         .leptos_routes_with_context(&state, routes, page_context.clone(), move || shell(shell_options.clone()))
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(page_context, shell))
         .layer(axum::middleware::from_fn(http::server_fn_argument_errors))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::guard))
+        .layer(axum::middleware::from_fn_with_state(csrf_guard, csrf::guard))
         .layer(axum::middleware::from_fn(http::limit_body))
         .layer(CompressionLayer::new().compress_when(http::compress_static_only()))
         .layer(RequestBodyTimeoutLayer::new(body_timeout))

@@ -7,7 +7,7 @@ use crate::model::{DocumentKind, RequestedKey, SecretRequest};
 use crate::server::domain::{Limits, SecretKey};
 use crate::server::error::AppError;
 use crate::server::service::workflow::{
-    Step, Transition, END, MAX_REQUESTED_KEYS, SECRETS_SUBMITTED, START, STORED_MESSAGE,
+    Step, Transition, TransitionName as T, Trigger, END, MAX_REQUESTED_KEYS, START, STORED_MESSAGE,
 };
 use crate::server::store;
 
@@ -21,14 +21,14 @@ pub enum Builtin {
 }
 
 const SECRETS_REQUEST: &[Transition] = &[
-    Transition { name: "requestSecrets", from: START, to: "requesting_secrets", wait: false },
-    Transition { name: SECRETS_SUBMITTED, from: "requesting_secrets", to: END, wait: true },
+    Transition { name: T::RequestSecrets, from: START, to: "requesting_secrets", trigger: Trigger::Automatic },
+    Transition { name: T::SecretsSubmitted, from: "requesting_secrets", to: END, trigger: Trigger::Form },
 ];
 
 const SECRETS_EXAMPLE: &[Transition] = &[
-    Transition { name: "requestSecretsFromUser", from: START, to: "requesting_secrets", wait: false },
-    Transition { name: SECRETS_SUBMITTED, from: "requesting_secrets", to: "verifying", wait: true },
-    Transition { name: "showResult", from: "verifying", to: END, wait: false },
+    Transition { name: T::RequestSecretsFromUser, from: START, to: "requesting_secrets", trigger: Trigger::Automatic },
+    Transition { name: T::SecretsSubmitted, from: "requesting_secrets", to: "verifying", trigger: Trigger::Form },
+    Transition { name: T::ShowResult, from: "verifying", to: END, trigger: Trigger::Automatic },
 ];
 
 /// The keys the quick start asks for.
@@ -76,28 +76,28 @@ impl Builtin {
     }
 
     /// Runs the body of `transition`.
-    pub async fn execute(self, transition: &str, step: &mut Step<'_>) -> Result<(), AppError> {
+    pub async fn execute(self, transition: T, step: &mut Step<'_>) -> Result<(), AppError> {
         match (self, transition) {
-            (Builtin::SecretsRequest, "requestSecrets") => {
+            (Builtin::SecretsRequest, T::RequestSecrets) => {
                 step.save_document(DocumentKind::SecretRequestDocument, step.args.clone());
             }
-            (Builtin::SecretsRequest, SECRETS_SUBMITTED) => {
+            (Builtin::SecretsRequest, T::SecretsSubmitted) => {
                 step.result =
                     Some(json!({"success": true, "message": STORED_MESSAGE, "variables": step.payload["variables"]}));
             }
-            (Builtin::SecretsExample, "requestSecretsFromUser") => {
+            (Builtin::SecretsExample, T::RequestSecretsFromUser) => {
                 let variables: Vec<RequestedKey> =
                     EXAMPLE_KEYS.iter().map(|k| RequestedKey { key: k.to_string() }).collect();
                 step.save_document(DocumentKind::SecretRequestDocument, json!({ "variables": variables }));
             }
-            (Builtin::SecretsExample, SECRETS_SUBMITTED) => {
+            (Builtin::SecretsExample, T::SecretsSubmitted) => {
                 // get_secret_keys, inside the transaction that stored the values.
-                let keys = store::list_secrets_in(step.tx, step.run.workspace_id).await?;
+                let keys = store::list_secrets(&mut *step.tx, step.run.workspace_id).await?;
                 let keys: Vec<Value> =
                     keys.into_iter().map(|s| json!({"key": s.key, "hasValue": s.has_value})).collect();
                 step.state["secretKeys"] = Value::Array(keys);
             }
-            (Builtin::SecretsExample, "showResult") => {
+            (Builtin::SecretsExample, T::ShowResult) => {
                 let stored = |key: &str| {
                     step.state["secretKeys"]
                         .as_array()
@@ -113,6 +113,7 @@ impl Builtin {
                 step.result = Some(json!({}));
             }
             (workflow, other) => {
+                let other = other.as_str();
                 return Err(AppError::Internal(anyhow::anyhow!("{} has no body for '{other}'", workflow.name())));
             }
         }

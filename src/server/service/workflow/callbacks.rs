@@ -24,7 +24,7 @@ impl WorkflowEngine {
             "result": result,
         });
         runs::insert_document(tx, parent_id, DocumentKind::TaskResult, &content.to_string()).await?;
-        let parent = runs::run_in(tx, parent_id).await?.ok_or(AppError::NotFound)?;
+        let parent = runs::run_by_id(tx, parent_id).await?.ok_or(AppError::NotFound)?;
         let status = parent.status;
         Ok(ParentNote {
             workspace_id: parent.workspace_id,

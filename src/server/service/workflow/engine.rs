@@ -42,8 +42,8 @@ impl WorkflowEngine {
             workflow: kind.name().to_string(),
             place: START.to_string(),
             status: RunStatus::Running,
-            args: args.to_string(),
-            state: "{}".to_string(),
+            args,
+            state: json!({}),
             result: None,
             parent_id: options.parent,
             callback: options.callback,
@@ -79,12 +79,13 @@ impl WorkflowEngine {
     pub async fn advance(&self, id: Uuid) -> Result<(), AppError> {
         loop {
             let mut tx = self.db.begin().await?;
-            let Some(run) = runs::run_in(&mut tx, id).await? else { return Ok(()) };
+            let Some(run) = runs::run_by_id(&mut tx, id).await? else { return Ok(()) };
             if run.status != RunStatus::Running {
                 return Ok(());
             }
             let kind = builtin_of(&run)?;
-            let Some(transition) = kind.transitions().iter().find(|t| t.from == run.place && !t.wait).copied() else {
+            let Some(transition) = kind.transitions().iter().find(|t| t.from == run.place && !t.waits()).copied()
+            else {
                 return Err(AppError::Internal(anyhow::anyhow!(
                     "run {id} is running at '{}' with no automatic transition",
                     run.place
@@ -101,7 +102,7 @@ impl WorkflowEngine {
         }
     }
 
-    /// Fires a `wait` transition from outside with a payload for the run. A request form's
+    /// Fires a waiting transition from outside with a payload for the run. A request form's
     /// values go through [`WorkflowEngine::submit`] instead.
     #[tracing::instrument(skip(self, payload, actor), err)]
     pub async fn fire(
@@ -112,9 +113,6 @@ impl WorkflowEngine {
         payload: Value,
         actor: &Actor,
     ) -> Result<WorkflowRun, AppError> {
-        if transition == SECRETS_SUBMITTED {
-            return Err(AppError::BadRequest(format!("'{SECRETS_SUBMITTED}' takes a request form's values")));
-        }
         self.fire_with(workspace_id, id, transition, Firing::Payload(payload), actor).await
     }
 
@@ -128,7 +126,8 @@ impl WorkflowEngine {
         submission: Submission,
         actor: &Actor,
     ) -> Result<WorkflowRun, AppError> {
-        self.fire_with(workspace_id, id, SECRETS_SUBMITTED, Firing::Values(submission), actor).await
+        let name = TransitionName::SecretsSubmitted.as_str();
+        self.fire_with(workspace_id, id, name, Firing::Values(submission), actor).await
     }
 
     pub(super) async fn fire_with(
@@ -141,14 +140,24 @@ impl WorkflowEngine {
     ) -> Result<WorkflowRun, AppError> {
         let run = runs::run(&self.db, workspace_id, id).await?.ok_or(AppError::NotFound)?;
         let kind = builtin_of(&run)?;
-        let Some(edge) = kind.transitions().iter().find(|t| t.name == transition && t.wait).copied() else {
+        let name = TransitionName::parse(transition);
+        let Some(edge) = kind.transitions().iter().find(|t| Some(t.name) == name && t.waits()).copied() else {
             return Err(AppError::BadRequest(format!(
                 "'{transition}' is not a transition of {} that can be fired",
                 kind.name()
             )));
         };
+        match (edge.trigger, &firing) {
+            (Trigger::Form, Firing::Payload(_)) => {
+                return Err(AppError::BadRequest(format!("'{transition}' takes a request form's values")))
+            }
+            (Trigger::Payload, Firing::Values(_)) => {
+                return Err(AppError::BadRequest(format!("'{transition}' takes a payload, not a form")))
+            }
+            _ => {}
+        }
         let mut tx = self.db.begin().await?;
-        let current = runs::run_in(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+        let current = runs::run_by_id(&mut tx, id).await?.ok_or(AppError::NotFound)?;
         let status = current.status;
         if status != RunStatus::Waiting || current.place != edge.from {
             return Err(AppError::Conflict(format!(
@@ -173,7 +182,7 @@ impl WorkflowEngine {
                     key: None,
                     detail: Some(&detail),
                 };
-                crate::server::store::audit_in(&mut tx, &entry).await?;
+                crate::server::store::audit(&mut tx, &entry).await?;
                 secret_events = events;
                 keys
             }
@@ -255,23 +264,20 @@ impl WorkflowEngine {
         payload: &Value,
         actor: &Actor,
     ) -> Result<Outcome, AppError> {
-        let args = parse_json(&run.args)?;
-        let mut state = parse_json(&run.state)?;
-        let mut step = Step { tx, run, args: &args, state: &mut state, payload, documents: Vec::new(), result: None };
+        let mut state = run.state.clone();
+        let mut step =
+            Step { tx, run, args: &run.args, state: &mut state, payload, documents: Vec::new(), result: None };
         kind.execute(edge.name, &mut step).await?;
         let Step { documents, result, .. } = step;
         let status = if edge.to == END {
             RunStatus::Completed
-        } else if kind.transitions().iter().any(|t| t.from == edge.to && !t.wait) {
+        } else if kind.transitions().iter().any(|t| t.from == edge.to && !t.waits()) {
             RunStatus::Running
         } else {
             RunStatus::Waiting
         };
         let result = if status == RunStatus::Completed { Some(result.unwrap_or_else(|| json!({}))) } else { None };
-        let result_text = result.as_ref().map(Value::to_string);
-        if !runs::update_run(tx, run.id, run.version, edge.to, status, &state.to_string(), result_text.as_deref())
-            .await?
-        {
+        if !runs::update_run(tx, run.id, run.version, edge.to, status, &state, result.as_ref()).await? {
             return Err(AppError::Conflict("the run has already moved on".into()));
         }
         for (doc_kind, content) in &documents {
@@ -281,7 +287,7 @@ impl WorkflowEngine {
             tx,
             run.id,
             run.version + 1,
-            edge.name,
+            edge.name.as_str(),
             &run.place,
             edge.to,
             &payload.to_string(),
@@ -310,9 +316,7 @@ impl WorkflowEngine {
             return Err(AppError::Conflict(format!("the run is already {}", run.status.as_str())));
         }
         let mut tx = self.db.begin().await?;
-        if !runs::update_run(&mut tx, run.id, run.version, &run.place, status, &run.state, Some(&result.to_string()))
-            .await?
-        {
+        if !runs::update_run(&mut tx, run.id, run.version, &run.place, status, &run.state, Some(&result)).await? {
             return Err(AppError::Conflict("the run has already moved on".into()));
         }
         runs::insert_transition(
@@ -336,7 +340,7 @@ impl WorkflowEngine {
             key: None,
             detail: Some(&detail),
         };
-        crate::server::store::audit_in(&mut tx, &entry).await?;
+        crate::server::store::audit(&mut tx, &entry).await?;
         tx.commit().await?;
         let event = Event::WorkflowUpdated {
             workspace_id: run.workspace_id,

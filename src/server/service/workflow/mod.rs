@@ -28,8 +28,6 @@ use builtin::Builtin;
 pub const START: &str = "start";
 /// Name of the place that completes a run.
 pub const END: &str = "end";
-/// The transition that submits a SecretRequestDocument form.
-pub const SECRETS_SUBMITTED: &str = "secretsSubmitted";
 /// What a parent hears when a secrets request it started completes.
 pub const STORED_MESSAGE: &str = "Secrets have been stored securely by the user.";
 /// Most keys one request may ask for.
@@ -37,14 +35,66 @@ pub const MAX_REQUESTED_KEYS: usize = 50;
 /// The window of the per-workspace limit on starting runs, in seconds.
 const RATE_WINDOW_SECS: i64 = 60;
 
+/// The transitions of the built-in workflows. Names from outside (a route, a callback) are
+/// parsed into one of these once; the engine never matches on a string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransitionName {
+    RequestSecrets,
+    RequestSecretsFromUser,
+    /// Submits a SecretRequestDocument form.
+    SecretsSubmitted,
+    ShowResult,
+}
+
+impl TransitionName {
+    const ALL: [TransitionName; 4] = [
+        TransitionName::RequestSecrets,
+        TransitionName::RequestSecretsFromUser,
+        TransitionName::SecretsSubmitted,
+        TransitionName::ShowResult,
+    ];
+
+    /// The name the API and the history show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransitionName::RequestSecrets => "requestSecrets",
+            TransitionName::RequestSecretsFromUser => "requestSecretsFromUser",
+            TransitionName::SecretsSubmitted => "secretsSubmitted",
+            TransitionName::ShowResult => "showResult",
+        }
+    }
+
+    /// The transition called `name`, if any workflow has one.
+    pub fn parse(name: &str) -> Option<TransitionName> {
+        TransitionName::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
+/// What makes a transition happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// The engine, as soon as the run reaches its place.
+    Automatic,
+    /// A call from outside with a payload for the run.
+    Payload,
+    /// A request form's values, stored as secrets in the same transaction.
+    Form,
+}
+
 /// One edge of a workflow.
 #[derive(Clone, Copy, Debug)]
 pub struct Transition {
-    pub name: &'static str,
+    pub name: TransitionName,
     pub from: &'static str,
     pub to: &'static str,
-    /// Fired from outside (with a payload) instead of running by itself.
-    pub wait: bool,
+    pub trigger: Trigger,
+}
+
+impl Transition {
+    /// Whether the run waits at `from` for this transition to be fired from outside.
+    pub fn waits(&self) -> bool {
+        self.trigger != Trigger::Automatic
+    }
 }
 
 /// What a transition body may read and write while its transaction is open.
@@ -108,8 +158,4 @@ struct ParentNote {
 fn builtin_of(run: &RunRow) -> Result<Builtin, AppError> {
     Builtin::parse(&run.workflow)
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("run {} has unknown workflow '{}'", run.id, run.workflow)))
-}
-
-fn parse_json(text: &str) -> Result<Value, AppError> {
-    serde_json::from_str(text).map_err(|e| AppError::Internal(anyhow::anyhow!("stored JSON is invalid: {e}")))
 }

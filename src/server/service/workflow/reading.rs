@@ -71,8 +71,8 @@ pub(super) fn view_of(run: RunRow, documents: Vec<RunDocument>) -> Result<Workfl
         builtin_of(&run)?
             .transitions()
             .iter()
-            .filter(|t| t.wait && t.from == run.place)
-            .map(|t| t.name.to_string())
+            .filter(|t| t.waits() && t.from == run.place)
+            .map(|t| t.name.as_str().to_string())
             .collect()
     } else {
         Vec::new()
@@ -83,8 +83,8 @@ pub(super) fn view_of(run: RunRow, documents: Vec<RunDocument>) -> Result<Workfl
         workflow: run.workflow,
         place: run.place,
         status,
-        args: parse_json(&run.args)?,
-        result: run.result.as_deref().map(parse_json).transpose()?,
+        args: run.args,
+        result: run.result,
         parent_id: run.parent_id,
         callback: run.callback,
         expires_at: run.expires_at,

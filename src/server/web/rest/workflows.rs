@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::model::{RunStatus, WorkflowRun};
 use crate::server::domain::{Scope, Submission};
 use crate::server::error::AppError;
-use crate::server::service::workflow::{StartOptions, SECRETS_SUBMITTED};
+use crate::server::service::workflow::{StartOptions, TransitionName};
 use crate::server::web::principal::Principal;
 use crate::server::web::rest::extract::{ApiJson, ApiPath};
 use crate::server::web::state::AppState;
@@ -134,7 +134,8 @@ async fn fire(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<WorkflowRun>, AppError> {
     principal.authorize(&state.db, workspace_id, Scope::WorkflowsRun).await?;
-    if transition == SECRETS_SUBMITTED {
+    let form = TransitionName::parse(&transition) == Some(TransitionName::SecretsSubmitted);
+    if form {
         principal.authorize(&state.db, workspace_id, Scope::SecretsWrite).await?;
     }
     let payload = match body {
@@ -144,7 +145,7 @@ async fn fire(
         other => other,
     };
     let actor = principal.actor();
-    let run = if transition == SECRETS_SUBMITTED {
+    let run = if form {
         // The values become `SecretValue`s here, at the edge.
         let submission = Submission::from_json(payload, state.secrets.limits())?;
         state.workflows.submit(workspace_id, id, submission, &actor).await?
