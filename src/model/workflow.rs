@@ -1,0 +1,190 @@
+//! Workflow runs, their documents, the agent tools and the event stream, as the REST JSON,
+//! the server functions and the components share them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Where a workflow run stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Waiting,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Waiting => "waiting",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        [RunStatus::Running, RunStatus::Waiting, RunStatus::Completed, RunStatus::Failed, RunStatus::Cancelled]
+            .into_iter()
+            .find(|status| status.as_str() == s)
+    }
+
+    /// Whether the run can still move.
+    pub fn is_open(self) -> bool {
+        matches!(self, RunStatus::Running | RunStatus::Waiting)
+    }
+}
+
+/// What a run document is. The variant's name is the one stored and sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum DocumentKind {
+    /// A form asking a person for secret values (`{variables: [{key}]}`).
+    SecretRequestDocument,
+    /// A markdown result (`{markdown}`).
+    MarkdownDocument,
+    /// What a sub-workflow reported to its parent (`{message, ...}`).
+    TaskResult,
+}
+
+impl DocumentKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocumentKind::SecretRequestDocument => "SecretRequestDocument",
+            DocumentKind::MarkdownDocument => "MarkdownDocument",
+            DocumentKind::TaskResult => "TaskResult",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<DocumentKind> {
+        [DocumentKind::SecretRequestDocument, DocumentKind::MarkdownDocument, DocumentKind::TaskResult]
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+    }
+}
+
+/// A document a run shows, in order (a SecretRequestDocument form, a markdown result, ...).
+/// Its content never holds a secret value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RunDocument {
+    pub id: Uuid,
+    pub kind: DocumentKind,
+    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
+    pub content: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A workflow run as the API and the Studio show it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowRun {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub workflow: String,
+    pub place: String,
+    pub status: RunStatus,
+    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
+    pub args: serde_json::Value,
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
+    pub result: Option<serde_json::Value>,
+    pub parent_id: Option<Uuid>,
+    pub callback: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Transitions that can be fired from outside now (the run is waiting for them).
+    pub transitions: Vec<String>,
+    pub documents: Vec<RunDocument>,
+}
+
+/// One requested key of a SecretRequestDocument.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RequestedKey {
+    pub key: String,
+}
+
+/// The content of a SecretRequestDocument, and the arguments of the request tools.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SecretRequest {
+    pub variables: Vec<RequestedKey>,
+}
+
+/// An agent tool: name, description and JSON Schema of its arguments.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ToolDefinition {
+    pub name: String,
+    pub description: String,
+    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
+    pub input_schema: serde_json::Value,
+}
+
+/// A run the caller can wait on.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Pending {
+    pub workflow_id: Uuid,
+}
+
+/// What a tool call returns to the agent. Never a secret value.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ToolResult {
+    /// The tool's answer: `[{key, hasValue}]` for `get_secret_keys`, `{variables: [{key}]}`
+    /// for `request_secrets`, `{workflowId}` for `request_secrets_task`.
+    #[cfg_attr(feature = "ssr", schema(value_type = serde_json::Value))]
+    pub data: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Pending>,
+}
+
+/// A change pushed on the event stream: ids, keys and states only.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(tag = "type")]
+pub enum Event {
+    #[serde(rename = "secret.upserted", rename_all = "camelCase")]
+    SecretUpserted { workspace_id: Uuid, secret_id: Uuid, key: String },
+    #[serde(rename = "secret.deleted", rename_all = "camelCase")]
+    SecretDeleted { workspace_id: Uuid, secret_id: Uuid },
+    #[serde(rename = "workflow.updated", rename_all = "camelCase")]
+    WorkflowUpdated { workspace_id: Uuid, workflow_id: Uuid, workflow: String, place: String, status: RunStatus },
+}
+
+impl Event {
+    /// The workspace the event belongs to.
+    pub fn workspace_id(&self) -> Uuid {
+        match self {
+            Event::SecretUpserted { workspace_id, .. }
+            | Event::SecretDeleted { workspace_id, .. }
+            | Event::WorkflowUpdated { workspace_id, .. } => *workspace_id,
+        }
+    }
+
+    /// The event's type name, e.g. `secret.upserted`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::SecretUpserted { .. } => "secret.upserted",
+            Event::SecretDeleted { .. } => "secret.deleted",
+            Event::WorkflowUpdated { .. } => "workflow.updated",
+        }
+    }
+}
