@@ -5,11 +5,13 @@
 pub mod actor;
 pub mod audit;
 pub mod dotenv;
+pub mod names;
 pub mod reserved;
 pub mod secret;
 pub mod submission;
 
 pub use actor::Actor;
 pub use audit::AuditAction;
-pub use secret::{Limits, Scope, SecretKey, SecretValue, Username};
+pub use names::{NewPassword, TokenName, Username, WorkspaceName};
+pub use secret::{Limits, Scope, SecretKey, SecretValue};
 pub use submission::Submission;

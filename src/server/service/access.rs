@@ -5,11 +5,10 @@
 
 use chrono::{Duration, Utc};
 use uuid::Uuid;
-use zeroize::Zeroizing;
 
 use crate::model::{Member, Role, TokenInfo, WorkspaceItem};
 use crate::server::domain::AuditAction;
-use crate::server::domain::{Actor, Scope, Username};
+use crate::server::domain::{Actor, NewPassword, Scope, TokenName, Username, WorkspaceName};
 use crate::server::error::AppError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
@@ -42,10 +41,8 @@ pub fn generate_password() -> String {
 /// Creates a user; 400 for a bad username or a password under 8 characters, 409 when taken.
 pub async fn create_user(db: &Db, username: &str, password: &str, is_admin: bool) -> Result<Uuid, AppError> {
     let username = Username::parse(username)?;
-    if password.chars().count() < 8 {
-        return Err(AppError::BadRequest("password must be at least 8 characters".into()));
-    }
-    let hash = hash_password_blocking(Zeroizing::new(password.to_string())).await?;
+    let password = NewPassword::parse(password)?;
+    let hash = hash_password_blocking(password.into_inner()).await?;
     let id = Uuid::new_v4();
     store::insert_user(db, id, username.as_str(), &hash, is_admin).await?;
     Ok(id)
@@ -80,14 +77,11 @@ pub async fn workspaces_of_user(db: &Db, user_id: Uuid) -> Result<Vec<WorkspaceI
 
 /// Creates a workspace with a fresh data key (wrapped by `kek`) and, optionally, its owner.
 pub async fn create_workspace(db: &Db, kek: &MasterKey, name: &str, owner: Option<Uuid>) -> Result<Uuid, AppError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(AppError::BadRequest("workspace name must be 1 to 100 characters".into()));
-    }
+    let name = WorkspaceName::parse(name)?;
     let id = Uuid::new_v4();
     let wrapped = kek.wrap(&DataKey::generate(), id, 1);
     let mut tx = db.begin().await?;
-    store::insert_workspace(&mut tx, id, name, &wrapped, owner).await?;
+    store::insert_workspace(&mut tx, id, name.as_str(), &wrapped, owner).await?;
     tx.commit().await?;
     Ok(id)
 }
@@ -161,10 +155,7 @@ pub async fn create_token(
     expires_in_days: Option<i64>,
     actor: &Actor,
 ) -> Result<(TokenRow, String), AppError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(AppError::BadRequest("token name must be 1 to 100 characters".into()));
-    }
+    let name = TokenName::parse(name)?;
     if scopes.is_empty() {
         return Err(AppError::BadRequest("a token needs at least one scope".into()));
     }
@@ -180,7 +171,7 @@ pub async fn create_token(
     let row = TokenRow {
         id,
         workspace_id,
-        name: name.to_string(),
+        name: name.as_str().to_string(),
         secret_hash: sha256(&secret),
         scopes: scope_names.join(" "),
         created_at: now,

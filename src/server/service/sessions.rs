@@ -8,7 +8,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::model::{SessionInfo, WorkspaceItem};
-use crate::server::domain::{Actor, AuditAction, Username};
+use crate::server::domain::{Actor, AuditAction, NewPassword, Username};
 use crate::server::error::AppError;
 use crate::server::keys::passwords::{constant_time_eq, random_secret, sha256, Hasher};
 use crate::server::store::{self, AttemptLimits, Db, SessionOrigin};
@@ -132,9 +132,7 @@ impl SessionService {
         new: &str,
         client: &str,
     ) -> Result<(), AppError> {
-        if new.chars().count() < 8 {
-            return Err(AppError::BadRequest("password must be at least 8 characters".into()));
-        }
+        let new = NewPassword::parse(new)?;
         let permit = self.hasher.reserve()?;
         if !store::claim_sign_in_attempt(&self.db, &user.username, client, &self.limits).await? {
             return Err(AppError::TooManyRequests(SIGN_IN_WINDOW_SECS as u64));
@@ -144,7 +142,7 @@ impl SessionService {
             store::audit_sign_in_failure(&self.db, &user.username, client, "current-password check").await?;
             return Err(AppError::BadRequest("the current password is not correct".into()));
         }
-        let hash = self.hasher.reserve()?.hash(Zeroizing::new(new.to_string())).await?;
+        let hash = self.hasher.reserve()?.hash(new.into_inner()).await?;
         let mut tx = self.db.begin().await?;
         store::set_password_hash_in(&mut tx, user.user_id, &hash).await?;
         store::forget_sign_in_attempts_in(&mut tx, &user.username).await?;
