@@ -50,6 +50,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let state = state::open(config, master_key_env).await?.state;
             run_with_secrets(&state, workspace, &allow_keys, &command).await
         }
+        Command::Mcp { workspace } => {
+            let state = state::open(config, master_key_env).await?.state;
+            mcp_stdio(state, workspace).await
+        }
         Command::RotateMasterKey { new_master_key } => {
             let new_key = new_master_key.as_ref().map(|key| key.expose_secret());
             let rotation = crate::server::service::rotation::rotate_master_key(config, master_key_env, new_key).await?;
@@ -78,6 +82,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             export(&state, workspace, &allow_keys, format).await
         }
     }
+}
+
+/// `mcp --workspace ID`: the MCP server over stdin/stdout for a local client. Only protocol
+/// messages go to stdout; logs go to stderr.
+async fn mcp_stdio(state: AppState, workspace: Uuid) -> anyhow::Result<ExitCode> {
+    use rmcp::ServiceExt;
+    if !access::workspace_exists(&state.db, workspace).await? {
+        bail!("workspace {workspace} does not exist");
+    }
+    // Requests expire and runs resume as they do under `serve`.
+    state.start_background().await?;
+    let server =
+        crate::server::web::mcp::McpServer::new(state.clone(), Some(crate::server::web::mcp::Caller::local(workspace)));
+    let running = server.serve(rmcp::transport::stdio()).await.context("the MCP client did not start a session")?;
+    running.waiting().await.context("the MCP session failed")?;
+    state.shutdown().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(config: Config, master_key_env: Option<&str>) -> anyhow::Result<ExitCode> {

@@ -109,6 +109,11 @@ pub struct Config {
     #[arg(long, env = "LOOPSTACK_SECRETS_MAX_STREAMS", default_value_t = 16, global = true)]
     pub max_streams: usize,
 
+    /// The address people open the Studio at (scheme, host and port, no path), used in the
+    /// links MCP clients open for a secret request. Default: `http://` and the listen address.
+    #[arg(long, env = "LOOPSTACK_SECRETS_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
     /// Seconds a client gets to send a request body; a slower one gets 408.
     #[arg(long, env = "LOOPSTACK_SECRETS_BODY_TIMEOUT_SECS", default_value_t = 30, global = true)]
     pub body_timeout_secs: u64,
@@ -126,6 +131,14 @@ impl Config {
     /// The configured master key, if any (see [`Config::master_key`]).
     pub fn master_key(&self) -> Option<&str> {
         self.master_key.as_ref().map(|key| key.expose_secret())
+    }
+
+    /// The Studio's public address, without a trailing `/`.
+    pub fn public_url(&self) -> String {
+        match self.public_url.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => url.trim_end_matches('/').to_string(),
+            _ => format!("http://{}", self.addr),
+        }
     }
 
     /// Limits applied when input is parsed.
@@ -164,6 +177,13 @@ pub enum Command {
         /// The command and its arguments (after `--`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, num_args = 1..)]
         command: Vec<String>,
+    },
+    /// Serve the MCP tools of one workspace over stdio (stdin/stdout carry only protocol
+    /// messages; logs go to stderr), over the local data dir as `run` does.
+    Mcp {
+        /// Workspace id.
+        #[arg(long)]
+        workspace: Uuid,
     },
     /// Rewrap every workspace data key under a new master key (values are not touched). With
     /// a key file a new key is generated; with LOOPSTACK_SECRETS_MASTER_KEY give the new one in

@@ -54,6 +54,16 @@ impl MasterKey {
         Zeroizing::new(B64.encode(self.raw.as_ref()))
     }
 
+    /// A 32-byte key for another purpose, derived from this one with HMAC-SHA256 over `label`
+    /// (the same on every instance sharing the master key; a new master key changes it).
+    pub fn derive(&self, label: &str) -> Zeroizing<[u8; 32]> {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(self.raw.as_ref()).expect("BUG: HMAC takes any key");
+        mac.update(b"loopstack-secrets derived key v1:");
+        mac.update(label.as_bytes());
+        Zeroizing::new(mac.finalize().into_bytes().into())
+    }
+
     /// Seals a workspace's data key; the result is `nonce || ciphertext`.
     pub fn wrap(&self, dek: &DataKey, workspace_id: Uuid, version: i32) -> Vec<u8> {
         seal(&self.cipher, dek.raw.as_ref(), &dek_aad(workspace_id, version))

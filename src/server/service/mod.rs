@@ -11,4 +11,5 @@ pub mod rotation;
 pub mod secrets;
 pub mod sessions;
 pub mod tools;
+pub mod waiting;
 pub mod workflow;

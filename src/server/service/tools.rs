@@ -8,6 +8,7 @@ use crate::model::{Pending, ToolDefinition, ToolResult};
 use crate::server::domain::Actor;
 use crate::server::error::AppError;
 use crate::server::service::secrets::SecretService;
+use crate::server::service::waiting::{self, Heartbeat, WaitArgs, MAX_WAIT_SECS};
 use crate::server::service::workflow::builtin::parse_request;
 use crate::server::service::workflow::StartOptions;
 use crate::server::service::workflow::WorkflowEngine;
@@ -63,6 +64,22 @@ pub fn definitions() -> Vec<ToolDefinition> {
             ),
             input_schema: variables_schema(),
         },
+        ToolDefinition {
+            name: "wait_for_secrets".into(),
+            description: format!(
+                "Waits until the user answers a secret request (the workflowId that request_secrets or request_secrets_task returned), at most timeoutSeconds (default {}, at most {MAX_WAIT_SECS}). Answers completed (with the stored keys), declined, expired or pending (call again to keep waiting). Never returns secret values.",
+                waiting::DEFAULT_WAIT_SECS
+            ),
+            input_schema: json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["workflowId"],
+                "properties": {
+                    "workflowId": {"type": "string", "format": "uuid", "description": "The run of the secret request"},
+                    "timeoutSeconds": {"type": "integer", "minimum": 0, "maximum": MAX_WAIT_SECS, "description": "Seconds to wait at most"}
+                }
+            }),
+        },
     ]
 }
 
@@ -77,7 +94,8 @@ struct Envelope {
 }
 
 /// Runs the tool `name` in `workspace_id`; the caller has been authorized for `tools:call`.
-#[tracing::instrument(skip(secrets, workflows, body, actor), err)]
+/// A long call (`wait_for_secrets`) beats `heartbeat` at least every 10 seconds.
+#[tracing::instrument(skip(secrets, workflows, body, actor, heartbeat), err)]
 pub async fn call(
     secrets: &SecretService,
     workflows: &WorkflowEngine,
@@ -85,6 +103,7 @@ pub async fn call(
     name: &str,
     body: Value,
     actor: &Actor,
+    heartbeat: &mut impl Heartbeat,
 ) -> Result<ToolResult, AppError> {
     let (args, parent) = split_envelope(body)?;
     match name {
@@ -115,8 +134,19 @@ pub async fn call(
             let data = if task { json!({"workflowId": run.id}) } else { json!({"variables": request.variables}) };
             Ok(ToolResult { data, pending })
         }
+        "wait_for_secrets" => {
+            if parent.is_some() {
+                return Err(AppError::BadRequest("only request_secrets_task takes a parent run".into()));
+            }
+            let args = WaitArgs::parse(args)?;
+            let outcome =
+                waiting::wait_for_request(workflows, workspace_id, args.workflow_id, args.timeout(), heartbeat).await?;
+            let pending =
+                (outcome.status == waiting::RequestStatus::Pending).then_some(Pending { workflow_id: outcome.workflow_id });
+            Ok(ToolResult { data: outcome.to_json(), pending })
+        }
         other => Err(AppError::BadRequest(format!(
-            "unknown tool '{other}'; known tools: get_secret_keys, request_secrets, request_secrets_task"
+            "unknown tool '{other}'; known tools: get_secret_keys, request_secrets, request_secrets_task, wait_for_secrets"
         ))),
     }
 }

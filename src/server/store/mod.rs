@@ -7,6 +7,7 @@
 
 mod audit;
 mod data_keys;
+mod elicitations;
 pub mod runs;
 mod secrets;
 mod sessions;
@@ -15,6 +16,7 @@ mod users;
 
 pub use audit::*;
 pub use data_keys::*;
+pub use elicitations::*;
 pub use secrets::*;
 pub use sessions::*;
 pub use tokens::*;

@@ -7,6 +7,7 @@
 pub mod cookies;
 pub mod csrf;
 pub mod http;
+pub mod mcp;
 pub mod principal;
 pub mod rest;
 pub mod state;
@@ -28,7 +29,11 @@ use state::AppState;
 pub fn api_router(state: AppState) -> Router {
     let enabled = state.config.enabled;
     let body_timeout = Duration::from_secs(state.config.body_timeout_secs);
-    rest::router(enabled)
+    let mut routes = rest::router(enabled);
+    if enabled {
+        routes = routes.merge(mcp::router(&state));
+    }
+    routes
         .layer(axum::middleware::from_fn(http::limit_body))
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .layer(axum::middleware::from_fn_with_state(state.static_files.clone(), http::response_headers))
@@ -46,8 +51,12 @@ pub fn app_router(state: AppState) -> Router {
     let shell_options = state.leptos_options.clone();
     let body_timeout = Duration::from_secs(state.config.body_timeout_secs);
     let csrf_guard = csrf::CsrfGuard { state: state.clone(), exempt: crate::ui::server_fns::WITHOUT_CSRF_TOKEN };
+    let mut api = rest::router(state.config.enabled);
+    if state.config.enabled {
+        api = api.merge(mcp::router(&state));
+    }
     Router::new()
-        .merge(rest::router(state.config.enabled))
+        .merge(api)
         .leptos_routes_with_context(&state, routes, page_context.clone(), move || shell(shell_options.clone()))
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(page_context, shell))
         .layer(axum::middleware::from_fn(http::server_fn_argument_errors))

@@ -4,12 +4,14 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::Value;
+use std::time::Duration;
 use uuid::Uuid;
 
 use crate::model::{ToolDefinition, ToolResult};
 use crate::server::domain::Scope;
 use crate::server::error::AppError;
 use crate::server::service::tools;
+use crate::server::service::waiting::Heartbeat;
 use crate::server::web::principal::Principal;
 use crate::server::web::rest::extract::{ApiJson, ApiPath};
 use crate::server::web::state::AppState;
@@ -47,5 +49,22 @@ async fn call(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<ToolResult>, AppError> {
     principal.authorize(&state.db, workspace_id, Scope::ToolsCall).await?;
-    Ok(Json(tools::call(&state.secrets, &state.workflows, workspace_id, &name, body, &principal.actor()).await?))
+    // A wait holds a stream slot, like the long-poll, and re-checks the credential as it goes.
+    let _slot = if name == "wait_for_secrets" { Some(state.streams.open(principal.credential_id())?) } else { None };
+    let mut recheck = Recheck { principal: &principal, state: &state, workspace_id };
+    let actor = principal.actor();
+    Ok(Json(tools::call(&state.secrets, &state.workflows, workspace_id, &name, body, &actor, &mut recheck).await?))
+}
+
+/// The heartbeat of a waiting REST call: the credential must still hold.
+struct Recheck<'a> {
+    principal: &'a Principal,
+    state: &'a AppState,
+    workspace_id: Uuid,
+}
+
+impl Heartbeat for Recheck<'_> {
+    async fn beat(&mut self, _waited: Duration, _limit: Duration) -> Result<(), AppError> {
+        self.principal.recheck(self.state, self.workspace_id, Scope::ToolsCall).await
+    }
 }
