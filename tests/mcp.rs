@@ -9,7 +9,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{error_code, json, serve, spawn_app, Engine, TestApp};
+use common::{error_code, json, serve, spawn_app, spawn_app_with, Engine, TestApp};
 use loopstack_secrets::server::domain::Scope;
 use reqwest::Method;
 use rmcp::model::{
@@ -353,6 +353,25 @@ async fn a_long_wait_sends_progress_and_says_pending(engine: Engine) {
     let _ = client.cancel().await;
 }
 
+/// A wait holds one of the token's open-stream slots, as the REST long-poll does.
+async fn waits_count_against_the_tokens_stream_limit(engine: Engine) {
+    let app = spawn_app_with(engine, &["--max-streams", "1"]).await;
+    let (_, token) = workspace(&app).await;
+    let client = connect(&app, &token, Agent::new(Era::Current, None), Era::Current).await;
+    let asked = client.call_tool(call("request_secrets", json!({"variables": [{"key": "K"}]}))).await.unwrap();
+    let run = asked.structured_content.unwrap()["workflowId"].as_str().unwrap().to_string();
+    let wait = call("wait_for_secrets", json!({"workflowId": run, "timeoutSeconds": 3}));
+
+    let (first, second) = tokio::join!(client.call_tool(wait.clone()), async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        client.call_tool(wait.clone()).await
+    });
+
+    assert_eq!(first.unwrap().structured_content.unwrap()["status"], "pending");
+    let second = second.unwrap();
+    assert_eq!(second.structured_content.unwrap()["error"]["code"], "rate_limited");
+}
+
 async fn url_elicitation_in_2026_07_28_completes_with_the_stored_message(engine: Engine) {
     let app = spawn_app(engine).await;
     let (ws, token) = workspace(&app).await;
@@ -556,6 +575,7 @@ both_engines!(
     http_without_a_tool_token_is_challenged,
     without_elicitation_the_url_comes_back_and_wait_for_secrets_completes,
     a_long_wait_sends_progress_and_says_pending,
+    waits_count_against_the_tokens_stream_limit,
     url_elicitation_in_2026_07_28_completes_with_the_stored_message,
     a_request_state_is_accepted_once_and_only_for_its_call,
     url_elicitation_in_2025_11_25_errors_then_notifies_then_completes,

@@ -176,6 +176,10 @@ impl McpServer {
             // Already answered or closed: the outcome below says how.
             let _ = workflows.cancel(caller.workspace_id, state.run, reason, &caller.actor).await;
         }
+        let _slot = match caller.hold_stream(&self.state) {
+            Ok(slot) => slot,
+            Err(err) => return tool_error(err),
+        };
         let mut progress = Progress::new(&self.state, caller, context);
         let waited =
             waiting::wait_for_request(workflows, caller.workspace_id, state.run, RETRY_WAIT, &mut progress).await;

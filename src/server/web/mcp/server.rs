@@ -23,6 +23,7 @@ use crate::server::service::tools;
 use crate::server::service::waiting::Heartbeat;
 use crate::server::web::principal::Principal;
 use crate::server::web::state::AppState;
+use crate::server::web::streams::StreamSlot;
 
 /// Who calls: a workspace and the actor the audit names; over HTTP also the token, checked
 /// again while a call waits.
@@ -42,6 +43,12 @@ impl Caller {
     /// The local operator over stdio (`loopstack-secrets mcp`).
     pub fn local(workspace_id: Uuid) -> Caller {
         Caller { workspace_id, actor: Actor::cli("mcp"), principal: None }
+    }
+
+    /// Holds one of the credential's open-stream slots for a call that waits (as a long-poll
+    /// does); the local operator has no limit.
+    pub fn hold_stream(&self, state: &AppState) -> Result<Option<StreamSlot>, AppError> {
+        self.principal.as_ref().map(|principal| state.streams.open(principal.credential_id())).transpose()
     }
 
     /// Whether the credential still holds (a revoked token ends a waiting call).
@@ -127,6 +134,11 @@ impl ServerHandler for McpServer {
         if name == "request_secrets" || name == "request_secrets_task" {
             return self.request_secrets(&caller, &name, args, &request, &context).await;
         }
+        let _slot = match (name == "wait_for_secrets").then(|| caller.hold_stream(&self.state)) {
+            Some(Err(err)) => return tool_error(err),
+            Some(Ok(slot)) => slot,
+            None => None,
+        };
         let mut heartbeat = Progress::new(&self.state, &caller, &context);
         let called = tools::call(
             &self.state.secrets,
