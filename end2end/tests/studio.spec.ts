@@ -193,10 +193,17 @@ test("an agent's request appears live and the user's answer wakes the agent", as
   test.slow(); // a long-poll plus two pages; a missed wake-up should fail on its own assertion
   const user = createUser();
   const ws = createWorkspace(user.username);
-  const token = createToken(ws.id, AGENT_SCOPES);
+  const tokenName = `deploy-bot-${randomHex(3)}`;
+  const token = createToken(ws.id, AGENT_SCOPES, tokenName);
   const traffic = await recordPageTraffic(page);
   const openai = canary('openai');
   const slack = canary('slack');
+  const context = {
+    reason: 'Deploying the <b>billing</b> service needs these.',
+    keys: {
+      OPENAI_API_KEY: { description: 'A project key; it starts with sk-', helpUrl: 'https://platform.openai.com/api-keys' },
+    },
+  };
 
   await signInAs(page, user, true);
   // The page must be listening before the agent asks: wait for its event stream to open.
@@ -208,7 +215,7 @@ test("an agent's request appears live and the user's answer wakes the agent", as
   await markDocument(page);
 
   // The agent asks; the request shows up on the open page without a reload.
-  const asked = await agentRequestSecrets(request, ws.id, token, ['OPENAI_API_KEY', 'SLACK_TOKEN']);
+  const asked = await agentRequestSecrets(request, ws.id, token, ['OPENAI_API_KEY', 'SLACK_TOKEN'], context);
   const runId = asked.runId;
   const link = page.getByRole('link', { name: 'Request for OPENAI_API_KEY, SLACK_TOKEN', exact: true });
   await expect(link).toBeVisible();
@@ -228,6 +235,18 @@ test("an agent's request appears live and the user's answer wakes the agent", as
   await waitForHydration(page);
   await expect(page.getByText('Status: waiting')).toBeVisible();
   await expect(page.getByText('secrets panel')).toBeVisible();
+  // Who asked, why, until when, and what each key is: as text, the markup in the reason shown.
+  await expect(page.getByText(`API token \u201c${tokenName}\u201d`, { exact: true })).toBeVisible();
+  await expect(page.getByText('Expires', { exact: true })).toBeVisible();
+  await expect(page.getByText(context.reason, { exact: true })).toBeVisible();
+  await expect(page.locator('b', { hasText: 'billing' })).toHaveCount(0);
+  await expect(page.getByLabel('OPENAI_API_KEY', { exact: true })).toHaveAccessibleDescription(
+    context.keys.OPENAI_API_KEY.description,
+  );
+  const help = page.getByRole('link', { name: 'How to get it (platform.openai.com)', exact: true });
+  await expect(help).toHaveAttribute('href', context.keys.OPENAI_API_KEY.helpUrl);
+  await expect(help).toHaveAttribute('target', '_blank');
+  await expect(help).toHaveAttribute('rel', 'noopener noreferrer');
   const fields = { OPENAI_API_KEY: openai, SLACK_TOKEN: slack };
   for (const [key, value] of Object.entries(fields)) {
     const input = page.getByLabel(key, { exact: true });
@@ -349,12 +368,14 @@ test('@nojs the request form works without JavaScript', async ({ page, request }
   const token = createToken(ws.id, AGENT_SCOPES);
   const traffic = await recordPageTraffic(page);
   const value = canary('nojs');
-  const { runId } = await agentRequestSecrets(request, ws.id, token, ['NOJS_API_KEY']);
+  const reason = 'The nightly export job needs it.';
+  const { runId } = await agentRequestSecrets(request, ws.id, token, ['NOJS_API_KEY'], { reason });
 
   // JavaScript is off in this project: plain form posts and server redirects.
   await signInAs(page, user, false);
   await open(page, runPath(ws.id, runId), false);
   await expect(page.getByText('Status: waiting')).toBeVisible();
+  await expect(page.getByText(reason, { exact: true })).toBeVisible();
   const input = page.getByLabel('NOJS_API_KEY', { exact: true });
   await expect(input).toHaveAttribute('type', 'password');
   await input.fill(value);

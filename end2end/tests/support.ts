@@ -273,19 +273,29 @@ function parseJson<T>(what: string, text: string): T {
   }
 }
 
+/** What a request tells the person: a reason, and per key a description and an https help link. */
+export interface RequestContext {
+  reason?: string;
+  keys?: Record<string, { description?: string; helpUrl?: string }>;
+}
+
 /**
- * The agent calls the `request_secrets` tool for `keys` (in this order); returns the id of the
- * run to wait on and the raw answer (for leak checks).
+ * The agent calls the `request_secrets` tool for `keys` (in this order), with `context` if
+ * given; returns the id of the run to wait on and the raw answer (for leak checks). The answer
+ * names the keys only, context or not.
  */
 export async function agentRequestSecrets(
   request: APIRequestContext,
   workspaceId: string,
   token: string,
   keys: string[],
+  context: RequestContext = {},
 ): Promise<{ runId: string; text: string }> {
+  const variables = keys.map((key) => ({ key, ...(context.keys?.[key] ?? {}) }));
+  const args = context.reason === undefined ? { variables } : { reason: context.reason, variables };
   const res = await request.post(`/api/v1/workspaces/${workspaceId}/tools/request_secrets`, {
     headers: bearer(token),
-    data: { args: { variables: keys.map((key) => ({ key })) } },
+    data: { args },
   });
   const text = await res.text();
   expect(res.status(), `request_secrets: ${text}`).toBe(200);

@@ -46,7 +46,7 @@ impl RunStatus {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum DocumentKind {
-    /// A form asking a person for secret values (`{variables: [{key}]}`).
+    /// A form asking a person for secret values (a [`SecretRequest`]).
     SecretRequestDocument,
     /// A markdown result (`{markdown}`).
     MarkdownDocument,
@@ -103,26 +103,73 @@ pub struct WorkflowRun {
     pub callback: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// Who started the run (for a secret request: who asked).
+    pub created_by: CreatedBy,
     pub updated_at: DateTime<Utc>,
     /// Transitions that can be fired from outside now (the run is waiting for them).
     pub transitions: Vec<String>,
     pub documents: Vec<RunDocument>,
 }
 
-/// One requested key of a SecretRequestDocument.
+/// One requested key of a SecretRequestDocument, with what the person asked should know
+/// about it. Unknown fields are refused.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RequestedKey {
+    /// The key: it becomes an environment variable name.
+    #[cfg_attr(feature = "ssr", schema(pattern = "^[A-Za-z_][A-Za-z0-9_]*$", min_length = 1, max_length = 200))]
     pub key: String,
+    /// What the value is and where it comes from: plain text (a newline is the only control
+    /// character allowed), at most 500 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(max_length = 500))]
+    pub description: Option<String>,
+    /// A page explaining how to get the value: an absolute `https://` URL with a host, at most
+    /// 2000 characters. The Studio links to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(format = "uri", pattern = "^https://", max_length = 2000))]
+    pub help_url: Option<String>,
 }
 
-/// The content of a SecretRequestDocument, and the arguments of the request tools.
+impl RequestedKey {
+    /// A key asked for without a description or a help link.
+    pub fn new(key: impl Into<String>) -> RequestedKey {
+        RequestedKey { key: key.into(), description: None, help_url: None }
+    }
+}
+
+/// The content of a SecretRequestDocument, and the arguments of the request tools:
+/// `{reason?, variables: [{key, description?, helpUrl?}]}`. Unknown fields are refused.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SecretRequest {
+    /// Why the secrets are needed, shown to the person asked: plain text (a newline is the
+    /// only control character allowed), at most 500 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(max_length = 500))]
+    pub reason: Option<String>,
+    /// The keys asked for: 1 to 50, each once.
+    #[cfg_attr(feature = "ssr", schema(min_items = 1, max_items = 50))]
     pub variables: Vec<RequestedKey>,
+}
+
+/// Who started a run, as the person answering a request reads it: a user by name, an API token
+/// by the name its owner gave it (never the token), an operator's command, or the server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum CreatedBy {
+    User {
+        name: String,
+    },
+    /// `name` is absent when the token no longer exists.
+    Token {
+        name: Option<String>,
+    },
+    Cli,
+    System,
 }
 
 /// An agent tool: name, description and JSON Schema of its arguments.

@@ -1,24 +1,51 @@
 //! Secret requests in the Studio: the pending list of a workspace and the run view, which shows
-//! a run's documents in order (the SecretRequestDocument form while waiting, then results).
+//! who asked, when and until when, then the run's documents in order (the SecretRequestDocument
+//! form with the reason and each key's description and help link while waiting, then results).
+//! Everything the requester wrote is rendered as text, never as markup.
 
+use chrono::{DateTime, Utc};
 use leptos::prelude::*;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::model::{DocumentKind, PendingRequest, RunDocument, RunStatus, WorkflowRun};
+use crate::model::{
+    CreatedBy, DocumentKind, PendingRequest, RequestedKey, RunDocument, RunStatus, SecretRequest, WorkflowRun,
+};
 use crate::ui::csrf::CsrfField;
 use crate::ui::layout::{fetch_for, id_param, Alert, SignedInPage};
 use crate::ui::live::use_workspace_events;
 use crate::ui::markdown::Markdown;
 use crate::ui::server_fns::{get_run, DeclineRequest, SubmitRequest};
 
-fn keys_of(content: &Value) -> Vec<String> {
-    content["variables"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v["key"].as_str().map(str::to_string))
-        .collect()
+/// The request a SecretRequestDocument holds. Its content was checked when the request came
+/// in; should a stored one not read as a request, its keys alone are shown.
+fn request_of(content: &Value) -> SecretRequest {
+    serde_json::from_value(content.clone()).unwrap_or_else(|_| SecretRequest {
+        reason: None,
+        variables: content["variables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v["key"].as_str().map(RequestedKey::new))
+            .collect(),
+    })
+}
+
+/// Who started a run, in words.
+fn creator_label(created_by: &CreatedBy) -> String {
+    match created_by {
+        CreatedBy::User { name } => name.clone(),
+        CreatedBy::Token { name: Some(name) } => format!("API token \u{201c}{name}\u{201d}"),
+        CreatedBy::Token { name: None } => "an API token that no longer exists".into(),
+        CreatedBy::Cli => "the command line".into(),
+        CreatedBy::System => "the server".into(),
+    }
+}
+
+/// A time as the Studio shows it.
+#[component]
+fn When(at: DateTime<Utc>) -> impl IntoView {
+    view! { <time datetime=at.to_rfc3339()>{at.format("%Y-%m-%d %H:%M UTC").to_string()}</time> }
 }
 
 /// The workspace's waiting requests (read with the page, which refetches on every event).
@@ -84,6 +111,19 @@ fn RunView(
             <p class="crumbs"><a href=format!("/workspaces/{ws}")>"Back to the workspace"</a></p>
             <h1>{title(&run.workflow)}</h1>
             <p class="muted">{format!("Status: {}", run.status.as_str())}</p>
+            <dl class="run-facts">
+                <dt>"Requested by"</dt>
+                <dd class="requested-by">{creator_label(&run.created_by)}</dd>
+                <dt>"Requested at"</dt>
+                <dd><When at=run.created_at/></dd>
+                {run.status.is_open().then(|| view! {
+                    <dt>"Expires"</dt>
+                    <dd class="expires">{match run.expires_at {
+                        Some(at) => view! { <When at/> }.into_any(),
+                        None => "Never".into_any(),
+                    }}</dd>
+                })}
+            </dl>
             {stored.then(|| view! { <p class="success">"Secrets have been stored securely."</p> })}
             {(run.status == RunStatus::Failed && run.result.as_ref().is_some_and(|r| r["expired"] == true))
                 .then(|| view! { <p class="muted">"This request expired before the secrets were provided."</p> })}
@@ -113,15 +153,21 @@ fn DocumentView(
 ) -> impl IntoView {
     match doc.kind {
         DocumentKind::SecretRequestDocument if live_form => {
-            view! { <RequestForm keys=keys_of(&doc.content) run_id workspace_id submit decline/> }.into_any()
+            view! { <RequestForm request=request_of(&doc.content) run_id workspace_id submit decline/> }.into_any()
         }
-        DocumentKind::SecretRequestDocument => view! {
-            <section class="panel document">
-                <h2>"Requested secrets"</h2>
-                <ul>{keys_of(&doc.content).into_iter().map(|k| view! { <li><code>{k}</code></li> }).collect_view()}</ul>
-            </section>
+        DocumentKind::SecretRequestDocument => {
+            let request = request_of(&doc.content);
+            view! {
+                <section class="panel document">
+                    <h2>"Requested secrets"</h2>
+                    <Reason reason=request.reason/>
+                    <ul>{request.variables.into_iter().map(|v| view! {
+                        <li><code>{v.key}</code><KeyHelp description=v.description help_url=v.help_url hint_id=None/></li>
+                    }).collect_view()}</ul>
+                </section>
+            }
+            .into_any()
         }
-        .into_any(),
         DocumentKind::MarkdownDocument => {
             let text = doc.content["markdown"].as_str().unwrap_or_default().to_string();
             view! { <section class="panel document"><Markdown text/></section> }.into_any()
@@ -133,10 +179,42 @@ fn DocumentView(
     }
 }
 
-/// The SecretRequestDocument form: one password field per key, "Save & Continue".
+/// Why the requester asks, as it wrote it (plain text; newlines kept by the style sheet).
+#[component]
+fn Reason(reason: Option<String>) -> impl IntoView {
+    reason.map(|reason| {
+        view! {
+            <div class="request-reason">
+                <h3>"Reason"</h3>
+                <p class="note">{reason}</p>
+            </div>
+        }
+    })
+}
+
+/// What the requester says about one key: its description, and a link to where the value can
+/// be found (https only; it opens in a new tab that cannot reach back into this page).
+#[component]
+fn KeyHelp(description: Option<String>, help_url: Option<String>, hint_id: Option<String>) -> impl IntoView {
+    let link = help_url.filter(|url| url.starts_with("https://")).map(|url| {
+        let host = url["https://".len()..].split(['/', '?', '#']).next().unwrap_or_default().to_string();
+        view! {
+            <p class="key-help">
+                <a href=url rel="noopener noreferrer" target="_blank">{format!("How to get it ({host})")}</a>
+            </p>
+        }
+    });
+    view! {
+        {description.map(|text| view! { <p class="note key-description" id=hint_id>{text}</p> })}
+        {link}
+    }
+}
+
+/// The SecretRequestDocument form: the reason, one password field per key with its
+/// description and help link, "Save & Continue".
 #[component]
 fn RequestForm(
-    keys: Vec<String>,
+    request: SecretRequest,
     run_id: Uuid,
     workspace_id: Uuid,
     submit: ServerAction<SubmitRequest>,
@@ -156,15 +234,19 @@ fn RequestForm(
             <p class="muted">
                 "Values are stored encrypted with this workspace's secrets (see the secrets panel) and are never shown to the workflow or the LLM."
             </p>
+            <Reason reason=request.reason/>
             <ActionForm action=submit attr:class="request-form">
                 <CsrfField/>
                 <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
                 <input type="hidden" name="run_id" value=run_id.to_string()/>
-                {keys.into_iter().map(|key| {
+                {request.variables.into_iter().map(|RequestedKey { key, description, help_url }| {
                     let id = format!("secret-{key}");
+                    let hint_id = description.as_ref().map(|_| format!("secret-{key}-description"));
                     view! {
                         <label for=id.clone()><code>{key.clone()}</code></label>
-                        <input id=id name=format!("values[{key}]") type="password" autocomplete="off"/>
+                        <KeyHelp description help_url hint_id=hint_id.clone()/>
+                        <input id=id name=format!("values[{key}]") type="password" autocomplete="off"
+                            aria-describedby=hint_id/>
                     }
                 }).collect_view()}
                 <button type="submit" disabled=move || submit.pending().get()>"Save & Continue"</button>

@@ -4,7 +4,8 @@
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::model::{Pending, ToolDefinition, ToolResult};
+use crate::model::{Pending, RequestedKey, ToolDefinition, ToolResult};
+use crate::server::domain::context::{MAX_HELP_URL_CHARS, MAX_NOTE_CHARS};
 use crate::server::domain::Actor;
 use crate::server::error::AppError;
 use crate::server::service::secrets::SecretService;
@@ -17,13 +18,21 @@ use crate::server::service::workflow::WorkflowEngine;
 pub const TASK_CALLBACK: &str = "secretsStored";
 
 const ONLY_CALL: &str = "This must be the only tool call in the response.";
+const CONTEXT: &str =
+    "Give a short reason and, for each key, a description and a helpUrl (https) so the user knows what to paste.";
 
 fn variables_schema() -> Value {
+    let plain_text = |description: &str| {
+        json!({"type": "string", "maxLength": MAX_NOTE_CHARS, "description": format!(
+            "{description} Plain text (newlines allowed, no other control characters), at most {MAX_NOTE_CHARS} characters."
+        )})
+    };
     json!({
         "type": "object",
         "additionalProperties": false,
         "required": ["variables"],
         "properties": {
+            "reason": plain_text("Why the secrets are needed, shown to the user above the form."),
             "variables": {
                 "type": "array",
                 "description": "List of secret keys to request from the user",
@@ -34,7 +43,15 @@ fn variables_schema() -> Value {
                     "additionalProperties": false,
                     "required": ["key"],
                     "properties": {
-                        "key": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "minLength": 1, "maxLength": 200}
+                        "key": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "minLength": 1, "maxLength": 200},
+                        "description": plain_text("What this value is and where the user finds it, shown next to its field."),
+                        "helpUrl": {
+                            "type": "string",
+                            "format": "uri",
+                            "pattern": "^https://",
+                            "maxLength": MAX_HELP_URL_CHARS,
+                            "description": "A page explaining how to get this value, linked next to its field. An absolute https:// URL."
+                        }
                     }
                 }
             }
@@ -53,14 +70,14 @@ pub fn definitions() -> Vec<ToolDefinition> {
         ToolDefinition {
             name: "request_secrets".into(),
             description: format!(
-                "Requests secret values from the user. Shows a secure input form in the Studio. Values are stored securely and never exposed to the workflow or LLM. Returns the key names after the user provides the values. {ONLY_CALL}"
+                "Requests secret values from the user. Shows a secure input form in the Studio. Values are stored securely and never exposed to the workflow or LLM. Returns the key names after the user provides the values. {CONTEXT} {ONLY_CALL}"
             ),
             input_schema: variables_schema(),
         },
         ToolDefinition {
             name: "request_secrets_task".into(),
             description: format!(
-                "Agent-friendly task variant of request_secrets. Launches the secrets_request workflow as a sub-workflow, displays an embedded form, and completes via callback when the user submits secrets (\"Secrets have been stored securely by the user.\"). {ONLY_CALL}"
+                "Agent-friendly task variant of request_secrets. Launches the secrets_request workflow as a sub-workflow, displays an embedded form, and completes via callback when the user submits secrets (\"Secrets have been stored securely by the user.\"). {CONTEXT} {ONLY_CALL}"
             ),
             input_schema: variables_schema(),
         },
@@ -131,7 +148,8 @@ pub async fn call(
             let args = serde_json::to_value(&request).expect("BUG: a request serializes");
             let run = workflows.start(workspace_id, "secrets_request", args, options, actor).await?;
             let pending = Some(Pending { workflow_id: run.id });
-            let data = if task { json!({"workflowId": run.id}) } else { json!({"variables": request.variables}) };
+            let keys: Vec<RequestedKey> = request.variables.iter().map(|v| RequestedKey::new(v.key.as_str())).collect();
+            let data = if task { json!({"workflowId": run.id}) } else { json!({ "variables": keys }) };
             Ok(ToolResult { data, pending })
         }
         "wait_for_secrets" => {

@@ -199,8 +199,11 @@ impl StaticFiles {
     }
 
     /// The `Cache-Control` for a static file: hashed names never change, so they are cached
-    /// for a year; anything else is revalidated on each use.
+    /// for a year; the icon for a day; anything else is revalidated on each use.
     fn cache_control(&self, path: &str) -> Option<HeaderValue> {
+        if crate::server::web::favicon::PATHS.contains(&path) {
+            return Some(HeaderValue::from_static("public, max-age=86400"));
+        }
         let name = path.strip_prefix(&*self.pkg_prefix)?;
         Some(if self.hashed.contains(name) {
             HeaderValue::from_static("public, max-age=31536000, immutable")
@@ -317,6 +320,7 @@ mod tests {
         assert_eq!(files.cache_control("/pkg/app.def.wasm").unwrap(), "public, max-age=31536000, immutable");
         assert_eq!(files.cache_control("/pkg/app.js").unwrap(), "no-cache");
         assert_eq!(files.cache_control("/workspaces"), None);
+        assert_eq!(files.cache_control("/favicon.svg").unwrap(), "public, max-age=86400");
         assert!(!StaticFiles::from_hash_file("app", "pkg", "").hashed());
     }
 

@@ -1,11 +1,12 @@
 //! The web layer: the serve loop and headers (`http`), who is calling (`principal`, `cookies`,
-//! `csrf`), the REST resources (`rest`), the Studio's server-function adapters (`studio`),
+//! `csrf`), the REST resources (`rest`), the icon (`favicon`), the Studio's server-function adapters (`studio`),
 //! limits on requests that stay open (`streams`), and `AppState`, which assembles the services
 //! for all of them. Handlers authorize, parse input into domain types and call services; they
 //! write no SQL and decide no rule of the product.
 
 pub mod cookies;
 pub mod csrf;
+pub mod favicon;
 pub mod http;
 pub mod mcp;
 pub mod principal;
@@ -57,6 +58,7 @@ pub fn app_router(state: AppState) -> Router {
     }
     Router::new()
         .merge(api)
+        .merge(favicon::router())
         .leptos_routes_with_context(&state, routes, page_context.clone(), move || shell(shell_options.clone()))
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(page_context, shell))
         .layer(axum::middleware::from_fn(http::server_fn_argument_errors))

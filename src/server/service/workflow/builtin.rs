@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::model::{DocumentKind, RequestedKey, SecretRequest};
-use crate::server::domain::{Limits, SecretKey};
+use crate::server::domain::{HelpUrl, Limits, Note, SecretKey};
 use crate::server::error::AppError;
 use crate::server::service::workflow::{
     Step, Transition, TransitionName as T, Trigger, END, MAX_REQUESTED_KEYS, START, STORED_MESSAGE,
@@ -86,8 +86,7 @@ impl Builtin {
                     Some(json!({"success": true, "message": STORED_MESSAGE, "variables": step.payload["variables"]}));
             }
             (Builtin::SecretsExample, T::RequestSecretsFromUser) => {
-                let variables: Vec<RequestedKey> =
-                    EXAMPLE_KEYS.iter().map(|k| RequestedKey { key: k.to_string() }).collect();
+                let variables: Vec<RequestedKey> = EXAMPLE_KEYS.iter().copied().map(RequestedKey::new).collect();
                 step.save_document(DocumentKind::SecretRequestDocument, json!({ "variables": variables }));
             }
             (Builtin::SecretsExample, T::SecretsSubmitted) => {
@@ -121,7 +120,9 @@ impl Builtin {
     }
 }
 
-/// Parses request-tool arguments: `{variables: [{key}]}`, strict, 1 to 50 distinct valid keys.
+/// Parses request-tool arguments: `{reason?, variables: [{key, description?, helpUrl?}]}`,
+/// strict, 1 to 50 distinct valid keys; the reason and descriptions are plain text and the help
+/// links https (see [`Note`] and [`HelpUrl`]), kept as parsed (blank ones left out).
 pub fn parse_request(args: Value, limits: &Limits) -> Result<SecretRequest, AppError> {
     let request: SecretRequest = serde_json::from_value(args).map_err(|e| {
         AppError::BadRequest(format!(
@@ -132,12 +133,24 @@ pub fn parse_request(args: Value, limits: &Limits) -> Result<SecretRequest, AppE
     if request.variables.is_empty() || request.variables.len() > MAX_REQUESTED_KEYS {
         return Err(AppError::BadRequest(format!("variables must list 1 to {MAX_REQUESTED_KEYS} keys")));
     }
+    let reason = note("reason", request.reason.as_deref())?;
     let mut seen = std::collections::HashSet::new();
-    for variable in &request.variables {
+    let mut variables = Vec::with_capacity(request.variables.len());
+    for (i, variable) in request.variables.into_iter().enumerate() {
         let key = SecretKey::parse(&variable.key, limits)?;
         if !seen.insert(key) {
             return Err(AppError::BadRequest(format!("'{}' is requested twice", variable.key)));
         }
+        let description = note(&format!("variables[{i}].description"), variable.description.as_deref())?;
+        let help_url = match variable.help_url.as_deref() {
+            Some(raw) => HelpUrl::parse(&format!("variables[{i}].helpUrl"), raw)?.map(HelpUrl::into_string),
+            None => None,
+        };
+        variables.push(RequestedKey { key: variable.key, description, help_url });
     }
-    Ok(request)
+    Ok(SecretRequest { reason, variables })
+}
+
+fn note(field: &str, raw: Option<&str>) -> Result<Option<String>, AppError> {
+    Ok(raw.map(|raw| Note::parse(field, raw)).transpose()?.flatten().map(Note::into_string))
 }

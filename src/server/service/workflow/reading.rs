@@ -1,9 +1,13 @@
-//! Reading runs: one with its documents, a workspace's list (documents in one query), and the
-//! long-poll that waits for a run to move.
+//! Reading runs: one with its documents and who started it, a workspace's list (documents in
+//! one query), and the long-poll that waits for a run to move.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use super::*;
+use crate::model::CreatedBy;
+use crate::server::domain::ActorKind;
+use crate::server::store::token_by_id;
 
 impl WorkflowEngine {
     /// A run with its documents and available transitions.
@@ -19,12 +23,36 @@ impl WorkflowEngine {
         let rows = runs::runs(&self.db, workspace_id, status, LIST_LIMIT).await?;
         // The documents of all listed runs in one query, not one per run.
         let mut documents = runs::documents_of_runs(&self.db, workspace_id, status, LIST_LIMIT).await?;
-        rows.into_iter()
-            .map(|row| {
-                let docs = documents.remove(&row.id).unwrap_or_default();
-                view_of(row, docs)
-            })
-            .collect()
+        // Each token that started runs is looked up once.
+        let mut creators: HashMap<String, CreatedBy> = HashMap::new();
+        let mut views = Vec::with_capacity(rows.len());
+        for row in rows {
+            let created_by = match creators.get(&row.created_by) {
+                Some(known) => known.clone(),
+                None => {
+                    let found = self.created_by(&row).await?;
+                    creators.insert(row.created_by.clone(), found.clone());
+                    found
+                }
+            };
+            let docs = documents.remove(&row.id).unwrap_or_default();
+            views.push(view_of(row, docs, created_by)?);
+        }
+        Ok(views)
+    }
+
+    /// Who started `run`, by name: a token's is looked up (a token of another workspace, which
+    /// cannot have started it, is not named).
+    async fn created_by(&self, run: &RunRow) -> Result<CreatedBy, AppError> {
+        Ok(match Actor(run.created_by.clone()).kind() {
+            ActorKind::User(name) => CreatedBy::User { name: name.to_string() },
+            ActorKind::Token(id) => {
+                let token = token_by_id(&self.db, id).await?;
+                CreatedBy::Token { name: token.filter(|t| t.workspace_id == run.workspace_id).map(|t| t.name) }
+            }
+            ActorKind::Cli => CreatedBy::Cli,
+            ActorKind::System => CreatedBy::System,
+        })
     }
 
     /// Waits until the run changes (or is already closed), at most `timeout`. Returns the run
@@ -57,7 +85,8 @@ impl WorkflowEngine {
 
     pub(super) async fn to_view(&self, run: RunRow) -> Result<WorkflowRun, AppError> {
         let documents = runs::documents(&self.db, run.id).await?;
-        view_of(run, documents)
+        let created_by = self.created_by(&run).await?;
+        view_of(run, documents, created_by)
     }
 }
 
@@ -65,7 +94,11 @@ impl WorkflowEngine {
 const LIST_LIMIT: i64 = 200;
 
 /// A run as the API shows it, with its documents.
-pub(super) fn view_of(run: RunRow, documents: Vec<RunDocument>) -> Result<WorkflowRun, AppError> {
+pub(super) fn view_of(
+    run: RunRow,
+    documents: Vec<RunDocument>,
+    created_by: CreatedBy,
+) -> Result<WorkflowRun, AppError> {
     let status = run.status;
     let transitions = if status == RunStatus::Waiting {
         builtin_of(&run)?
@@ -89,6 +122,7 @@ pub(super) fn view_of(run: RunRow, documents: Vec<RunDocument>) -> Result<Workfl
         callback: run.callback,
         expires_at: run.expires_at,
         created_at: run.created_at,
+        created_by,
         updated_at: run.updated_at,
         transitions,
         documents,

@@ -39,8 +39,7 @@ impl WorkflowEngine {
             let item = self.secrets.upsert_in(tx, sealer, key, value, actor, Some(&detail)).await?;
             events.push(Event::SecretUpserted { workspace_id: run.workspace_id, secret_id: item.id, key: item.key });
         }
-        let keys: Vec<RequestedKey> =
-            parsed.iter().map(|(key, _)| RequestedKey { key: key.as_str().to_string() }).collect();
+        let keys: Vec<RequestedKey> = parsed.iter().map(|(key, _)| RequestedKey::new(key.as_str())).collect();
         Ok((json!({ "variables": keys }), events))
     }
 }

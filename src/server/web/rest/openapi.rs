@@ -5,8 +5,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::model::{
-    ApiError, Deleted, ErrorBody, Event, Pending, RunDocument, RunStatus, SecretInput, SecretItem, SecretUpdate,
-    ToolDefinition, ToolResult, WorkflowRun,
+    ApiError, CreatedBy, Deleted, ErrorBody, Event, Pending, RequestedKey, RunDocument, RunStatus, SecretInput,
+    SecretItem, SecretRequest, SecretUpdate, ToolDefinition, ToolResult, WorkflowRun,
 };
 
 /// The API description served at `/api/v1/openapi.json`.
@@ -33,7 +33,8 @@ use crate::model::{
         serve,
     ),
     components(schemas(SecretItem, SecretInput, SecretUpdate, Deleted, ErrorBody, ApiError, WorkflowRun, RunDocument, RunStatus,
-        ToolDefinition, ToolResult, Pending, Event, crate::server::web::rest::workflows::StartRun)),
+        CreatedBy, SecretRequest, RequestedKey, ToolDefinition, ToolResult, Pending, Event,
+        crate::server::web::rest::workflows::StartRun)),
     modifiers(&BearerAuth, &SharedErrors),
     tags((name = "secrets", description = "Keys and hasValue flags; values are write-only"),
         (name = "tools", description = "What an LLM agent may call; never returns a value"),

@@ -41,8 +41,10 @@ pub struct StartRun {
     /// `secrets_request` or `secrets_example`.
     #[schema(pattern = "^(secrets_request|secrets_example)$")]
     pub workflow: String,
+    /// For `secrets_request`, a `SecretRequest` (`{reason?, variables: [{key, description?,
+    /// helpUrl?}]}`); `secrets_example` takes none.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = start_args_schema)]
     pub args: Value,
     /// A run to call back when this one completes.
     #[serde(default)]
@@ -53,6 +55,22 @@ pub struct StartRun {
     /// Stop waiting after this many seconds.
     #[serde(default)]
     pub expires_in_seconds: Option<i64>,
+}
+
+/// The arguments of a new run: a `SecretRequest`, or nothing for `secrets_example`.
+fn start_args_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type};
+    use utoipa::openapi::Ref;
+    let no_arguments = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(Ref::from_schema_name("SecretRequest"))
+            .item(no_arguments)
+            .description(Some("`secrets_request`: a SecretRequest; `secrets_example`: no arguments"))
+            .build(),
+    )
 }
 
 /// Starts a run.
