@@ -78,7 +78,8 @@ async fn main() -> anyhow::Result<()> {
         "clientInfo": {"name": "loopstack-secrets-example-agent", "version": env!("CARGO_PKG_VERSION")}
     }))?;
     let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", server.trim_end_matches('/'))).auth_header(token),
+        StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", server.trim_end_matches('/')))
+            .auth_header(token),
     );
     let lifecycle = ClientLifecycleMode::Auto {
         preferred_versions: vec![ProtocolVersion::V_2026_07_28],

@@ -353,6 +353,55 @@ async fn a_long_wait_sends_progress_and_says_pending(engine: Engine) {
     let _ = client.cancel().await;
 }
 
+/// `request_secrets_task` takes its parent run among its arguments; the parent hears of the
+/// answer, and the reason reaches the person in the client's prompt.
+async fn a_task_names_its_parent_and_the_reason_reaches_the_person(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let (ws, token) = workspace(&app).await;
+    let started = app
+        .req(Method::POST, &format!("/api/v1/workspaces/{ws}/workflows"), &token)
+        .json(&json!({"workflow": "secrets_example"}))
+        .send()
+        .await
+        .unwrap();
+    let parent = json(started).await["id"].as_str().unwrap().to_string();
+    let client = connect(&app, &token, Agent::new(Era::Legacy, None), Era::Legacy).await;
+
+    let asked = client
+        .call_tool(call(
+            "request_secrets_task",
+            json!({"variables": [{"key": "CHILD_KEY"}], "reason": "Deploy the docs", "parent": parent}),
+        ))
+        .await
+        .unwrap();
+    let person = Person { base: app.base.clone(), workspace: ws, token: token.clone(), value: "v".into() };
+    person.answer(asked.structured_content.as_ref().unwrap()["url"].as_str().unwrap()).await;
+    let bad_parent = client
+        .call_tool(call("request_secrets_task", json!({"variables": [{"key": "K"}], "parent": "nope"})))
+        .await
+        .unwrap();
+
+    let parent_run = app.state.workflows.view(ws, parent.parse().unwrap()).await.unwrap();
+    assert!(parent_run.documents.iter().any(|d| d.kind == loopstack_secrets::model::DocumentKind::TaskResult));
+    assert_eq!(bad_parent.structured_content.unwrap()["error"]["code"], "bad_request");
+
+    let person = Person { base: app.base.clone(), workspace: ws, token: token.clone(), value: "v".into() };
+    let agent = Agent::new(Era::Current, Some(person));
+    let modern = connect(&app, &token, agent, Era::Current).await;
+    let CallToolResponse::InputRequired(asked) = modern
+        .call_tool_once(call("request_secrets", json!({"variables": [{"key": "WHY"}], "reason": "Deploy the docs"})))
+        .await
+        .unwrap()
+    else {
+        panic!("input required")
+    };
+    let request = serde_json::to_value(&asked.input_requests.unwrap()["secrets"]).unwrap();
+    assert_eq!(
+        request["params"]["message"],
+        "Enter WHY in the secure form of loopstack-secrets. Reason: Deploy the docs"
+    );
+}
+
 /// A wait holds one of the token's open-stream slots, as the REST long-poll does.
 async fn waits_count_against_the_tokens_stream_limit(engine: Engine) {
     let app = spawn_app_with(engine, &["--max-streams", "1"]).await;
@@ -576,6 +625,7 @@ both_engines!(
     without_elicitation_the_url_comes_back_and_wait_for_secrets_completes,
     a_long_wait_sends_progress_and_says_pending,
     waits_count_against_the_tokens_stream_limit,
+    a_task_names_its_parent_and_the_reason_reaches_the_person,
     url_elicitation_in_2026_07_28_completes_with_the_stored_message,
     a_request_state_is_accepted_once_and_only_for_its_call,
     url_elicitation_in_2025_11_25_errors_then_notifies_then_completes,

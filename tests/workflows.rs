@@ -108,8 +108,8 @@ async fn request_secrets_answers_at_once_and_the_long_poll_returns_on_submission
     let keys = json(tool(&app, ws, &token, "get_secret_keys", json!({})).await).await;
 
     let names: Vec<&str> = definitions.as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["get_secret_keys", "request_secrets", "request_secrets_task"]);
-    for definition in &definitions.as_array().unwrap()[1..] {
+    assert_eq!(names, ["get_secret_keys", "request_secrets", "request_secrets_task", "wait_for_secrets"]);
+    for definition in &definitions.as_array().unwrap()[1..3] {
         assert!(definition["description"].as_str().unwrap().contains("must be the only tool call"));
         assert_eq!(definition["inputSchema"]["required"], json!(["variables"]));
     }
@@ -354,7 +354,42 @@ async fn events_carry_ids_and_keys_but_never_values(engine: Engine) {
     assert!(history.iter().any(|p| p.contains("\"K\"")), "the history keeps the keys");
 }
 
+/// `wait_for_secrets` on the REST tool API: completed with the keys once the person answers,
+/// pending (with `pending`) when the time is up; a task's parent may ride in its arguments.
+async fn wait_for_secrets_reports_the_answer_over_rest(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let (ws, token) = agent(&app).await;
+    let parent = id_of(&start(&app, ws, &token, json!({"workflow": "secrets_example"})).await);
+    let called = json(
+        tool(&app, ws, &token, "request_secrets_task", json!({"variables": [{"key": "K"}], "parent": parent})).await,
+    )
+    .await;
+    let run = called["pending"]["workflowId"].as_str().unwrap().to_string();
+
+    let early =
+        json(tool(&app, ws, &token, "wait_for_secrets", json!({"workflowId": run, "timeoutSeconds": 1})).await).await;
+    let (waited, submitted) = tokio::join!(
+        tool(&app, ws, &token, "wait_for_secrets", json!({"args": {"workflowId": run, "timeoutSeconds": 30}})),
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            submit(&app, ws, &token, &run, json!([{"key": "K", "value": "v"}])).await
+        }
+    );
+    let too_long = tool(&app, ws, &token, "wait_for_secrets", json!({"workflowId": run, "timeoutSeconds": 121})).await;
+
+    assert_eq!(early["data"], json!({"status": "pending", "workflowId": run}));
+    assert_eq!(early["pending"]["workflowId"], json!(run));
+    assert_eq!(submitted.status(), 200);
+    let waited = json(waited).await;
+    assert_eq!(waited["data"], json!({"status": "completed", "workflowId": run, "keys": ["K"]}));
+    assert!(waited.get("pending").is_none());
+    assert_eq!(error_code(too_long, 400).await, "bad_request");
+    let parent_now = json(get(&app, &token, &format!("/api/v1/workspaces/{ws}/workflows/{parent}")).await).await;
+    assert!(parent_now["documents"].as_array().unwrap().iter().any(|d| d["kind"] == "TaskResult"));
+}
+
 both_engines!(
+    wait_for_secrets_reports_the_answer_over_rest,
     the_quick_start_flow_ends_with_stored_and_missing,
     request_secrets_answers_at_once_and_the_long_poll_returns_on_submission,
     bad_tool_calls_are_400_with_the_reason_and_start_nothing,

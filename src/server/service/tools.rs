@@ -59,6 +59,17 @@ fn variables_schema() -> Value {
     })
 }
 
+/// `request_secrets_task` takes the calling run too.
+fn task_schema() -> Value {
+    let mut schema = variables_schema();
+    schema["properties"]["parent"] = json!({
+        "type": "string",
+        "format": "uuid",
+        "description": "The calling run's workflowId: it receives a TaskResult document (and its callback) when the request completes."
+    });
+    schema
+}
+
 /// The tool definitions, with JSON Schema input schemas.
 pub fn definitions() -> Vec<ToolDefinition> {
     vec![
@@ -79,7 +90,7 @@ pub fn definitions() -> Vec<ToolDefinition> {
             description: format!(
                 "Agent-friendly task variant of request_secrets. Launches the secrets_request workflow as a sub-workflow, displays an embedded form, and completes via callback when the user submits secrets (\"Secrets have been stored securely by the user.\"). {CONTEXT} {ONLY_CALL}"
             ),
-            input_schema: variables_schema(),
+            input_schema: task_schema(),
         },
         ToolDefinition {
             name: "wait_for_secrets".into(),
@@ -171,6 +182,12 @@ pub async fn call(
 
 fn split_envelope(body: Value) -> Result<(Value, Option<Uuid>), AppError> {
     match body {
+        // The arguments object itself, with a task's parent run beside them (as MCP sends it).
+        Value::Object(mut map) if !map.contains_key("args") && map.contains_key("parent") && map.len() > 1 => {
+            let parent = serde_json::from_value(map.remove("parent").unwrap_or_default())
+                .map_err(|_| AppError::BadRequest("parent must be a run id (a UUID)".into()))?;
+            Ok((Value::Object(map), parent))
+        }
         Value::Object(ref map) if map.contains_key("args") || map.contains_key("parent") => {
             let envelope: Envelope = serde_json::from_value(body).map_err(|e| {
                 AppError::BadRequest(format!(

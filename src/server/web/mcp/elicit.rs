@@ -79,7 +79,11 @@ fn call_digest(name: &str, args: &Value) -> String {
 fn message(args: &Value) -> String {
     let keys: Vec<&str> =
         args["variables"].as_array().into_iter().flatten().filter_map(|v| v["key"].as_str()).collect();
-    format!("Enter {} in the secure form of loopstack-secrets.", keys.join(", "))
+    let asked = format!("Enter {} in the secure form of loopstack-secrets.", keys.join(", "));
+    match args["reason"].as_str() {
+        Some(reason) if !reason.trim().is_empty() => format!("{asked} Reason: {}", reason.trim()),
+        _ => asked,
+    }
 }
 
 impl McpServer {
@@ -140,16 +144,10 @@ impl McpServer {
         &self,
         caller: &Caller,
         name: &str,
-        mut args: Value,
+        args: Value,
     ) -> Result<ToolResult, crate::server::error::AppError> {
-        // MCP arguments are one object: a task's parent run rides in it.
-        let parent = match &mut args {
-            Value::Object(map) if name == "request_secrets_task" => map.remove("parent"),
-            _ => None,
-        };
-        let body = json!({"args": args, "parent": parent});
         let (state, actor) = (&self.state, &caller.actor);
-        tools::call(&state.secrets, &state.workflows, caller.workspace_id, name, body, actor, &mut Quiet).await
+        tools::call(&state.secrets, &state.workflows, caller.workspace_id, name, args, actor, &mut Quiet).await
     }
 
     /// A 2026-07-28 retry: the sealed state must open for this caller and call, unexpired and
