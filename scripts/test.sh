@@ -49,6 +49,10 @@ LEPTOS_OUTPUT_NAME=loopstack-secrets RUSTFLAGS="$LEPTOS_DEBUG_RUSTFLAGS" cargo t
   | tee "$E2E_DIR/cargo-test.log"
 rust_passed=$(awk '/^test result:/ {s+=$4} END {print s+0}' "$E2E_DIR/cargo-test.log")
 
+# `cargo test` built the example agent too; the MCP spec runs it against a fake model.
+cp "$CARGO_TARGET_DIR/debug/examples/mcp_agent" "$E2E_DIR/mcp_agent"
+export AGENT_BIN="$E2E_DIR/mcp_agent"
+
 step "End-to-end tests (Playwright, Chromium)"
 PORT="${E2E_PORT:-3999}"
 export LOOPSTACK_SECRETS_DATA_DIR="$E2E_DIR/data"
