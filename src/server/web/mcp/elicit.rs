@@ -131,7 +131,9 @@ impl McpServer {
                 meta: None,
                 message: message(&args),
                 url,
-                elicitation_id: String::new(),
+                // 2026-07-28 has no elicitation ids; the SDK writes the field anyway, so it
+                // names the elicitation rather than being empty.
+                elicitation_id: id.to_string(),
             };
             let inputs = [(INPUT_KEY.to_string(), InputRequest::Elicitation(ElicitRequest::new(params)))];
             return Ok(InputRequiredResult::new(Some(inputs.into_iter().collect()), Some(sealed)).into());
