@@ -194,7 +194,7 @@ async fn tools_are_the_rest_definitions_on_both_versions(engine: Engine) {
         let names: Vec<&str> = listed.iter().map(|t| t.name.as_ref()).collect();
         assert_eq!(
             names,
-            ["get_secret_keys", "request_secrets", "request_secrets_task", "wait_for_secrets"],
+            ["get_secret_keys", "request_secrets", "request_secrets_task", "wait_for_secrets", "check_secret"],
             "{era:?}"
         );
         for (tool, definition) in listed.iter().zip(rest.as_array().unwrap()) {
@@ -215,6 +215,8 @@ async fn keys_are_listed_with_flags_and_never_a_value(engine: Engine) {
         assert_eq!(result.structured_content, Some(json!({"keys": [{"key": "STORED", "hasValue": true}]})), "{era:?}");
         assert!(text(&result).contains("STORED (has a value)"));
         assert!(!shown(&result).contains(CANARY), "{era:?}");
+        let check = client.call_tool(call("check_secret", json!({"key": "STORED", "value": CANARY}))).await.unwrap();
+        assert_eq!(check.structured_content.unwrap()["error"]["code"], "forbidden", "check_secret needs secrets:use");
         let _ = client.cancel().await;
     }
 }

@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-const ALL: [Scope; 5] = Scope::ALL;
+const ALL: [Scope; 6] = Scope::ALL;
 
 async fn agent(app: &TestApp) -> (Uuid, String) {
     let ws = app.workspace("main").await;
@@ -108,7 +108,10 @@ async fn request_secrets_answers_at_once_and_the_long_poll_returns_on_submission
     let keys = json(tool(&app, ws, &token, "get_secret_keys", json!({})).await).await;
 
     let names: Vec<&str> = definitions.as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["get_secret_keys", "request_secrets", "request_secrets_task", "wait_for_secrets"]);
+    assert_eq!(
+        names,
+        ["get_secret_keys", "request_secrets", "request_secrets_task", "wait_for_secrets", "check_secret"]
+    );
     for definition in &definitions.as_array().unwrap()[1..3] {
         assert!(definition["description"].as_str().unwrap().contains("must be the only tool call"));
         assert_eq!(definition["inputSchema"]["required"], json!(["variables"]));

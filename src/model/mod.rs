@@ -42,6 +42,26 @@ pub struct SecretUpdate {
     pub value: Option<String>,
 }
 
+/// Where a secret may be sent by `http_request`: `GET|PUT .../secrets/:id/egress`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Egress {
+    /// The secret's key.
+    pub key: String,
+    /// Origins the value may be sent to (`https://api.github.com`,
+    /// `https://*.example.com:8443`, `http://127.0.0.1:9000`); empty: nowhere.
+    pub hosts: Vec<String>,
+}
+
+/// Body of `PUT .../secrets/:id/egress`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EgressInput {
+    /// Origins the value may be sent to, at most 50; empty: nowhere.
+    pub hosts: Vec<String>,
+}
+
 /// Answer of `DELETE .../secrets/:id`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]

@@ -275,7 +275,7 @@ pub enum TokenCommand {
         /// A name to recognise it by.
         #[arg(long)]
         name: String,
-        /// Scopes: secrets:list, secrets:write, secrets:read, tools:call, workflows:run.
+        /// Scopes: secrets:list, secrets:write, secrets:read, tools:call, workflows:run, secrets:use.
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
         /// Days until it expires (never, when absent).

@@ -55,6 +55,7 @@ pub fn TokensPage() -> impl IntoView {
                         <label><input type="checkbox" name="scope_read"/>" secrets:read (reads values: trusted servers only)"</label>
                         <label><input type="checkbox" name="scope_tools"/>" tools:call"</label>
                         <label><input type="checkbox" name="scope_workflows"/>" workflows:run"</label>
+                        <label><input type="checkbox" name="scope_use"/>" secrets:use (uses values without seeing them)"</label>
                     </fieldset>
                     <label for="token-days">"Expires after (days, empty for never)"</label>
                     <input id="token-days" name="expires_in_days" type="text" inputmode="numeric" autocomplete="off"/>

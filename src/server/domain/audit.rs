@@ -13,6 +13,16 @@ pub enum AuditAction {
     SecretDeleted,
     /// `secret.read`
     SecretRead,
+    /// `secret.checked`: a candidate compared with the stored value (`check_secret`)
+    SecretChecked,
+    /// `secret.used`: a value sent by `http_request`, with the host and the status
+    SecretUsed,
+    /// `secret.egress_denied`: a request that would have sent a value elsewhere, refused
+    SecretEgressDenied,
+    /// `secret.egress_changed`: the hosts a secret may be sent to changed
+    SecretEgressChanged,
+    /// `leak.blocked`: a value on its way out was masked (where, which key)
+    LeakBlocked,
     /// `key.rotated`
     KeyRotated,
     /// `request.submitted`
@@ -48,6 +58,11 @@ impl AuditAction {
             AuditAction::SecretUpserted => "secret.upserted",
             AuditAction::SecretDeleted => "secret.deleted",
             AuditAction::SecretRead => "secret.read",
+            AuditAction::SecretChecked => "secret.checked",
+            AuditAction::SecretUsed => "secret.used",
+            AuditAction::SecretEgressDenied => "secret.egress_denied",
+            AuditAction::SecretEgressChanged => "secret.egress_changed",
+            AuditAction::LeakBlocked => "leak.blocked",
             AuditAction::KeyRotated => "key.rotated",
             AuditAction::RequestSubmitted => "request.submitted",
             AuditAction::RequestCancelled => "request.cancelled",

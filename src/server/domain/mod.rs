@@ -7,6 +7,8 @@ pub mod actor;
 pub mod audit;
 pub mod context;
 pub mod dotenv;
+pub mod egress;
+pub mod leak;
 pub mod names;
 pub mod reserved;
 pub mod secret;

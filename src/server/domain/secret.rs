@@ -112,12 +112,20 @@ pub enum Scope {
     SecretsRead,
     ToolsCall,
     WorkflowsRun,
+    /// Use a value without seeing it: `http_request` and `check_secret`. Reveals nothing.
+    SecretsUse,
 }
 
 impl Scope {
     /// Every scope, in the order the docs list them.
-    pub const ALL: [Scope; 5] =
-        [Scope::SecretsList, Scope::SecretsWrite, Scope::SecretsRead, Scope::ToolsCall, Scope::WorkflowsRun];
+    pub const ALL: [Scope; 6] = [
+        Scope::SecretsList,
+        Scope::SecretsWrite,
+        Scope::SecretsRead,
+        Scope::ToolsCall,
+        Scope::WorkflowsRun,
+        Scope::SecretsUse,
+    ];
 
     /// The scope's wire name, e.g. `secrets:list`.
     pub fn as_str(self) -> &'static str {
@@ -127,6 +135,7 @@ impl Scope {
             Scope::SecretsRead => "secrets:read",
             Scope::ToolsCall => "tools:call",
             Scope::WorkflowsRun => "workflows:run",
+            Scope::SecretsUse => "secrets:use",
         }
     }
 

@@ -11,5 +11,6 @@ pub mod rotation;
 pub mod secrets;
 pub mod sessions;
 pub mod tools;
+pub mod usage;
 pub mod waiting;
 pub mod workflow;

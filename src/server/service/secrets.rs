@@ -62,6 +62,11 @@ impl SecretService {
     }
 
     /// The input limits in force.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The limits values and keys are parsed with.
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
@@ -179,6 +184,13 @@ impl SecretService {
         let value = self.open(&row)?;
         store::audit(&self.db, &audit(workspace_id, actor, AuditAction::SecretRead, &row.key, None)).await?;
         Ok(Some(value))
+    }
+
+    /// The value of `key` for a use that does not reveal it (`check_secret`, `http_request`);
+    /// the caller audits the use. `None` when the key is absent.
+    pub async fn value_for_use(&self, workspace_id: Uuid, key: &SecretKey) -> Result<Option<SecretValue>, AppError> {
+        let Some(row) = store::secret_by_key(&self.db, workspace_id, key.as_str()).await? else { return Ok(None) };
+        Ok(Some(self.open(&row)?))
     }
 
     /// Upserts many values in one transaction (`import`): all are stored, or none when one key

@@ -6,9 +6,10 @@ use uuid::Uuid;
 
 use crate::model::{Pending, RequestedKey, ToolDefinition, ToolResult};
 use crate::server::domain::context::{MAX_HELP_URL_CHARS, MAX_NOTE_CHARS};
-use crate::server::domain::Actor;
+use crate::server::domain::{Actor, Scope};
 use crate::server::error::AppError;
 use crate::server::service::secrets::SecretService;
+use crate::server::service::usage;
 use crate::server::service::waiting::{self, Heartbeat, WaitArgs, MAX_WAIT_SECS};
 use crate::server::service::workflow::builtin::parse_request;
 use crate::server::service::workflow::StartOptions;
@@ -108,7 +109,47 @@ pub fn definitions() -> Vec<ToolDefinition> {
                 }
             }),
         },
+        ToolDefinition {
+            name: "check_secret".into(),
+            description: "Checks whether a candidate value equals the stored value of a secret (compared in constant time; audited; at most 20 checks a minute), so an agent can confirm a key without reading it. Answers {matches: true|false}. Needs the secrets:use scope.".into(),
+            input_schema: json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["key", "value"],
+                "properties": {
+                    "key": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "minLength": 1, "maxLength": 200},
+                    "value": {"type": "string", "description": "The candidate value"}
+                }
+            }),
+        },
     ]
+}
+
+/// The scope a tool needs: `secrets:use` for the tools that use a value, `tools:call` for the
+/// rest.
+pub fn required_scope(name: &str) -> Scope {
+    match name {
+        "check_secret" => Scope::SecretsUse,
+        _ => Scope::ToolsCall,
+    }
+}
+
+/// Arguments of `check_secret`. The candidate is a value: it is parsed into a `SecretValue` at
+/// once and never echoed.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckArgs {
+    key: String,
+    value: String,
+}
+
+fn strict<T: serde::de::DeserializeOwned>(args: Value) -> Result<T, AppError> {
+    serde_json::from_value(args).map_err(|e| {
+        AppError::BadRequest(format!(
+            "invalid arguments: {}",
+            crate::server::error::without_string_literals(&e.to_string())
+        ))
+    })
 }
 
 /// A tool call body: `{"args": {...}, "parent"?: uuid}`, or the arguments object itself.
@@ -163,6 +204,16 @@ pub async fn call(
             let data = if task { json!({"workflowId": run.id}) } else { json!({ "variables": keys }) };
             Ok(ToolResult { data, pending })
         }
+        "check_secret" => {
+            if parent.is_some() {
+                return Err(AppError::BadRequest("only request_secrets_task takes a parent run".into()));
+            }
+            let args: CheckArgs = strict(args)?;
+            let key = secrets.existing_key(&args.key)?;
+            let candidate = secrets.parse_value(args.value)?;
+            let matches = usage::check_secret(secrets, workspace_id, &key, &candidate, actor).await?;
+            Ok(ToolResult { data: json!({ "matches": matches }), pending: None })
+        }
         "wait_for_secrets" => {
             if parent.is_some() {
                 return Err(AppError::BadRequest("only request_secrets_task takes a parent run".into()));
@@ -175,7 +226,7 @@ pub async fn call(
             Ok(ToolResult { data: outcome.to_json(), pending })
         }
         other => Err(AppError::BadRequest(format!(
-            "unknown tool '{other}'; known tools: get_secret_keys, request_secrets, request_secrets_task, wait_for_secrets"
+            "unknown tool '{other}'; known tools: get_secret_keys, request_secrets, request_secrets_task, check_secret, wait_for_secrets"
         ))),
     }
 }

@@ -58,6 +58,20 @@ pub async fn sign_in_events(db: &Db, username: &str, limit: i64) -> Result<Vec<A
     Ok(rows)
 }
 
+/// How many entries of `action` by `actor` a workspace recorded after `since` (a rate counted
+/// in the database, so instances share it).
+pub async fn count_actions_since(
+    db: &Db,
+    workspace_id: Uuid,
+    actor: &str,
+    action: AuditAction,
+    since: chrono::DateTime<Utc>,
+) -> Result<i64, AppError> {
+    Ok(on_pool!(db, pool => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_events WHERE workspace_id = $1 AND actor = $2 AND action = $3 AND at > $4")
+        .bind(workspace_id).bind(actor).bind(action.as_str()).bind(since).fetch_one(pool).await?))
+}
+
 /// A workspace's audit log, newest first; `search` matches action, actor or key.
 pub async fn audit_events(
     db: &Db,

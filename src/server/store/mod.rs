@@ -7,6 +7,7 @@
 
 mod audit;
 mod data_keys;
+mod egress;
 mod elicitations;
 pub mod runs;
 mod secrets;
@@ -16,6 +17,7 @@ mod users;
 
 pub use audit::*;
 pub use data_keys::*;
+pub use egress::*;
 pub use elicitations::*;
 pub use secrets::*;
 pub use sessions::*;

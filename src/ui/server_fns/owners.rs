@@ -32,6 +32,7 @@ pub async fn create_token(
     scope_read: Option<String>,
     scope_tools: Option<String>,
     scope_workflows: Option<String>,
+    scope_use: Option<String>,
 ) -> Result<CreatedToken, ApiError> {
     let _ = csrf; // checked by server::csrf::guard before this runs
     use crate::server::domain::Scope;
@@ -41,6 +42,7 @@ pub async fn create_token(
         (scope_read, Scope::SecretsRead),
         (scope_tools, Scope::ToolsCall),
         (scope_workflows, Scope::WorkflowsRun),
+        (scope_use, Scope::SecretsUse),
     ];
     let scopes: Vec<Scope> = chosen.into_iter().filter(|(on, _)| on.is_some()).map(|(_, s)| s).collect();
     let days = match expires_in_days.as_deref().map(str::trim).filter(|d| !d.is_empty()) {

@@ -51,6 +51,14 @@ impl Caller {
         self.principal.as_ref().map(|principal| state.streams.open(principal.credential_id())).transpose()
     }
 
+    /// Whether the caller holds `scope` in its workspace (the local operator holds all).
+    pub async fn authorize(&self, state: &AppState, scope: Scope) -> Result<(), AppError> {
+        match &self.principal {
+            Some(principal) => principal.authorize(&state.db, self.workspace_id, scope).await,
+            None => Ok(()),
+        }
+    }
+
     /// Whether the credential still holds (a revoked token ends a waiting call).
     pub async fn recheck(&self, state: &AppState) -> Result<(), AppError> {
         match &self.principal {
@@ -130,6 +138,9 @@ impl ServerHandler for McpServer {
         if !tools::definitions().iter().any(|tool| tool.name == name) {
             return Err(ErrorData::invalid_params(format!("unknown tool '{name}'"), None));
         }
+        if let Err(err) = caller.authorize(&self.state, tools::required_scope(&name)).await {
+            return tool_error(err);
+        }
         let args = Value::Object(request.arguments.clone().unwrap_or_default());
         if name == "request_secrets" || name == "request_secrets_task" {
             return self.request_secrets(&caller, &name, args, &request, &context).await;
@@ -204,6 +215,14 @@ pub(super) fn answer(name: &str, result: ToolResult, url: &Option<String>) -> Ca
                 format!("{} secret key(s): {}.", listed.len(), listed.join(", "))
             };
             (json!({ "keys": keys }), text)
+        }
+        "check_secret" => {
+            let text = if result.data["matches"] == true {
+                "The candidate matches the stored value."
+            } else {
+                "The candidate does not match the stored value."
+            };
+            (result.data, text.to_string())
         }
         _ => {
             let mut structured = match result.data {

@@ -1,6 +1,7 @@
 //! The REST API: each resource owns its `router()`, merged here with the OpenAPI document,
 //! health checks and a JSON 404/405 for everything under `/api`.
 
+pub mod egress;
 pub mod extract;
 pub mod openapi;
 pub mod secrets;
@@ -25,7 +26,7 @@ pub fn router(enabled: bool) -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
     if enabled {
-        api = api.merge(secrets::router()).merge(tools::router()).merge(workflows::router());
+        api = api.merge(secrets::router()).merge(egress::router()).merge(tools::router()).merge(workflows::router());
     }
     api.route("/api/v1", get(not_found))
         .route("/api/v1/{*rest}", axum::routing::any(not_found))

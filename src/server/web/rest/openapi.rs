@@ -5,8 +5,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::model::{
-    ApiError, CreatedBy, Deleted, ErrorBody, Event, Pending, RequestedKey, RunDocument, RunStatus, SecretInput,
-    SecretItem, SecretRequest, SecretUpdate, ToolDefinition, ToolResult, WorkflowRun,
+    ApiError, CreatedBy, Deleted, Egress, EgressInput, ErrorBody, Event, Pending, RequestedKey, RunDocument, RunStatus,
+    SecretInput, SecretItem, SecretRequest, SecretUpdate, ToolDefinition, ToolResult, WorkflowRun,
 };
 
 /// The API description served at `/api/v1/openapi.json`.
@@ -19,6 +19,8 @@ use crate::model::{
         crate::server::web::rest::secrets::upsert,
         crate::server::web::rest::secrets::update,
         crate::server::web::rest::secrets::remove,
+        crate::server::web::rest::egress::show,
+        crate::server::web::rest::egress::change,
         crate::server::web::rest::tools::definitions,
         crate::server::web::rest::tools::call,
         crate::server::web::rest::workflows::start,
@@ -32,7 +34,7 @@ use crate::model::{
         crate::server::web::rest::readyz,
         serve,
     ),
-    components(schemas(SecretItem, SecretInput, SecretUpdate, Deleted, ErrorBody, ApiError, WorkflowRun, RunDocument, RunStatus,
+    components(schemas(SecretItem, SecretInput, SecretUpdate, Deleted, Egress, EgressInput, ErrorBody, ApiError, WorkflowRun, RunDocument, RunStatus,
         CreatedBy, SecretRequest, RequestedKey, ToolDefinition, ToolResult, Pending, Event,
         crate::server::web::rest::workflows::StartRun)),
     modifiers(&BearerAuth, &SharedErrors),

@@ -48,7 +48,7 @@ async fn call(
     ApiPath((workspace_id, name)): ApiPath<(Uuid, String)>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<ToolResult>, AppError> {
-    principal.authorize(&state.db, workspace_id, Scope::ToolsCall).await?;
+    principal.authorize(&state.db, workspace_id, tools::required_scope(&name)).await?;
     // A wait holds a stream slot, like the long-poll, and re-checks the credential as it goes.
     let _slot = if name == "wait_for_secrets" { Some(state.streams.open(principal.credential_id())?) } else { None };
     let mut recheck = Recheck { principal: &principal, state: &state, workspace_id };

@@ -1,0 +1,141 @@
+//! Using a secret without revealing it: egress policies over REST, `check_secret`, and the
+//! `secrets:use` scope, which reveals nothing.
+
+mod common;
+
+use common::{error_code, json, spawn_app, Engine, TestApp};
+use loopstack_secrets::server::domain::Scope;
+use reqwest::Method;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+const VALUE: &str = "ghp_use-without-reveal-1234";
+
+async fn setup(app: &TestApp) -> (Uuid, String, String) {
+    let ws = app.workspace("main").await;
+    let writer = app.writer_token(ws).await;
+    let created = json(app.create(ws, &writer, "GITHUB_TOKEN", VALUE).await).await;
+    (ws, writer, created["id"].as_str().unwrap().to_string())
+}
+
+async fn egress(app: &TestApp, ws: Uuid, token: &str, id: &str, hosts: Option<Value>) -> reqwest::Response {
+    let path = format!("/api/v1/workspaces/{ws}/secrets/{id}/egress");
+    match hosts {
+        Some(body) => app.req(Method::PUT, &path, token).json(&body).send().await.unwrap(),
+        None => app.req(Method::GET, &path, token).send().await.unwrap(),
+    }
+}
+
+async fn tool(app: &TestApp, ws: Uuid, token: &str, name: &str, args: Value) -> reqwest::Response {
+    app.req(Method::POST, &format!("/api/v1/workspaces/{ws}/tools/{name}"), token)
+        .json(&json!({ "args": args }))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn a_secrets_egress_policy_is_read_and_replaced_over_rest(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let (ws, writer, id) = setup(&app).await;
+    let lister = app.token(ws, &[Scope::SecretsList]).await;
+    let other = app.workspace("other").await;
+    let outsider = app.writer_token(other).await;
+
+    let empty = json(egress(&app, ws, &lister, &id, None).await).await;
+    let set = egress(
+        &app,
+        ws,
+        &writer,
+        &id,
+        Some(json!({"hosts": ["https://API.github.com/", "https://*.example.com:8443", "http://127.0.0.1:9000"]})),
+    )
+    .await;
+    let set_status = set.status();
+    let set = json(set).await;
+    let read = json(egress(&app, ws, &lister, &id, None).await).await;
+    let by_lister = egress(&app, ws, &lister, &id, Some(json!({"hosts": []}))).await;
+    let bad = egress(&app, ws, &writer, &id, Some(json!({"hosts": ["api.github.com"]}))).await;
+    let extra = egress(&app, ws, &writer, &id, Some(json!({"hosts": [], "keys": []}))).await;
+    let foreign = egress(&app, ws, &outsider, &id, None).await;
+    let missing = egress(&app, ws, &writer, &Uuid::new_v4().to_string(), None).await;
+
+    assert_eq!(empty, json!({"key": "GITHUB_TOKEN", "hosts": []}), "a new secret may be sent nowhere");
+    assert_eq!(set_status, 200);
+    let expected = json!(["https://api.github.com", "https://*.example.com:8443", "http://127.0.0.1:9000"]);
+    assert_eq!(set["hosts"], expected);
+    assert_eq!(read["hosts"], expected);
+    assert_eq!(error_code(by_lister, 403).await, "forbidden");
+    assert_eq!(error_code(bad, 400).await, "bad_request");
+    assert_eq!(error_code(extra, 400).await, "bad_request");
+    assert_eq!(error_code(foreign, 404).await, "not_found", "another workspace's secret is a 404");
+    assert_eq!(error_code(missing, 404).await, "not_found");
+    let log = loopstack_secrets::server::store::audit_events(&app.state.db, ws, Some("egress"), 10).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        log[0].detail.as_deref(),
+        Some("hosts: https://api.github.com, https://*.example.com:8443, http://127.0.0.1:9000")
+    );
+}
+
+async fn check_secret_answers_true_and_false_is_audited_and_rate_limited(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let (ws, _, _) = setup(&app).await;
+    let user = app.token(ws, &[Scope::SecretsUse]).await;
+    let caller = app.token(ws, &[Scope::ToolsCall]).await;
+
+    let right = tool(&app, ws, &user, "check_secret", json!({"key": "GITHUB_TOKEN", "value": VALUE})).await;
+    let wrong = tool(&app, ws, &user, "check_secret", json!({"key": "GITHUB_TOKEN", "value": "ghp_nope"})).await;
+    let unknown = tool(&app, ws, &user, "check_secret", json!({"key": "NOPE", "value": "x"})).await;
+    let without_scope = tool(&app, ws, &caller, "check_secret", json!({"key": "GITHUB_TOKEN", "value": VALUE})).await;
+
+    let right = right.text().await.unwrap();
+    let wrong = wrong.text().await.unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&right).unwrap()["data"], json!({"matches": true}));
+    assert_eq!(serde_json::from_str::<Value>(&wrong).unwrap()["data"], json!({"matches": false}));
+    assert!(!right.contains(VALUE) && !wrong.contains("ghp_nope"), "no value is echoed");
+    assert_eq!(error_code(unknown, 404).await, "not_found");
+    assert_eq!(error_code(without_scope, 403).await, "forbidden");
+    let log =
+        loopstack_secrets::server::store::audit_events(&app.state.db, ws, Some("secret.checked"), 10).await.unwrap();
+    let details: Vec<_> = log.iter().filter_map(|e| e.detail.clone()).collect();
+    assert_eq!(details, ["does not match", "matches"]);
+    assert!(log.iter().all(|e| e.key.as_deref() == Some("GITHUB_TOKEN")));
+
+    let mut last = 200;
+    for _ in 0..20 {
+        last = tool(&app, ws, &user, "check_secret", json!({"key": "GITHUB_TOKEN", "value": "guess"}))
+            .await
+            .status()
+            .as_u16();
+    }
+    assert_eq!(last, 429, "at most 20 checks a minute");
+}
+
+/// A token with `secrets:use` alone reveals nothing: no list, no value, no run, no tool but
+/// the ones that use a value without showing it.
+async fn secrets_use_reveals_nothing(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let (ws, _, id) = setup(&app).await;
+    let user = app.token(ws, &[Scope::SecretsUse]).await;
+    let refused = [
+        app.req(Method::GET, &format!("/api/v1/workspaces/{ws}/secrets"), &user).send().await.unwrap(),
+        egress(&app, ws, &user, &id, None).await,
+        tool(&app, ws, &user, "get_secret_keys", json!({})).await,
+        tool(&app, ws, &user, "request_secrets", json!({"variables": [{"key": "X"}]})).await,
+        app.req(Method::GET, &format!("/api/v1/workspaces/{ws}/workflows"), &user).send().await.unwrap(),
+        app.req(Method::GET, &format!("/api/v1/workspaces/{ws}/events"), &user).send().await.unwrap(),
+    ];
+    for response in refused {
+        let url = response.url().to_string();
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        assert_eq!(status, 403, "{url}: {body}");
+        assert!(!body.contains(VALUE));
+    }
+}
+
+both_engines!(
+    a_secrets_egress_policy_is_read_and_replaced_over_rest,
+    check_secret_answers_true_and_false_is_audited_and_rate_limited,
+    secrets_use_reveals_nothing,
+);
