@@ -134,8 +134,46 @@ async fn secrets_use_reveals_nothing(engine: Engine) {
     }
 }
 
+/// A stored value on its way back to an agent (here an agent wrote one into a request's
+/// description and, base64-encoded, its reason) leaves as `***`, and the audit says so.
+async fn a_value_on_its_way_out_is_masked_and_audited(engine: Engine) {
+    use base64::Engine as _;
+    let app = spawn_app(engine).await;
+    let (ws, _, _) = setup(&app).await;
+    let agent = app.token(ws, &[Scope::ToolsCall, Scope::WorkflowsRun]).await;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("token={VALUE}"));
+    let asked = tool(
+        &app,
+        ws,
+        &agent,
+        "request_secrets",
+        json!({"reason": format!("decode {encoded}"), "variables": [{"key": "NEW_KEY", "description": format!("like {VALUE}")}]}),
+    )
+    .await;
+    let asked = json(asked).await;
+    let run = asked["pending"]["workflowId"].as_str().unwrap().to_string();
+
+    let shown = app.req(Method::GET, &format!("/api/v1/workspaces/{ws}/workflows/{run}"), &agent).send().await.unwrap();
+    let shown = shown.text().await.unwrap();
+    let listed = app.req(Method::GET, &format!("/api/v1/workspaces/{ws}/workflows"), &agent).send().await.unwrap();
+    let listed = listed.text().await.unwrap();
+
+    for (what, body) in [("run", &shown), ("list", &listed)] {
+        assert!(!body.contains(VALUE), "{what}: {body}");
+        assert!(!body.contains(&encoded[4..encoded.len() - 4]), "{what}: base64 too");
+        assert!(body.contains("like ***"), "{what}: {body}");
+    }
+    let log =
+        loopstack_secrets::server::store::audit_events(&app.state.db, ws, Some("leak.blocked"), 10).await.unwrap();
+    assert!(!log.is_empty());
+    assert!(log.iter().all(|e| e.key.as_deref() == Some("GITHUB_TOKEN")));
+    assert!(log.iter().any(|e| e.detail.as_deref() == Some(&format!("masked in run {run}") as &str)));
+    assert!(log.iter().all(|e| !e.detail.as_deref().unwrap_or_default().contains(VALUE)));
+}
+
 both_engines!(
     a_secrets_egress_policy_is_read_and_replaced_over_rest,
     check_secret_answers_true_and_false_is_audited_and_rate_limited,
     secrets_use_reveals_nothing,
+    a_value_on_its_way_out_is_masked_and_audited,
 );

@@ -2,7 +2,10 @@
 //! functions, the CLI and any trusted code that mounts this crate. It parses input, seals and
 //! opens values and calls the store; it knows nothing about HTTP or callers' permissions.
 
-use std::sync::Arc;
+mod leaks;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -52,16 +55,18 @@ pub struct SecretService {
     kek: Arc<MasterKey>,
     limits: Limits,
     events: EventHub,
+    /// Each workspace's leak guard, with the fingerprint of the values it was built from.
+    guards: Arc<Mutex<HashMap<Uuid, (leaks::Fingerprint, crate::server::domain::leak::LeakGuard)>>>,
 }
 
 impl SecretService {
     /// A service over `db`, sealing with data keys wrapped by `kek`, announcing changes on
     /// `events`.
     pub fn new(db: Db, kek: Arc<MasterKey>, limits: Limits, events: EventHub) -> SecretService {
-        SecretService { db, kek, limits, events }
+        SecretService { db, kek, limits, events, guards: Arc::default() }
     }
 
-    /// The input limits in force.
+    /// The database it works on.
     pub fn db(&self) -> &Db {
         &self.db
     }

@@ -162,10 +162,25 @@ struct Envelope {
     parent: Option<Uuid>,
 }
 
-/// Runs the tool `name` in `workspace_id`; the caller has been authorized for `tools:call`.
-/// A long call (`wait_for_secrets`) beats `heartbeat` at least every 10 seconds.
+/// Runs the tool `name` in `workspace_id`; the caller has been authorized for the tool's
+/// scope ([`required_scope`]). A long call (`wait_for_secrets`) beats `heartbeat` at least
+/// every 10 seconds. The answer passes the workspace's leak guard on its way out.
 #[tracing::instrument(skip(secrets, workflows, body, actor, heartbeat), err)]
 pub async fn call(
+    secrets: &SecretService,
+    workflows: &WorkflowEngine,
+    workspace_id: Uuid,
+    name: &str,
+    body: Value,
+    actor: &Actor,
+    heartbeat: &mut impl Heartbeat,
+) -> Result<ToolResult, AppError> {
+    let mut result = run_tool(secrets, workflows, workspace_id, name, body, actor, heartbeat).await?;
+    secrets.mask_json(workspace_id, &mut result.data, &format!("tool {name}"), actor).await?;
+    Ok(result)
+}
+
+async fn run_tool(
     secrets: &SecretService,
     workflows: &WorkflowEngine,
     workspace_id: Uuid,

@@ -142,6 +142,13 @@ pub async fn secrets_with_ciphertext(db: &Db, workspace_id: Uuid) -> Result<Vec<
     Ok(on_pool!(db, pool => sqlx::query_as(sql).bind(workspace_id).fetch_all(pool).await?))
 }
 
+/// How many secrets a workspace holds and when the newest change was: what a cached matcher
+/// over its values is checked against.
+pub async fn secrets_fingerprint(db: &Db, workspace_id: Uuid) -> Result<(i64, Option<DateTime<Utc>>), AppError> {
+    Ok(on_pool!(db, pool => sqlx::query_as("SELECT COUNT(*), MAX(updated_at) FROM secrets WHERE workspace_id = $1")
+        .bind(workspace_id).fetch_one(pool).await?))
+}
+
 /// Inserts a new secret; 409 when the key exists in the workspace.
 pub async fn insert_secret(
     tx: &mut Tx,

@@ -38,6 +38,13 @@ impl WorkflowEngine {
             let docs = documents.remove(&row.id).unwrap_or_default();
             views.push(view_of(row, docs, created_by)?);
         }
+        let mut parts: Vec<&mut Value> = Vec::new();
+        for view in &mut views {
+            parts.push(&mut view.args);
+            parts.extend(view.result.as_mut());
+            parts.extend(view.documents.iter_mut().map(|d| &mut d.content));
+        }
+        self.secrets.mask_all(workspace_id, parts, "runs list", &Actor::system()).await?;
         Ok(views)
     }
 
@@ -86,7 +93,18 @@ impl WorkflowEngine {
     pub(super) async fn to_view(&self, run: RunRow) -> Result<WorkflowRun, AppError> {
         let documents = runs::documents(&self.db, run.id).await?;
         let created_by = self.created_by(&run).await?;
-        view_of(run, documents, created_by)
+        let mut view = view_of(run, documents, created_by)?;
+        self.guard(&mut view).await?;
+        Ok(view)
+    }
+
+    /// Passes a run's args, result and documents through the workspace's leak guard.
+    async fn guard(&self, view: &mut WorkflowRun) -> Result<(), AppError> {
+        let place = format!("run {}", view.id);
+        let mut parts: Vec<&mut Value> = vec![&mut view.args];
+        parts.extend(view.result.as_mut());
+        parts.extend(view.documents.iter_mut().map(|d| &mut d.content));
+        self.secrets.mask_all(view.workspace_id, parts, &place, &Actor::system()).await
     }
 }
 

@@ -1,0 +1,84 @@
+//! The leak guard of a workspace: a matcher over every stored value, kept per workspace and
+//! rebuilt when its secrets change (a cheap fingerprint, the count and the newest change, is
+//! read each time, so a write by another instance or by the CLI is seen at once). Whatever
+//! goes back to a model or a person passes through [`SecretService::mask_json`]; a match
+//! becomes `***` and is audited as `leak.blocked` (where, which key, never the value).
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{audit, SecretService};
+use crate::server::domain::leak::LeakGuard;
+use crate::server::domain::{Actor, AuditAction};
+use crate::server::error::AppError;
+use crate::server::store;
+
+/// What identifies a workspace's set of values: how many, and the newest change.
+pub(super) type Fingerprint = (i64, Option<DateTime<Utc>>);
+
+impl SecretService {
+    /// The leak guard over the workspace's current values.
+    pub async fn leak_guard(&self, workspace_id: Uuid) -> Result<LeakGuard, AppError> {
+        let fingerprint = store::secrets_fingerprint(&self.db, workspace_id).await?;
+        if let Some((seen, guard)) =
+            self.guards.lock().expect("BUG: the guard cache lock is never poisoned").get(&workspace_id)
+        {
+            if *seen == fingerprint {
+                return Ok(guard.clone());
+            }
+        }
+        let rows = store::secrets_with_ciphertext(&self.db, workspace_id).await?;
+        let mut values = Vec::with_capacity(rows.len());
+        for row in &rows {
+            values.push((row.key.clone(), self.open(row)?));
+        }
+        let guard = LeakGuard::new(values.iter().map(|(key, value)| (key.as_str(), value.expose().as_bytes())));
+        self.guards
+            .lock()
+            .expect("BUG: the guard cache lock is never poisoned")
+            .insert(workspace_id, (fingerprint, guard.clone()));
+        Ok(guard)
+    }
+
+    /// Masks every stored value of the workspace inside `value`, in place; each key found is
+    /// audited as `leak.blocked` at `place` (e.g. `tool get_secret_keys`).
+    pub async fn mask_json(
+        &self,
+        workspace_id: Uuid,
+        value: &mut Value,
+        place: &str,
+        actor: &Actor,
+    ) -> Result<(), AppError> {
+        self.mask_all(workspace_id, vec![value], place, actor).await
+    }
+
+    /// [`SecretService::mask_json`] over several values with one guard.
+    pub async fn mask_all(
+        &self,
+        workspace_id: Uuid,
+        values: Vec<&mut Value>,
+        place: &str,
+        actor: &Actor,
+    ) -> Result<(), AppError> {
+        let guard = self.leak_guard(workspace_id).await?;
+        if guard.is_empty() {
+            return Ok(());
+        }
+        let mut found = std::collections::BTreeSet::new();
+        for value in values {
+            found.extend(guard.mask_json(value));
+        }
+        if found.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.db.begin().await?;
+        for key in &found {
+            let detail = format!("masked in {place}");
+            store::audit(&mut tx, &audit(workspace_id, actor, AuditAction::LeakBlocked, key, Some(&detail))).await?;
+        }
+        tx.commit().await?;
+        tracing::warn!(%workspace_id, place, keys = found.len(), "a stored value was on its way out and was masked");
+        Ok(())
+    }
+}
