@@ -33,11 +33,7 @@ pub struct WorkspaceName(String);
 impl WorkspaceName {
     /// Trims and checks a workspace name.
     pub fn parse(raw: &str) -> Result<WorkspaceName, AppError> {
-        let name = raw.trim();
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err(AppError::BadRequest("workspace name must be 1 to 100 characters".into()));
-        }
-        Ok(WorkspaceName(name.to_string()))
+        label(raw, "workspace name").map(WorkspaceName)
     }
 
     /// The name as text.
@@ -53,17 +49,22 @@ pub struct TokenName(String);
 impl TokenName {
     /// Trims and checks a token name.
     pub fn parse(raw: &str) -> Result<TokenName, AppError> {
-        let name = raw.trim();
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err(AppError::BadRequest("token name must be 1 to 100 characters".into()));
-        }
-        Ok(TokenName(name.to_string()))
+        label(raw, "token name").map(TokenName)
     }
 
     /// The name as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// A trimmed name of 1 to 100 characters; the error names `what`.
+fn label(raw: &str, what: &str) -> Result<String, AppError> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(AppError::BadRequest(format!("{what} must be 1 to 100 characters")));
+    }
+    Ok(name.to_string())
 }
 
 /// A password someone chooses: at least 8 characters. Held in memory that is wiped when
