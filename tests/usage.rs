@@ -171,9 +171,169 @@ async fn a_value_on_its_way_out_is_masked_and_audited(engine: Engine) {
     assert!(log.iter().all(|e| !e.detail.as_deref().unwrap_or_default().contains(VALUE)));
 }
 
+/// A loopback server that echoes what it gets, in several encodings, and records every
+/// request it receives.
+struct Echo {
+    base: String,
+    received: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+async fn echo_server() -> Echo {
+    use axum::extract::{Query, State};
+    use axum::http::HeaderMap;
+    use axum::response::{IntoResponse, Redirect};
+    use axum::routing::{any, get};
+    use base64::Engine as _;
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+    fn auth(headers: &HeaderMap) -> String {
+        headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+    }
+    let received: Seen = std::sync::Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/echo",
+            any(|State(seen): State<Seen>, headers: HeaderMap, body: String| async move {
+                seen.lock().unwrap().push(format!("echo {} {body}", auth(&headers)));
+                format!("you sent {} and {body}", auth(&headers))
+            }),
+        )
+        .route(
+            "/encoded",
+            get(|State(seen): State<Seen>, headers: HeaderMap| async move {
+                let value = auth(&headers);
+                seen.lock().unwrap().push(format!("encoded {value}"));
+                let b64 = base64::engine::general_purpose::STANDARD.encode(&value);
+                let b64url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("x{value}"));
+                let hex: String = value.bytes().map(|b| format!("{b:02x}")).collect();
+                let percent: String = value
+                    .bytes()
+                    .map(|b| if b.is_ascii_alphanumeric() { char::from(b).to_string() } else { format!("%{b:02X}") })
+                    .collect();
+                format!("b64={b64}\nb64url={b64url}\nhex={hex}\npercent={percent}\n")
+            }),
+        )
+        .route(
+            "/chunks",
+            get(|State(seen): State<Seen>, headers: HeaderMap| async move {
+                let value = auth(&headers);
+                seen.lock().unwrap().push(format!("chunks {value}"));
+                let text = format!("start {value} end");
+                let pieces: Vec<Result<Vec<u8>, std::io::Error>> =
+                    text.as_bytes().chunks(3).map(|c| Ok(c.to_vec())).collect();
+                axum::body::Body::from_stream(futures::stream::iter(pieces))
+            }),
+        )
+        .route(
+            "/redirect",
+            get(|State(seen): State<Seen>, Query(to): Query<std::collections::HashMap<String, String>>| async move {
+                seen.lock().unwrap().push("redirect".to_string());
+                Redirect::temporary(&to["to"]).into_response()
+            }),
+        )
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Echo { base, received }
+}
+
+async fn http_request_sends_the_value_and_masks_it_in_every_form(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let (ws, writer, id) = setup(&app).await;
+    let echo = echo_server().await;
+    assert_eq!(egress(&app, ws, &writer, &id, Some(json!({"hosts": [echo.base]}))).await.status(), 200);
+    let agent = app.token(ws, &[Scope::SecretsUse]).await;
+    let call = |path: &str, body: Option<&str>| {
+        let mut args = json!({"method": "POST", "url": format!("{}{path}", echo.base),
+            "headers": {"Authorization": "{{secrets.GITHUB_TOKEN}}"}});
+        if let Some(body) = body {
+            args["body"] = json!(body);
+        }
+        if path != "/echo" {
+            args["method"] = json!("GET");
+        }
+        tool(&app, ws, &agent, "http_request", args)
+    };
+
+    let echoed = call("/echo", Some("token: {{secrets.GITHUB_TOKEN}}, literal {{{{secrets.X}}")).await;
+    let encoded = call("/encoded", None).await;
+    let chunked = call("/chunks", None).await;
+
+    let received = echo.received.lock().unwrap().clone();
+    assert_eq!(
+        received[0],
+        format!("echo {VALUE} token: {VALUE}, literal {{{{secrets.X}}}}"),
+        "the server got the real value"
+    );
+    for response in [echoed, encoded, chunked] {
+        assert_eq!(response.status(), 200);
+        let text = response.text().await.unwrap();
+        assert!(!text.contains(VALUE), "{text}");
+        let data: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(data["data"]["status"], 200);
+        let body = data["data"]["body"].as_str().unwrap();
+        assert!(body.contains("***"), "{body}");
+        for line in body.lines().filter(|l| l.contains('=')) {
+            assert!(line.ends_with("***") || line.contains("***"), "every encoding is masked: {line}");
+        }
+    }
+    let log = loopstack_secrets::server::store::audit_events(&app.state.db, ws, Some("secret.used"), 10).await.unwrap();
+    assert_eq!(log.len(), 3);
+    assert!(log
+        .iter()
+        .all(|e| e.key.as_deref() == Some("GITHUB_TOKEN") && e.detail.as_deref().unwrap().ends_with("-> 200")));
+    assert!(log[0].detail.as_deref().unwrap().contains(&echo.base));
+}
+
+async fn a_secret_goes_nowhere_its_policy_does_not_name(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let (ws, writer, id) = setup(&app).await;
+    let echo = echo_server().await;
+    let agent = app.token(ws, &[Scope::SecretsUse]).await;
+    let request = |url: String| {
+        tool(
+            &app,
+            ws,
+            &agent,
+            "http_request",
+            json!({"method": "GET", "url": url, "headers": {"Authorization": "{{secrets.GITHUB_TOKEN}}"}}),
+        )
+    };
+    let port = echo.base.rsplit(':').next().unwrap().to_string();
+
+    let no_policy = request(format!("{}/echo", echo.base)).await;
+    assert_eq!(egress(&app, ws, &writer, &id, Some(json!({"hosts": [echo.base]}))).await.status(), 200);
+    let other_host = request(format!("http://localhost:{port}/echo")).await;
+    let redirect_out = request(format!("{}/redirect?to=http://localhost:{port}/echo", echo.base)).await;
+    let no_secret =
+        tool(&app, ws, &agent, "http_request", json!({"method": "GET", "url": format!("{}/echo", echo.base)})).await;
+    let ftp = request(format!("ftp://127.0.0.1:{port}/echo")).await;
+    let caller = app.token(ws, &[Scope::ToolsCall]).await;
+    let without_scope =
+        tool(&app, ws, &caller, "http_request", json!({"method": "GET", "url": format!("{}/echo", echo.base)})).await;
+
+    let refused = error_code(no_policy, 403).await;
+    assert_eq!(refused, "egress_denied", "a secret with no hosts goes nowhere");
+    let other_host = other_host.text().await.unwrap();
+    assert!(
+        other_host.contains("egress_denied") && other_host.contains("GITHUB_TOKEN") && other_host.contains("localhost"),
+        "{other_host}"
+    );
+    assert_eq!(error_code(redirect_out, 403).await, "egress_denied", "a redirect to another host is not followed");
+    assert_eq!(error_code(no_secret, 400).await, "bad_request");
+    assert_eq!(error_code(ftp, 400).await, "bad_request", "only http and https");
+    assert_eq!(error_code(without_scope, 403).await, "forbidden");
+    assert_eq!(*echo.received.lock().unwrap(), ["redirect"], "nothing with the secret reached a host it may not go to");
+    let log =
+        loopstack_secrets::server::store::audit_events(&app.state.db, ws, Some("egress_denied"), 10).await.unwrap();
+    assert_eq!(log.len(), 3, "each refusal is audited");
+}
+
 both_engines!(
     a_secrets_egress_policy_is_read_and_replaced_over_rest,
     check_secret_answers_true_and_false_is_audited_and_rate_limited,
     secrets_use_reveals_nothing,
     a_value_on_its_way_out_is_masked_and_audited,
+    http_request_sends_the_value_and_masks_it_in_every_form,
+    a_secret_goes_nowhere_its_policy_does_not_name,
 );

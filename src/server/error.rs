@@ -27,6 +27,9 @@ pub enum AppError {
     /// 403: authenticated, but the scope or role is too small.
     #[error("{0}")]
     Forbidden(String),
+    /// 403 `egress_denied`: a secret would have been sent where its policy does not allow.
+    #[error("{0}")]
+    EgressDenied(String),
     /// 404: no such thing, or a workspace the caller may not see (the same answer).
     #[error("not found")]
     NotFound,
@@ -42,6 +45,9 @@ pub enum AppError {
     /// 429: too many attempts; retry after the given seconds.
     #[error("too many attempts, retry in {0} seconds")]
     TooManyRequests(u64),
+    /// 502: a server this one called on the caller's behalf (`http_request`) failed.
+    #[error("{0}")]
+    BadGateway(String),
     /// 503: the database is not reachable.
     #[error("service unavailable")]
     Unavailable(#[source] sqlx::Error),
@@ -91,7 +97,8 @@ impl AppError {
         match self {
             AppError::BadRequest(_) | AppError::ReservedKey(_) => StatusCode::BAD_REQUEST,
             AppError::Unauthorized | AppError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Forbidden(_) | AppError::EgressDenied(_) => StatusCode::FORBIDDEN,
+            AppError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -110,6 +117,8 @@ impl AppError {
             AppError::Unauthorized => "unauthorized",
             AppError::InvalidCredentials => "invalid_credentials",
             AppError::Forbidden(_) => "forbidden",
+            AppError::EgressDenied(_) => "egress_denied",
+            AppError::BadGateway(_) => "bad_gateway",
             AppError::NotFound => "not_found",
             AppError::Conflict(_) => "conflict",
             AppError::RequestTimeout => "request_timeout",

@@ -201,8 +201,11 @@ fn variants(value: &[u8]) -> Vec<Vec<u8>> {
             out.push(base64_fragment(&form, offset, false));
             out.push(base64_fragment(&form, offset, true));
         }
-        out.push(percent_encoded(&form, true));
-        out.push(percent_encoded(&form, false));
+        for upper in [true, false] {
+            out.push(percent_encoded(&form, upper, b"-._~"));
+            // Encoders that escape everything but letters and digits.
+            out.push(percent_encoded(&form, upper, b""));
+        }
         if let Ok(text) = std::str::from_utf8(&form) {
             let json = serde_json::to_string(text).expect("BUG: a string serializes");
             out.push(json.as_bytes()[1..json.len() - 1].to_vec());
@@ -227,11 +230,12 @@ fn base64_fragment(value: &[u8], offset: usize, url_safe: bool) -> Vec<u8> {
     encoded.as_bytes()[start.min(end)..end].to_vec()
 }
 
-fn percent_encoded(value: &[u8], upper: bool) -> Vec<u8> {
+/// `value` percent-encoded, keeping letters, digits and the bytes in `kept`.
+fn percent_encoded(value: &[u8], upper: bool, kept: &[u8]) -> Vec<u8> {
     let digits: &[u8; 16] = if upper { b"0123456789ABCDEF" } else { b"0123456789abcdef" };
     let mut out = Vec::with_capacity(value.len() * 3);
     for &b in value {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+        if b.is_ascii_alphanumeric() || kept.contains(&b) {
             out.push(b);
         } else {
             out.extend_from_slice(&[b'%', digits[usize::from(b >> 4)], digits[usize::from(b & 15)]]);
@@ -265,8 +269,9 @@ mod tests {
             VALUE.to_string(),
             STANDARD_NO_PAD.encode(bytes),
             URL_SAFE_NO_PAD.encode(bytes),
-            percent_encoded(bytes, true).into_iter().map(char::from).collect(),
-            percent_encoded(bytes, false).into_iter().map(char::from).collect(),
+            percent_encoded(bytes, true, b"-._~").into_iter().map(char::from).collect(),
+            percent_encoded(bytes, false, b"-._~").into_iter().map(char::from).collect(),
+            percent_encoded(bytes, true, b"").into_iter().map(char::from).collect(),
             hex(bytes, b"0123456789abcdef").into_iter().map(char::from).collect(),
             hex(bytes, b"0123456789ABCDEF").into_iter().map(char::from).collect(),
         ];

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod audit;
 pub mod events;
+pub mod http_request;
 pub mod open;
 pub mod rotation;
 pub mod secrets;

@@ -110,6 +110,21 @@ pub fn definitions() -> Vec<ToolDefinition> {
             }),
         },
         ToolDefinition {
+            name: "http_request".into(),
+            description: "Makes an HTTP request from the server with secrets you never see: write {{secrets.KEY}} in the url, a header or the body and the server puts the value in. Each secret may only go to the hosts its egress policy allows (else egress_denied, nothing sent). Answers {status, headers, body} with every stored value masked as ***. Needs the secrets:use scope.".into(),
+            input_schema: json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["method", "url"],
+                "properties": {
+                    "method": {"type": "string", "enum": ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]},
+                    "url": {"type": "string", "description": "An absolute http(s) URL; may contain {{secrets.KEY}}"},
+                    "headers": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Header names and values; values may contain {{secrets.KEY}}, e.g. Authorization: Bearer {{secrets.GITHUB_TOKEN}}"},
+                    "body": {"type": "string", "description": "The request body as text; may contain {{secrets.KEY}} ({{{{ for a literal {{)"}
+                }
+            }),
+        },
+        ToolDefinition {
             name: "check_secret".into(),
             description: "Checks whether a candidate value equals the stored value of a secret (compared in constant time; audited; at most 20 checks a minute), so an agent can confirm a key without reading it. Answers {matches: true|false}. Needs the secrets:use scope.".into(),
             input_schema: json!({
@@ -129,7 +144,7 @@ pub fn definitions() -> Vec<ToolDefinition> {
 /// rest.
 pub fn required_scope(name: &str) -> Scope {
     match name {
-        "check_secret" => Scope::SecretsUse,
+        "check_secret" | "http_request" => Scope::SecretsUse,
         _ => Scope::ToolsCall,
     }
 }
@@ -219,6 +234,14 @@ async fn run_tool(
             let data = if task { json!({"workflowId": run.id}) } else { json!({ "variables": keys }) };
             Ok(ToolResult { data, pending })
         }
+        "http_request" => {
+            if parent.is_some() {
+                return Err(AppError::BadRequest("only request_secrets_task takes a parent run".into()));
+            }
+            let args = strict(args)?;
+            let data = crate::server::service::http_request::http_request(secrets, workspace_id, args, actor).await?;
+            Ok(ToolResult { data, pending: None })
+        }
         "check_secret" => {
             if parent.is_some() {
                 return Err(AppError::BadRequest("only request_secrets_task takes a parent run".into()));
@@ -241,7 +264,7 @@ async fn run_tool(
             Ok(ToolResult { data: outcome.to_json(), pending })
         }
         other => Err(AppError::BadRequest(format!(
-            "unknown tool '{other}'; known tools: get_secret_keys, request_secrets, request_secrets_task, check_secret, wait_for_secrets"
+            "unknown tool '{other}'; known tools: get_secret_keys, request_secrets, request_secrets_task, wait_for_secrets, http_request, check_secret"
         ))),
     }
 }

@@ -216,6 +216,10 @@ pub(super) fn answer(name: &str, result: ToolResult, url: &Option<String>) -> Ca
             };
             (json!({ "keys": keys }), text)
         }
+        "http_request" => {
+            let text = format!("HTTP {}\n{}", result.data["status"], result.data["body"].as_str().unwrap_or_default());
+            (result.data, text)
+        }
         "check_secret" => {
             let text = if result.data["matches"] == true {
                 "The candidate matches the stored value."
@@ -266,7 +270,7 @@ fn pending_text(structured: &Value) -> String {
 /// can read and correct; a failure of the server is a protocol error without details.
 pub(super) fn tool_error(err: AppError) -> Result<CallToolResponse, ErrorData> {
     let api = err.to_api_error();
-    if err.status_code().is_server_error() {
+    if err.status_code().is_server_error() && !matches!(err, AppError::BadGateway(_)) {
         return Err(ErrorData::internal_error(api.message, None));
     }
     let mut result = CallToolResult::error(vec![ContentBlock::text(api.message.clone())]);
