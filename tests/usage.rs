@@ -329,6 +329,125 @@ async fn a_secret_goes_nowhere_its_policy_does_not_name(engine: Engine) {
     assert_eq!(log.len(), 3, "each refusal is audited");
 }
 
+/// The binary, as the operator runs it on the server's host (same database and master key).
+fn cli(app: &TestApp, args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_loopstack-secrets"));
+    command
+        .args(args)
+        .env("DATABASE_URL", &app.database_url)
+        .env("LOOPSTACK_SECRETS_DATA_DIR", app.dir.path())
+        .env("LOOPSTACK_SECRETS_MASTER_KEY", &app.master_key)
+        .env_remove("LOOPSTACK_SECRETS_SERVER")
+        .env_remove("LOOPSTACK_SECRETS_TOKEN");
+    command
+}
+
+async fn run_masks_the_commands_output_and_takes_only_the_chosen_keys(engine: Engine) {
+    use base64::Engine as _;
+    let app = spawn_app(engine).await;
+    let (ws, writer, _) = setup(&app).await;
+    assert_eq!(app.create(ws, &writer, "OTHER_KEY", "other-value-5678").await.status(), 201);
+    let ws = ws.to_string();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(VALUE);
+    let script = format!(
+        "echo plain $GITHUB_TOKEN; echo b64 {b64}; echo err $GITHUB_TOKEN >&2; echo other ${{OTHER_KEY:-unset}}; exit 7"
+    );
+
+    let masked = cli(&app, &["run", "--workspace", &ws, "--mask", "--only", "GITHUB_TOKEN", "--", "sh", "-c", &script])
+        .output()
+        .await
+        .unwrap();
+    let plain = cli(&app, &["run", "--workspace", &ws, "--", "sh", "-c", "echo $GITHUB_TOKEN $OTHER_KEY"])
+        .output()
+        .await
+        .unwrap();
+    let unknown = cli(&app, &["run", "--workspace", &ws, "--only", "NOPE", "--", "true"]).output().await.unwrap();
+
+    let stdout = String::from_utf8(masked.stdout).unwrap();
+    let stderr = String::from_utf8(masked.stderr).unwrap();
+    assert_eq!(masked.status.code(), Some(7), "the exit code passes through");
+    assert_eq!(stdout, "plain ***\nb64 ***\nother unset\n", "masked, and only the chosen key given");
+    assert!(stderr.contains("err ***") && !stderr.contains(VALUE), "{stderr}");
+    assert_eq!(
+        String::from_utf8(plain.stdout).unwrap(),
+        format!("{VALUE} other-value-5678\n"),
+        "without --mask, all keys"
+    );
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no secret named NOPE"));
+}
+
+async fn remote_run_and_export_need_secrets_read(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let (ws, _, _) = setup(&app).await;
+    let reader = app.token(ws, &[Scope::SecretsRead]).await;
+    let lister = app.token(ws, &[Scope::SecretsList, Scope::SecretsUse]).await;
+    let ws = ws.to_string();
+    let empty = tempfile::tempdir().unwrap();
+    let remote = |token: &str, args: &[&str]| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_loopstack-secrets"));
+        command
+            .args(args)
+            .env("LOOPSTACK_SECRETS_SERVER", &app.base)
+            .env("LOOPSTACK_SECRETS_TOKEN", token)
+            .env("LOOPSTACK_SECRETS_DATA_DIR", empty.path())
+            .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+            .env_remove("LOOPSTACK_SECRETS_MASTER_KEY");
+        command
+    };
+
+    let ran =
+        remote(&reader, &["run", "--workspace", &ws, "--", "sh", "-c", "echo $GITHUB_TOKEN"]).output().await.unwrap();
+    let exported = remote(&reader, &["export", "--workspace", &ws]).output().await.unwrap();
+    let refused = remote(&lister, &["run", "--workspace", &ws, "--", "true"]).output().await.unwrap();
+    let by_flag = tokio::process::Command::new(env!("CARGO_BIN_EXE_loopstack-secrets"))
+        .args(["export", "--workspace", &ws, "--server", &app.base, "--token", &reader, "--only", "GITHUB_TOKEN"])
+        .env("LOOPSTACK_SECRETS_DATA_DIR", empty.path())
+        .env_remove("LOOPSTACK_SECRETS_MASTER_KEY")
+        .env_remove("DATABASE_URL")
+        .output()
+        .await
+        .unwrap();
+
+    assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
+    assert_eq!(String::from_utf8(ran.stdout).unwrap(), format!("{VALUE}\n"), "no database and no master key needed");
+    assert_eq!(String::from_utf8(exported.stdout).unwrap(), format!("GITHUB_TOKEN='{VALUE}'\n"));
+    assert_eq!(String::from_utf8(by_flag.stdout).unwrap(), format!("GITHUB_TOKEN='{VALUE}'\n"));
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("403"), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(std::fs::read_dir(empty.path()).unwrap().next().is_none(), "nothing was written locally");
+    let reads =
+        loopstack_secrets::server::store::audit_events(&app.state.db, ws.parse().unwrap(), Some("secret.read"), 10)
+            .await
+            .unwrap();
+    assert_eq!(reads.len(), 3, "each remote read is audited with the token");
+    assert!(reads.iter().all(|e| e.actor.starts_with("token:") && e.key.as_deref() == Some("GITHUB_TOKEN")));
+}
+
+/// The values route answers a `secrets:read` token only: not a session, not any other scope.
+async fn the_values_route_is_for_secrets_read_tokens_only(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let (ws, _, _) = setup(&app).await;
+    let reader = app.token(ws, &[Scope::SecretsRead]).await;
+    let path = format!("/api/v1/workspaces/{ws}/secrets/values?keys=GITHUB_TOKEN,MISSING");
+    let read = app.req(Method::GET, &path, &reader).send().await.unwrap();
+    let cache = read.headers()["cache-control"].to_str().unwrap().to_string();
+    assert_eq!(json(read).await, json!({"GITHUB_TOKEN": VALUE}));
+    assert_eq!(cache, "no-store");
+    let all_but_read = app
+        .token(ws, &[Scope::SecretsList, Scope::SecretsWrite, Scope::ToolsCall, Scope::WorkflowsRun, Scope::SecretsUse])
+        .await;
+    assert_eq!(error_code(app.req(Method::GET, &path, &all_but_read).send().await.unwrap(), 403).await, "forbidden");
+    let owner = app.user("olivia", "correct-horse-battery").await;
+    app.add_member(ws, owner, "owner").await;
+    let cookie = TestApp::session_cookie(&app.sign_in("olivia", "correct-horse-battery").await).unwrap();
+    let by_session = app.client.get(format!("{}{path}", app.base)).header("cookie", cookie).send().await.unwrap();
+    assert_eq!(error_code(by_session, 403).await, "forbidden", "no browser session reads a value");
+    let bad =
+        app.req(Method::GET, &format!("/api/v1/workspaces/{ws}/secrets/values?keys=1X"), &reader).send().await.unwrap();
+    assert_eq!(error_code(bad, 400).await, "bad_request");
+}
+
 both_engines!(
     a_secrets_egress_policy_is_read_and_replaced_over_rest,
     check_secret_answers_true_and_false_is_audited_and_rate_limited,
@@ -336,4 +455,7 @@ both_engines!(
     a_value_on_its_way_out_is_masked_and_audited,
     http_request_sends_the_value_and_masks_it_in_every_form,
     a_secret_goes_nowhere_its_policy_does_not_name,
+    run_masks_the_commands_output_and_takes_only_the_chosen_keys,
+    remote_run_and_export_need_secrets_read,
+    the_values_route_is_for_secrets_read_tokens_only,
 );

@@ -174,6 +174,15 @@ pub enum Command {
         /// Pass this reserved key (PATH, LD_PRELOAD, ...) to the command anyway; repeatable.
         #[arg(long = "allow-key", value_name = "KEY")]
         allow_keys: Vec<String>,
+        /// Give the command only these secrets (repeatable, or comma-separated).
+        #[arg(long = "only", value_name = "KEY", value_delimiter = ',')]
+        only: Vec<String>,
+        /// Mask every stored value (and its encodings) in the command's stdout and stderr as
+        /// `***`; lines still come out as they are written, and the exit code passes through.
+        #[arg(long)]
+        mask: bool,
+        #[command(flatten)]
+        remote: Remote,
         /// The command and its arguments (after `--`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, num_args = 1..)]
         command: Vec<String>,
@@ -216,6 +225,11 @@ pub enum Command {
         /// Workspace id.
         #[arg(long)]
         workspace: Uuid,
+        /// Export only these secrets (repeatable, or comma-separated).
+        #[arg(long = "only", value_name = "KEY", value_delimiter = ',')]
+        only: Vec<String>,
+        #[command(flatten)]
+        remote: Remote,
         /// Write this reserved key anyway; repeatable (see `run --allow-key`).
         #[arg(long = "allow-key", value_name = "KEY")]
         allow_keys: Vec<String>,
@@ -223,6 +237,19 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ExportFormat::Dotenv)]
         format: ExportFormat,
     },
+}
+
+/// Where `run` and `export` get values: the local data dir (the default), or a server, with a
+/// token that has `secrets:read`, so a deploy machine needs no database and no master key.
+#[derive(Args, Debug, Clone)]
+pub struct Remote {
+    /// A loopstack-secrets server to fetch the values from, e.g. https://secrets.example.com.
+    #[arg(long, env = "LOOPSTACK_SECRETS_SERVER")]
+    pub server: Option<String>,
+    /// An API token with `secrets:read` for `--server` (set it in the environment: a command
+    /// line is visible to every user of the host).
+    #[arg(long, env = "LOOPSTACK_SECRETS_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub token: Option<SecretString>,
 }
 
 /// Formats `export` can write.

@@ -172,6 +172,20 @@ impl StreamMasker {
         out
     }
 
+    /// Like [`StreamMasker::push`], but everything up to the chunk's last newline is decided
+    /// at once, so line-buffered output stays line-buffered. A value that spans lines is still
+    /// found by its lines.
+    pub fn push_lines(&mut self, chunk: &[u8]) -> Vec<u8> {
+        let Some(end) = chunk.iter().rposition(|b| *b == b'\n') else { return self.push(chunk) };
+        self.held.extend_from_slice(&chunk[..=end]);
+        let lines = std::mem::take(&mut self.held);
+        let masked = self.guard.mask(&lines);
+        self.keys.extend(masked.keys);
+        let mut out = masked.bytes;
+        out.extend(self.push(&chunk[end + 1..]));
+        out
+    }
+
     /// Ends the stream: the bytes held back, masked, and every key found.
     pub fn finish(mut self) -> Masked {
         let masked = self.guard.mask(&self.held);
@@ -334,6 +348,15 @@ mod tests {
             assert_eq!(String::from_utf8(out).unwrap(), masked(&text), "chunks of {size}");
             assert!(end.keys.contains("GITHUB_TOKEN"));
         }
+    }
+
+    #[test]
+    fn line_by_line_output_comes_out_at_each_newline() {
+        let mut stream = guard().stream();
+        assert_eq!(stream.push_lines(b"ready\n"), b"ready\n", "a short line is not held back");
+        assert_eq!(stream.push_lines(format!("token {VALUE}\npart").as_bytes()), b"token ***\n");
+        assert_eq!(stream.push_lines(b"ial\n"), b"partial\n");
+        assert!(stream.finish().keys.contains("GITHUB_TOKEN"));
     }
 
     #[test]

@@ -223,18 +223,19 @@ impl SecretService {
         Ok(items.len())
     }
 
-    /// Every key and value of a workspace, by key, for `run` and `export` (each read audited).
-    #[tracing::instrument(skip(self, actor), err)]
-    pub async fn read_all_values(
+    /// The values of `keys` (those that exist), by key, for `run`, `export` and the remote
+    /// read (each read audited).
+    #[tracing::instrument(skip(self, keys, actor), err)]
+    pub async fn read_values(
         &self,
         workspace_id: Uuid,
+        keys: &[String],
         actor: &Actor,
     ) -> Result<Vec<(String, SecretValue)>, AppError> {
         let rows = store::secrets_with_ciphertext(&self.db, workspace_id).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let value = self.open(&row)?;
-            out.push((row.key.clone(), value));
+        let mut out = Vec::with_capacity(keys.len());
+        for row in rows.iter().filter(|row| keys.contains(&row.key)) {
+            out.push((row.key.clone(), self.open(row)?));
         }
         let mut tx = self.db.begin().await?;
         for (key, _) in &out {
@@ -242,6 +243,16 @@ impl SecretService {
         }
         tx.commit().await?;
         Ok(out)
+    }
+
+    /// Every key and value of a workspace, by key (each read audited).
+    pub async fn read_all_values(
+        &self,
+        workspace_id: Uuid,
+        actor: &Actor,
+    ) -> Result<Vec<(String, SecretValue)>, AppError> {
+        let keys: Vec<String> = store::list_secrets(&self.db, workspace_id).await?.into_iter().map(|s| s.key).collect();
+        self.read_values(workspace_id, &keys, actor).await
     }
 
     /// Rotates a workspace's data key online: a new version becomes active at once (writers

@@ -6,6 +6,7 @@ pub mod extract;
 pub mod openapi;
 pub mod secrets;
 pub mod tools;
+pub mod values;
 pub mod workflows;
 
 use axum::extract::State;
@@ -26,7 +27,12 @@ pub fn router(enabled: bool) -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
     if enabled {
-        api = api.merge(secrets::router()).merge(egress::router()).merge(tools::router()).merge(workflows::router());
+        api = api
+            .merge(secrets::router())
+            .merge(egress::router())
+            .merge(values::router())
+            .merge(tools::router())
+            .merge(workflows::router());
     }
     api.route("/api/v1", get(not_found))
         .route("/api/v1/{*rest}", axum::routing::any(not_found))

@@ -21,6 +21,7 @@ use crate::model::{
         crate::server::web::rest::secrets::remove,
         crate::server::web::rest::egress::show,
         crate::server::web::rest::egress::change,
+        crate::server::web::rest::values::values,
         crate::server::web::rest::tools::definitions,
         crate::server::web::rest::tools::call,
         crate::server::web::rest::workflows::start,

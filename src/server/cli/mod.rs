@@ -8,13 +8,15 @@ use anyhow::{bail, Context};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
-use crate::server::config::{Cli, Command, Config, ExportFormat, TokenCommand, UserCommand, WorkspaceCommand};
+use crate::server::config::{Cli, Command, Config, TokenCommand, UserCommand, WorkspaceCommand};
 use crate::server::domain::{Actor, Scope};
 use crate::server::error::AppError;
 use crate::server::keys::KeySource;
 use crate::server::service::access;
 use crate::server::store::Db;
 use crate::server::web::state::{self, AppState};
+
+mod env;
 
 /// Name of the workspace created on first run.
 pub const DEFAULT_WORKSPACE: &str = "default";
@@ -46,9 +48,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let state = state::open(config, master_key_env).await?.state;
             token(&state, cmd).await
         }
-        Command::Run { workspace, allow_keys, command } => {
-            let state = state::open(config, master_key_env).await?.state;
-            run_with_secrets(&state, workspace, &allow_keys, &command).await
+        Command::Run { workspace, allow_keys, only, mask, remote, command } => {
+            let source = env::Source::open(config, master_key_env, remote).await?;
+            env::run(source, workspace, &env::Choice { allow_keys, only }, mask, &command).await
         }
         Command::Mcp { workspace } => {
             let state = state::open(config, master_key_env).await?.state;
@@ -77,9 +79,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let state = state::open(config, master_key_env).await?.state;
             import(&state, workspace, &file).await
         }
-        Command::Export { workspace, allow_keys, format } => {
-            let state = state::open(config, master_key_env).await?.state;
-            export(&state, workspace, &allow_keys, format).await
+        Command::Export { workspace, allow_keys, only, remote, format } => {
+            let source = env::Source::open(config, master_key_env, remote).await?;
+            env::export(source, workspace, &env::Choice { allow_keys, only }, format).await
         }
     }
 }
@@ -245,87 +247,6 @@ async fn token(state: &AppState, cmd: TokenCommand) -> anyhow::Result<ExitCode> 
                 other => other?,
             }
             println!("Revoked token {id}.");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn run_with_secrets(
-    state: &AppState,
-    workspace: Uuid,
-    allow_keys: &[String],
-    command: &[String],
-) -> anyhow::Result<ExitCode> {
-    refuse_reserved_keys(state, workspace, allow_keys).await?;
-    let values = state.secrets.read_all_values(workspace, &Actor::cli("run")).await?;
-    let (program, args) = command.split_first().context("no command given after --")?;
-    let mut child = std::process::Command::new(program);
-    child.args(args);
-    // The operator's own configuration (from the shell or `.env`) is not the child's business.
-    for (name, _) in std::env::vars_os() {
-        if name.to_str().is_some_and(is_own_configuration) {
-            child.env_remove(&name);
-        }
-    }
-    for (key, value) in &values {
-        child.env(key, value.expose());
-    }
-    state.db.close().await;
-    let status = child.status().with_context(|| format!("failed to start '{program}'"))?;
-    drop(values);
-    Ok(exit_code_of(status))
-}
-
-/// Environment variables of this process that never reach a child of `run`.
-fn is_own_configuration(name: &str) -> bool {
-    name == "DATABASE_URL" || name.starts_with("LOOPSTACK_SECRETS_")
-}
-
-/// Fails when the workspace holds a reserved key (written before keys were checked) that the
-/// operator did not name with `--allow-key`; reads no value.
-async fn refuse_reserved_keys(state: &AppState, workspace: Uuid, allow_keys: &[String]) -> anyhow::Result<()> {
-    if !access::workspace_exists(&state.db, workspace).await? {
-        bail!("no workspace with id {workspace}");
-    }
-    let blocked: Vec<String> = state
-        .secrets
-        .find_all_by_workspace(workspace)
-        .await?
-        .into_iter()
-        .map(|item| item.key)
-        .filter(|key| crate::server::domain::reserved::is_reserved(key) && !allow_keys.contains(key))
-        .collect();
-    if !blocked.is_empty() {
-        bail!(
-            "workspace {workspace} holds reserved keys that change how programs load or run: {}. \
-             Delete them, or pass each one with --allow-key KEY if you trust whoever wrote it",
-            blocked.join(", ")
-        );
-    }
-    Ok(())
-}
-
-/// The child's exit code, or 128 + signal as shells report it.
-fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {
-    use std::os::unix::process::ExitStatusExt;
-    let code = status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1);
-    ExitCode::from(u8::try_from(code).unwrap_or(1))
-}
-
-async fn export(
-    state: &AppState,
-    workspace: Uuid,
-    allow_keys: &[String],
-    format: ExportFormat,
-) -> anyhow::Result<ExitCode> {
-    refuse_reserved_keys(state, workspace, allow_keys).await?;
-    let values = state.secrets.read_all_values(workspace, &Actor::cli("export")).await?;
-    let mut out = std::io::stdout().lock();
-    match format {
-        ExportFormat::Dotenv => {
-            for (key, value) in &values {
-                writeln!(out, "{key}={}", crate::server::domain::dotenv::quote(value.expose()))?;
-            }
         }
     }
     Ok(ExitCode::SUCCESS)
