@@ -331,6 +331,7 @@ async fn only_the_named_reads_go_without_a_csrf_token(engine: Engine) {
         "create_secret",
         "update_secret",
         "delete_secret",
+        "set_egress",
         "submit_request",
         "decline_request",
         "create_token",

@@ -448,6 +448,51 @@ async fn the_values_route_is_for_secrets_read_tokens_only(engine: Engine) {
     assert_eq!(error_code(bad, 400).await, "bad_request");
 }
 
+/// The Studio shows where each secret may go and lets an editor change it (one origin a
+/// line); a viewer sees it and cannot.
+async fn the_studio_shows_and_edits_a_secrets_hosts(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let (ws, _, id) = setup(&app).await;
+    let editor = app.user("edith", "correct-horse-battery").await;
+    let viewer = app.user("victor", "correct-horse-battery").await;
+    app.add_member(ws, editor, "editor").await;
+    app.add_member(ws, viewer, "viewer").await;
+    let edith = TestApp::session_cookie(&app.sign_in("edith", "correct-horse-battery").await).unwrap();
+    let victor = TestApp::session_cookie(&app.sign_in("victor", "correct-horse-battery").await).unwrap();
+    let page = |cookie: String| {
+        let app = &app;
+        async move {
+            app.client
+                .get(format!("{}/workspaces/{ws}", app.base))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+
+    let before = page(edith.clone()).await;
+    let form = |hosts: &str| vec![("workspace_id", ws.to_string()), ("id", id.clone()), ("hosts", hosts.to_string())];
+    let saved =
+        app.studio(&edith, "set_egress", &form("https://api.github.com\n\n  https://*.example.com:8443  \n")).await;
+    let bad = app.studio(&edith, "set_egress", &form("not a host")).await;
+    let by_viewer = app.studio(&victor, "set_egress", &form("https://evil.example")).await;
+    let after = page(victor.clone()).await;
+
+    assert!(before.contains("nowhere"), "a new secret may go nowhere");
+    assert_eq!(saved.status(), 200);
+    assert_eq!(bad.status(), 400);
+    assert_eq!(by_viewer.status(), 403);
+    assert!(after.contains("https://api.github.com, https://*.example.com:8443"), "the viewer sees the hosts");
+    assert!(!after.contains("Save hosts"), "and cannot change them");
+    assert!(page(edith).await.contains("Save hosts"));
+    let shown = json(egress(&app, ws, &app.writer_token(ws).await, &id, None).await).await;
+    assert_eq!(shown["hosts"], json!(["https://api.github.com", "https://*.example.com:8443"]));
+}
+
 both_engines!(
     a_secrets_egress_policy_is_read_and_replaced_over_rest,
     check_secret_answers_true_and_false_is_audited_and_rate_limited,
@@ -458,4 +503,5 @@ both_engines!(
     run_masks_the_commands_output_and_takes_only_the_chosen_keys,
     remote_run_and_export_need_secrets_read,
     the_values_route_is_for_secrets_read_tokens_only,
+    the_studio_shows_and_edits_a_secrets_hosts,
 );

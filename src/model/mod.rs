@@ -134,6 +134,9 @@ pub struct WorkspaceSecrets {
     pub page: usize,
     /// The workspace's waiting secret requests, newest first.
     pub pending: Vec<PendingRequest>,
+    /// Where each secret of this page may be sent by `http_request`, by key (none: nowhere).
+    #[serde(default)]
+    pub hosts: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// Rows per page of the Studio's secrets table.

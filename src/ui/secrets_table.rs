@@ -11,7 +11,7 @@ use crate::ui::csrf::CsrfField;
 use crate::ui::layout::{fetch_for, id_param, Alert, SignedInPage};
 use crate::ui::live::use_workspace_events;
 use crate::ui::requests::PendingRequests;
-use crate::ui::server_fns::{get_workspace_secrets, CreateSecret, DeleteSecret, UpdateSecret};
+use crate::ui::server_fns::{get_workspace_secrets, CreateSecret, DeleteSecret, SetEgress, UpdateSecret};
 
 /// `/workspaces/:id` (optionally `?q=` to filter keys and `?page=` for the page, 100 rows each).
 #[component]
@@ -23,10 +23,17 @@ pub fn SecretsPage() -> impl IntoView {
     let create = ServerAction::<CreateSecret>::new();
     let update = ServerAction::<UpdateSecret>::new();
     let delete = ServerAction::<DeleteSecret>::new();
+    let egress = ServerAction::<SetEgress>::new();
     let events = use_workspace_events(workspace_id);
     let data = Resource::new(
         move || {
-            let versions = (create.version().get(), update.version().get(), delete.version().get(), events.get());
+            let versions = (
+                create.version().get(),
+                update.version().get(),
+                delete.version().get(),
+                egress.version().get(),
+                events.get(),
+            );
             (workspace_id.get(), filter.get(), page_number.get(), versions)
         },
         |(id, q, page, _)| fetch_for(id, move |id| get_workspace_secrets(id, Some(q), Some(page))),
@@ -55,7 +62,7 @@ pub fn SecretsPage() -> impl IntoView {
                     <input id="filter-q" name="q" type="search" value=filter.get()/>
                     <button type="submit" class="secondary">"Filter"</button>
                 </form>
-                <SecretsTable secrets=page.secrets workspace_id=ws can_write update delete filtered=!needle.is_empty()/>
+                <SecretsTable secrets=page.secrets hosts=page.hosts workspace_id=ws can_write update delete egress filtered=!needle.is_empty()/>
                 {pager}
                 {can_write.then(|| view! { <AddSecretForm workspace_id=ws action=create/> })}
             </section>
@@ -121,10 +128,12 @@ fn AddSecretForm(workspace_id: Uuid, action: ServerAction<CreateSecret>) -> impl
 #[component]
 pub fn SecretsTable(
     secrets: Vec<SecretItem>,
+    hosts: std::collections::BTreeMap<String, Vec<String>>,
     workspace_id: Uuid,
     can_write: bool,
     update: ServerAction<UpdateSecret>,
     delete: ServerAction<DeleteSecret>,
+    egress: ServerAction<SetEgress>,
     filtered: bool,
 ) -> impl IntoView {
     if secrets.is_empty() {
@@ -137,6 +146,7 @@ pub fn SecretsTable(
             .get()
             .and_then(Result::err)
             .or_else(|| delete.value().get().and_then(Result::err))
+            .or_else(|| egress.value().get().and_then(Result::err))
             .map(|e| e.message)
     };
     view! {
@@ -148,13 +158,19 @@ pub fn SecretsTable(
                     <th scope="col">"Key"</th>
                     <th scope="col">"Value"</th>
                     <th scope="col">"Updated"</th>
+                    <th scope="col">"May be sent to"</th>
                     {can_write.then(|| view! { <th scope="col"><span class="sr-only">"Actions"</span></th> })}
                 </tr>
             </thead>
             <tbody>
                 {secrets.into_iter().map(|s| {
                     let (label, class) = if s.has_value { ("Value set", "state set") } else { ("No value", "state unset") };
-                    let actions = can_write.then(|| view! { <td class="actions"><RowActions secret=s.clone() workspace_id update delete/></td> });
+                    let allowed = hosts.get(&s.key).cloned().unwrap_or_default();
+                    let shown = if allowed.is_empty() { "nowhere".to_string() } else { allowed.join(", ") };
+                    let actions = can_write.then(|| {
+                        let secret = s.clone();
+                        view! { <td class="actions"><RowActions secret workspace_id update delete egress allowed/></td> }
+                    });
                     view! {
                         <tr>
                             <td><code>{s.key.clone()}</code></td>
@@ -164,6 +180,7 @@ pub fn SecretsTable(
                                     {s.updated_at.format("%Y-%m-%d %H:%M UTC").to_string()}
                                 </time>
                             </td>
+                            <td class="hosts">{shown}</td>
                             {actions}
                         </tr>
                     }
@@ -182,7 +199,12 @@ fn RowActions(
     workspace_id: Uuid,
     update: ServerAction<UpdateSecret>,
     delete: ServerAction<DeleteSecret>,
+    egress: ServerAction<SetEgress>,
+    allowed: Vec<String>,
 ) -> impl IntoView {
+    let hosts_id = format!("hosts-{}", secret.id);
+    let hosts_label = format!("Hosts {} may be sent to, one a line", secret.key);
+    let (id3, ws3) = (secret.id.to_string(), workspace_id.to_string());
     let field_id = format!("value-{}", secret.id);
     let update_label = format!("New value for {}", secret.key);
     let delete_label = format!("Delete {}", secret.key);
@@ -198,6 +220,19 @@ fn RowActions(
                 <label for=field_id.clone()>{update_label}</label>
                 <input id=field_id name="value" type="password" autocomplete="new-password"/>
                 <button type="submit">"Save"</button>
+            </ActionForm>
+        </details>
+        <details class="row-action">
+            <summary>"Hosts"</summary>
+            <ActionForm action=egress attr:class="inline-form">
+                <CsrfField/>
+                <input type="hidden" name="workspace_id" value=ws3/>
+                <input type="hidden" name="id" value=id3/>
+                <label for=hosts_id.clone()>{hosts_label}</label>
+                <textarea id=hosts_id name="hosts" rows="3" spellcheck="false" placeholder="https://api.example.com">
+                    {allowed.join("\n")}
+                </textarea>
+                <button type="submit">"Save hosts"</button>
             </ActionForm>
         </details>
         <details class="row-action">

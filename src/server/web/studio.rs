@@ -140,6 +140,12 @@ pub async fn workspace_secrets(workspace_id: Uuid, filter: &str, page: usize) ->
     let workspace = user.workspace(&state.db, workspace_id).await?;
     Principal::User(user).authorize(&state.db, workspace_id, Scope::SecretsList).await?;
     let page = state.secrets.page(workspace_id, filter, page).await?;
+    let shown: std::collections::BTreeSet<&str> = page.secrets.iter().map(|s| s.key.as_str()).collect();
+    let hosts = crate::server::store::egress_by_key(&state.db, workspace_id)
+        .await?
+        .into_iter()
+        .filter(|(key, hosts)| shown.contains(key.as_str()) && !hosts.is_empty())
+        .collect();
     let pending =
         state.workflows.list(workspace_id, Some(RunStatus::Waiting)).await?.iter().map(pending_request).collect();
     Ok(WorkspaceSecrets {
@@ -149,6 +155,7 @@ pub async fn workspace_secrets(workspace_id: Uuid, filter: &str, page: usize) ->
         matching: page.matching,
         page: page.number,
         pending,
+        hosts,
     })
 }
 
@@ -225,6 +232,13 @@ pub async fn update_secret(workspace_id: Uuid, id: Uuid, value: String) -> Resul
     let state = state();
     let value = state.secrets.parse_value(value)?;
     state.secrets.update(workspace_id, id, Some(&value), &principal.actor()).await
+}
+
+/// Replaces where a secret may be sent, from the Studio: one origin a line.
+pub async fn set_egress(workspace_id: Uuid, id: Uuid, hosts: &str) -> Result<crate::model::Egress, AppError> {
+    let principal = authorized(workspace_id, Scope::SecretsWrite).await?;
+    let hosts: Vec<String> = hosts.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+    crate::server::service::usage::set_egress(&state().db, workspace_id, id, &hosts, &principal.actor()).await
 }
 
 /// Deletes a secret from the Studio.

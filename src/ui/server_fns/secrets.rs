@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use uuid::Uuid;
 
-use crate::model::{ApiError, SecretItem, WorkspaceSecrets};
+use crate::model::{ApiError, Egress, SecretItem, WorkspaceSecrets};
 
 /// A workspace and one page of its secrets whose key contains `q` (keys and `hasValue` only).
 #[server(prefix = "/studio", endpoint = "workspace_secrets")]
@@ -35,6 +35,13 @@ pub async fn create_secret(
 pub async fn update_secret(csrf: String, workspace_id: Uuid, id: Uuid, value: String) -> Result<SecretItem, ApiError> {
     let _ = csrf; // checked by server::csrf::guard before this runs
     crate::server::web::studio::update_secret(workspace_id, id, value).await.map_err(crate::server::web::studio::fail)
+}
+
+/// Replaces where a secret may be sent by `http_request` (one origin a line; empty: nowhere).
+#[server(prefix = "/studio", endpoint = "set_egress")]
+pub async fn set_egress(csrf: String, workspace_id: Uuid, id: Uuid, hosts: String) -> Result<Egress, ApiError> {
+    let _ = csrf; // checked by server::csrf::guard before this runs
+    crate::server::web::studio::set_egress(workspace_id, id, &hosts).await.map_err(crate::server::web::studio::fail)
 }
 
 /// Deletes a secret.
