@@ -18,7 +18,7 @@ async fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)))
-        .with_writer(std::io::stderr)
+        .with_writer(loopstack_secrets::server::logging::Masked::new(std::io::stderr))
         .init();
     match cli::run(cli).await {
         Ok(code) => code,

@@ -59,6 +59,22 @@ pub enum AppError {
     Internal(#[from] anyhow::Error),
 }
 
+impl AppError {
+    /// The same error with its message passed through `f` (the leak guard); errors whose
+    /// message is fixed are returned as they are.
+    pub fn map_message(self, f: impl FnOnce(String) -> String) -> AppError {
+        match self {
+            AppError::BadRequest(m) => AppError::BadRequest(f(m)),
+            AppError::Forbidden(m) => AppError::Forbidden(f(m)),
+            AppError::Conflict(m) => AppError::Conflict(f(m)),
+            AppError::PayloadTooLarge(m) => AppError::PayloadTooLarge(f(m)),
+            AppError::EgressDenied(m) => AppError::EgressDenied(f(m)),
+            AppError::BadGateway(m) => AppError::BadGateway(f(m)),
+            other => other,
+        }
+    }
+}
+
 impl From<sqlx::Error> for AppError {
     fn from(err: sqlx::Error) -> Self {
         if database_unavailable(&err) {

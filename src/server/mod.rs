@@ -19,6 +19,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod keys;
+pub mod logging;
 pub mod service;
 pub mod store;
 pub mod web;

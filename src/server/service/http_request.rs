@@ -61,10 +61,11 @@ pub async fn http_request(
         m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD") => {
             reqwest::Method::from_bytes(m.as_bytes()).expect("a method")
         }
-        other => {
+        _ => {
+            let given = &args.method;
             return Err(AppError::BadRequest(format!(
-                "method must be GET, POST, PUT, PATCH, DELETE or HEAD, not '{other}'"
-            )))
+                "method must be GET, POST, PUT, PATCH, DELETE or HEAD, not '{given}'"
+            )));
         }
     };
     if args.body.as_ref().is_some_and(|b| b.len() > MAX_BODY_BYTES) {

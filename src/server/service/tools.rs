@@ -190,9 +190,27 @@ pub async fn call(
     actor: &Actor,
     heartbeat: &mut impl Heartbeat,
 ) -> Result<ToolResult, AppError> {
-    let mut result = run_tool(secrets, workflows, workspace_id, name, body, actor, heartbeat).await?;
-    secrets.mask_json(workspace_id, &mut result.data, &format!("tool {name}"), actor).await?;
-    Ok(result)
+    let place = format!("tool {name}");
+    match run_tool(secrets, workflows, workspace_id, name, body, actor, heartbeat).await {
+        Ok(mut result) => {
+            secrets.mask_json(workspace_id, &mut result.data, &place, actor).await?;
+            Ok(result)
+        }
+        // An error's message may quote input, and input may hold a value.
+        Err(err) => {
+            let mut message = serde_json::Value::Null;
+            let err = err.map_message(|text| {
+                message = serde_json::Value::String(text);
+                String::new()
+            });
+            if message.is_null() {
+                return Err(err);
+            }
+            secrets.mask_json(workspace_id, &mut message, &format!("{place} error"), actor).await?;
+            let masked = message.as_str().unwrap_or_default().to_string();
+            Err(err.map_message(|_| masked))
+        }
+    }
 }
 
 async fn run_tool(

@@ -149,6 +149,11 @@ pub async fn secrets_fingerprint(db: &Db, workspace_id: Uuid) -> Result<(i64, Op
         .bind(workspace_id).fetch_one(pool).await?))
 }
 
+/// [`secrets_fingerprint`] over every workspace.
+pub async fn all_secrets_fingerprint(db: &Db) -> Result<(i64, Option<DateTime<Utc>>), AppError> {
+    Ok(on_pool!(db, pool => sqlx::query_as("SELECT COUNT(*), MAX(updated_at) FROM secrets").fetch_one(pool).await?))
+}
+
 /// Inserts a new secret; 409 when the key exists in the workspace.
 pub async fn insert_secret(
     tx: &mut Tx,

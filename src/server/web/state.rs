@@ -109,7 +109,26 @@ impl AppState {
         let mut tasks = self.background.lock().expect("BUG: the task list lock is never poisoned");
         tasks.extend(listener);
         tasks.push(self.workflows.start_background());
+        tasks.push(self.watch_log_guard());
         Ok(())
+    }
+
+    /// Keeps the log lines' leak guard current: the stored values are checked every few
+    /// seconds (a count and the newest change), and the guard is rebuilt when they changed.
+    fn watch_log_guard(&self) -> tokio::task::AbortHandle {
+        let secrets = self.secrets.clone();
+        tokio::spawn(async move {
+            let mut seen = None;
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                match secrets.refresh_log_guard(seen).await {
+                    Ok(fingerprint) => seen = Some(fingerprint),
+                    Err(err) => tracing::warn!(error = %err, "failed to refresh the log guard"),
+                }
+            }
+        })
+        .abort_handle()
     }
 
     /// Stops the background tasks (returning their connections) and closes the pool.

@@ -15,7 +15,7 @@ use crate::server::error::AppError;
 use crate::server::store;
 
 /// What identifies a workspace's set of values: how many, and the newest change.
-pub(super) type Fingerprint = (i64, Option<DateTime<Utc>>);
+pub type Fingerprint = (i64, Option<DateTime<Utc>>);
 
 impl SecretService {
     /// The leak guard over the workspace's current values.
@@ -39,6 +39,24 @@ impl SecretService {
             .expect("BUG: the guard cache lock is never poisoned")
             .insert(workspace_id, (fingerprint, guard.clone()));
         Ok(guard)
+    }
+
+    /// Rebuilds the guard of log lines (every value of every workspace) when the stored values
+    /// changed since `seen`; returns what it saw.
+    pub async fn refresh_log_guard(&self, seen: Option<Fingerprint>) -> Result<Fingerprint, AppError> {
+        let fingerprint = store::all_secrets_fingerprint(&self.db).await?;
+        if seen == Some(fingerprint) {
+            return Ok(fingerprint);
+        }
+        let mut values = Vec::new();
+        for (workspace_id, _) in store::all_workspaces(&self.db).await? {
+            for row in store::secrets_with_ciphertext(&self.db, workspace_id).await? {
+                values.push((row.key.clone(), self.open(&row)?));
+            }
+        }
+        let guard = LeakGuard::new(values.iter().map(|(key, value)| (key.as_str(), value.expose().as_bytes())));
+        crate::server::logging::set_guard(guard);
+        Ok(fingerprint)
     }
 
     /// Masks every stored value of the workspace inside `value`, in place; each key found is

@@ -257,7 +257,13 @@ async fn events(
             tokio::select! {
                 received = open.receiver.recv() => match received {
                     Ok(event) if event.workspace_id() == open.workspace_id => {
-                        let data = serde_json::to_string(&event).expect("BUG: events always serialize");
+                        // Ids, keys and states only; the leak guard checks that anyway.
+                        let mut data = serde_json::to_value(&event).expect("BUG: events always serialize");
+                        let actor = open.principal.actor();
+                        if open.state.secrets.mask_json(open.workspace_id, &mut data, "event stream", &actor).await.is_err() {
+                            return None;
+                        }
+                        let data = data.to_string();
                         return Some((Ok(SseEvent::default().event(event.name()).data(data)), open));
                     }
                     Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
