@@ -533,6 +533,30 @@ async fn the_studio_shows_and_edits_a_secrets_hosts(engine: Engine) {
     assert_eq!(shown["hosts"], json!(["https://api.github.com", "https://*.example.com:8443"]));
 }
 
+/// An audit detail built from input (here a token named like a stored value) is shown masked.
+async fn audit_details_pass_the_leak_guard(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let (ws, _, _) = setup(&app).await;
+    loopstack_secrets::server::service::access::create_token(
+        &app.state.db,
+        ws,
+        VALUE,
+        &[Scope::SecretsList],
+        None,
+        &common::test_actor(),
+    )
+    .await
+    .unwrap();
+    let owner = app.user("olga", "correct-horse-battery").await;
+    app.add_member(ws, owner, "owner").await;
+    let cookie = TestApp::session_cookie(&app.sign_in("olga", "correct-horse-battery").await).unwrap();
+
+    let log = app.studio(&cookie, "audit_log", &[("workspace_id", ws.to_string())]).await.text().await.unwrap();
+
+    assert!(log.contains("token.created"), "{log}");
+    assert!(!log.contains(VALUE) && log.contains("'***'"), "{log}");
+}
+
 both_engines!(
     a_secrets_egress_policy_is_read_and_replaced_over_rest,
     check_secret_answers_true_and_false_is_audited_and_rate_limited,
@@ -544,4 +568,5 @@ both_engines!(
     remote_run_and_export_need_secrets_read,
     the_values_route_is_for_secrets_read_tokens_only,
     the_studio_shows_and_edits_a_secrets_hosts,
+    audit_details_pass_the_leak_guard,
 );

@@ -278,7 +278,7 @@ pub async fn decline_request(workspace_id: Uuid, run_id: Uuid) -> Result<Workflo
 /// A workspace's audit log, newest first, optionally filtered by action, actor or key.
 pub async fn audit_log(workspace_id: Uuid, search: Option<String>) -> Result<Vec<AuditEvent>, AppError> {
     authorized(workspace_id, Scope::SecretsList).await?;
-    audit::workspace_log(&state().db, workspace_id, search.as_deref()).await
+    audit::workspace_log(&state().secrets, workspace_id, search.as_deref()).await
 }
 
 /// The signed-in user, who must own `workspace_id` (a non-member gets 404, others 403).
