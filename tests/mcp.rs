@@ -208,7 +208,7 @@ async fn tools_are_the_rest_definitions_on_both_versions(engine: Engine) {
 
 async fn keys_are_listed_with_flags_and_never_a_value(engine: Engine) {
     let app = spawn_app(engine).await;
-    let (_, token) = workspace(&app).await;
+    let (ws, token) = workspace(&app).await;
     for era in [Era::Current, Era::Legacy] {
         let client = connect(&app, &token, Agent::new(era, None), era).await;
         let result = client.call_tool(call("get_secret_keys", json!({}))).await.unwrap();
@@ -217,6 +217,19 @@ async fn keys_are_listed_with_flags_and_never_a_value(engine: Engine) {
         assert!(!shown(&result).contains(CANARY), "{era:?}");
         let check = client.call_tool(call("check_secret", json!({"key": "STORED", "value": CANARY}))).await.unwrap();
         assert_eq!(check.structured_content.unwrap()["error"]["code"], "forbidden", "check_secret needs secrets:use");
+        let _ = client.cancel().await;
+        let user = app.token(ws, &[Scope::ToolsCall, Scope::SecretsUse]).await;
+        let client = connect(&app, &user, Agent::new(era, None), era).await;
+        let checked = client.call_tool(call("check_secret", json!({"key": "STORED", "value": CANARY}))).await.unwrap();
+        assert_eq!(checked.structured_content, Some(json!({"matches": true})));
+        let sent = client
+            .call_tool(call(
+                "http_request",
+                json!({"method": "GET", "url": "https://example.com/", "headers": {"Authorization": "Bearer {{secrets.STORED}}"}}),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(sent.structured_content.unwrap()["error"]["code"], "egress_denied", "no hosts: nowhere");
         let _ = client.cancel().await;
     }
 }
