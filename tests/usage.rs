@@ -296,6 +296,17 @@ async fn http_request_sends_the_value_and_masks_it_in_every_form(engine: Engine)
     };
 
     let echoed = call("/echo", Some("token: {{secrets.GITHUB_TOKEN}}, literal {{{{secrets.X}}")).await;
+    let run = Uuid::new_v4();
+    let for_run = tool(
+        &app,
+        ws,
+        &agent,
+        "http_request",
+        json!({"method": "GET", "url": format!("{}/chunks", echo.base), "workflowId": run,
+            "headers": {"Authorization": "{{secrets.GITHUB_TOKEN}}"}}),
+    )
+    .await;
+    assert_eq!(for_run.status(), 200);
     let encoded = call("/encoded", None).await;
     let chunked = call("/chunks", None).await;
 
@@ -318,10 +329,12 @@ async fn http_request_sends_the_value_and_masks_it_in_every_form(engine: Engine)
         }
     }
     let log = loopstack_secrets::server::store::audit_events(&app.state.db, ws, Some("secret.used"), 10).await.unwrap();
-    assert_eq!(log.len(), 3);
+    assert_eq!(log.len(), 4);
     assert!(log
         .iter()
-        .all(|e| e.key.as_deref() == Some("GITHUB_TOKEN") && e.detail.as_deref().unwrap().ends_with("-> 200")));
+        .all(|e| e.key.as_deref() == Some("GITHUB_TOKEN") && e.detail.as_deref().unwrap().contains("-> 200")));
+    assert!(log.iter().any(|e| e.detail.as_deref().unwrap().ends_with(&format!("-> 200 for run {run}"))));
+    assert!(log.iter().all(|e| e.actor.starts_with("token:")), "the token is the actor");
     assert!(log[0].detail.as_deref().unwrap().contains(&echo.base));
 }
 

@@ -40,6 +40,9 @@ pub struct HttpRequestArgs {
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub body: Option<String>,
+    /// The run the request is made for, recorded with each use.
+    #[serde(default, rename = "workflowId")]
+    pub workflow_id: Option<Uuid>,
 }
 
 /// The secrets a request sends, with their values and policies.
@@ -168,7 +171,8 @@ pub async fn http_request(
     }
     out.extend(masker.finish().bytes);
     for used in &used {
-        let detail = format!("{} {} -> {status}", method, origin_of(&url));
+        let run = args.workflow_id.map(|id| format!(" for run {id}")).unwrap_or_default();
+        let detail = format!("{} {} -> {status}{run}", method, origin_of(&url));
         let entry = store::Audit::of(workspace_id, actor, AuditAction::SecretUsed, Some(&used.key), Some(&detail));
         store::audit(secrets.db(), &entry).await?;
     }

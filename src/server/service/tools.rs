@@ -120,7 +120,8 @@ pub fn definitions() -> Vec<ToolDefinition> {
                     "method": {"type": "string", "enum": ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]},
                     "url": {"type": "string", "description": "An absolute http(s) URL; may contain {{secrets.KEY}}"},
                     "headers": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Header names and values; values may contain {{secrets.KEY}}, e.g. Authorization: Bearer {{secrets.GITHUB_TOKEN}}"},
-                    "body": {"type": "string", "description": "The request body as text; may contain {{secrets.KEY}} ({{{{ for a literal {{)"}
+                    "body": {"type": "string", "description": "The request body as text; may contain {{secrets.KEY}} ({{{{ for a literal {{)"},
+                    "workflowId": {"type": "string", "format": "uuid", "description": "The run this request is made for, recorded with each use in the audit log"}
                 }
             }),
         },
