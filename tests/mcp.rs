@@ -194,7 +194,14 @@ async fn tools_are_the_rest_definitions_on_both_versions(engine: Engine) {
         let names: Vec<&str> = listed.iter().map(|t| t.name.as_ref()).collect();
         assert_eq!(
             names,
-            ["get_secret_keys", "request_secrets", "request_secrets_task", "wait_for_secrets", "check_secret"],
+            [
+                "get_secret_keys",
+                "request_secrets",
+                "request_secrets_task",
+                "wait_for_secrets",
+                "http_request",
+                "check_secret"
+            ],
             "{era:?}"
         );
         for (tool, definition) in listed.iter().zip(rest.as_array().unwrap()) {

@@ -110,7 +110,14 @@ async fn request_secrets_answers_at_once_and_the_long_poll_returns_on_submission
     let names: Vec<&str> = definitions.as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["get_secret_keys", "request_secrets", "request_secrets_task", "wait_for_secrets", "check_secret"]
+        [
+            "get_secret_keys",
+            "request_secrets",
+            "request_secrets_task",
+            "wait_for_secrets",
+            "http_request",
+            "check_secret"
+        ]
     );
     for definition in &definitions.as_array().unwrap()[1..3] {
         assert!(definition["description"].as_str().unwrap().contains("must be the only tool call"));
