@@ -69,17 +69,30 @@ pub async fn serve(listener: TcpListener, app: Router, header_timeout: Duration,
 /// parsing or authentication: a value is at most 64 KiB, but JSON escaping can grow it.
 pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
 
-/// Caps every request body at [`BODY_LIMIT_BYTES`] before anything parses it: a declared
-/// length over the limit is a 413 at once (hyper then drains or closes the connection); a body
-/// without a declared length (chunked) is read here, up to the limit, so every handler (server
-/// functions too) sees a 413, or a 408 for a body that trickles past the body timeout, instead
-/// of a failure of its own.
+/// Caps every request body at [`BODY_LIMIT_BYTES`] before anything parses it. A declared
+/// length over the limit is a 413: read and thrown away first when it is at most
+/// [`DRAIN_BYTES`] more (so a client still sending reads the answer instead of a broken pipe),
+/// at once when it is longer (hyper then closes the connection). A body without a declared
+/// length (chunked) is read here, up to the limit, so every handler (server functions too)
+/// sees a 413, or a 408 for a body that trickles past the body timeout, instead of a failure of
+/// its own.
 pub async fn limit_body(request: Request, next: Next) -> Response {
     use crate::server::error::AppError;
+    use futures::StreamExt;
     let declared =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > BODY_LIMIT_BYTES as u64) {
-        return AppError::PayloadTooLarge("request body is too large".into()).into_response();
+    if let Some(length) = declared.filter(|length| *length > BODY_LIMIT_BYTES as u64) {
+        let too_large = || AppError::PayloadTooLarge("request body is too large".into());
+        if length > (BODY_LIMIT_BYTES + DRAIN_BYTES) as u64 {
+            return closing(too_large());
+        }
+        let mut stream = request.into_body().into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            if chunk.is_err() {
+                return closing(too_large());
+            }
+        }
+        return too_large().into_response();
     }
     let (parts, body) = request.into_parts();
     let body = if declared.is_some() {
@@ -93,8 +106,8 @@ pub async fn limit_body(request: Request, next: Next) -> Response {
     next.run(Request::from_parts(parts, body)).await
 }
 
-/// How much of a chunked body past the limit is read and thrown away before the 413, so that
-/// a client still sending gets to read the answer and can keep the connection.
+/// How much of a body past the limit is read and thrown away before the 413, so that a client
+/// still sending gets to read the answer and can keep the connection.
 const DRAIN_BYTES: usize = 8 * BODY_LIMIT_BYTES;
 
 /// Reads a chunked body of at most [`BODY_LIMIT_BYTES`]. Past the limit, the rest is drained
