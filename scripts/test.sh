@@ -62,7 +62,11 @@ export LEPTOS_SITE_ROOT="target/site"
 unset DATABASE_URL
 export LOOPSTACK_BIN="$E2E_DIR/loopstack-secrets"
 export E2E_BASE_URL="http://127.0.0.1:$PORT"
-"$LOOPSTACK_BIN" serve >"$E2E_DIR/server.log" 2>&1 &
+# One key the operator provides to every workspace (global-keys.spec.ts checks the Studio shows
+# it and never its value).
+export E2E_GLOBAL_VALUE="e2e-global-$(head -c 12 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
+LOOPSTACK_SECRETS_GLOBAL_KEYS=E2E_GLOBAL_KEY E2E_GLOBAL_KEY="$E2E_GLOBAL_VALUE" \
+  "$LOOPSTACK_BIN" serve >"$E2E_DIR/server.log" 2>&1 &
 SERVER_PID=$!
 trap 'kill $SERVER_PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do

@@ -422,6 +422,43 @@ fn rotate_data_key_reencrypts_a_workspace_and_its_values_still_export() {
 
 /// Stores `pairs` in `ws` through the library, as data written before keys were checked would
 /// be (reserved names included).
+#[test]
+fn run_and_export_overlay_the_workspaces_secrets_on_the_global_values_of_their_environment() {
+    let env = Env::new();
+    let ws = env.workspace();
+    store_directly(&env, &ws, &[("SHARED_KEY", "workspace-wins-123")]);
+    let with_globals = |args: &[&str]| {
+        let mut cmd = env.cmd(args);
+        cmd.env("LOOPSTACK_SECRETS_GLOBAL_KEYS", "GLOBAL_ONLY,SHARED_KEY,GLOBAL_UNSET")
+            .env("GLOBAL_ONLY", "global-value-456")
+            .env("SHARED_KEY", "global-loses-789")
+            .env_remove("GLOBAL_UNSET");
+        cmd.output().unwrap()
+    };
+
+    let script =
+        r#"test "$SHARED_KEY" = workspace-wins-123 && test "$GLOBAL_ONLY" = global-value-456 && exit 9; exit 1"#;
+    let run = with_globals(&["run", "--workspace", &ws, "--", "sh", "-c", script]);
+    let only = with_globals(&["run", "--workspace", &ws, "--only", "GLOBAL_ONLY", "--", "true"]);
+    let exported = with_globals(&["export", "--workspace", &ws, "--format", "dotenv"]);
+    let unset = with_globals(&["run", "--workspace", &ws, "--only", "GLOBAL_UNSET", "--", "true"]);
+    let reserved = {
+        let mut cmd = env.cmd(&["run", "--workspace", &ws, "--", "true"]);
+        cmd.env("LOOPSTACK_SECRETS_GLOBAL_KEYS", "GLOBAL_ONLY,LD_PRELOAD").output().unwrap()
+    };
+
+    assert_eq!(run.status.code(), Some(9), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(only.status.success(), "a global key may be chosen: {}", String::from_utf8_lossy(&only.stderr));
+    assert_eq!(
+        String::from_utf8(exported.stdout).unwrap(),
+        "GLOBAL_ONLY='global-value-456'\nSHARED_KEY='workspace-wins-123'\n"
+    );
+    assert!(!unset.status.success(), "a global key not set in the environment is absent");
+    assert!(!reserved.status.success());
+    let message = String::from_utf8_lossy(&reserved.stderr);
+    assert!(message.contains("LOOPSTACK_SECRETS_GLOBAL_KEYS") && message.contains("LD_PRELOAD"), "{message}");
+}
+
 fn store_directly(env: &Env, ws: &str, pairs: &[(&str, &str)]) {
     use clap::Parser;
     use loopstack_secrets::server::domain::SecretKey;

@@ -213,13 +213,39 @@ async fn tools_are_the_rest_definitions_on_both_versions(engine: Engine) {
     }
 }
 
+async fn global_keys_are_listed_as_provided_by_the_server_and_their_values_stay_hidden(engine: Engine) {
+    let global = "sk-global-mcp-canary-55e1";
+    let app =
+        common::spawn_app_with_env(engine, &["--global-keys", "SHARED_LLM_KEY"], &[("SHARED_LLM_KEY", global)]).await;
+    let (_, token) = workspace(&app).await;
+    let client = connect(&app, &token, Agent::new(Era::Current, None), Era::Current).await;
+    let listed = client.call_tool(call("get_secret_keys", json!({}))).await.unwrap();
+    let checked = client.call_tool(call("check_secret", json!({"key": "SHARED_LLM_KEY", "value": global}))).await;
+
+    assert_eq!(
+        listed.structured_content,
+        Some(json!({"keys": [
+            {"key": "SHARED_LLM_KEY", "hasValue": true, "global": true},
+            {"key": "STORED", "hasValue": true, "global": false},
+        ]}))
+    );
+    assert!(text(&listed).contains("SHARED_LLM_KEY (has a value, provided by the server)"), "{}", text(&listed));
+    assert!(!shown(&listed).contains(global));
+    let checked = format!("{checked:?}");
+    assert!(!checked.contains(global), "{checked}");
+}
+
 async fn keys_are_listed_with_flags_and_never_a_value(engine: Engine) {
     let app = spawn_app(engine).await;
     let (ws, token) = workspace(&app).await;
     for era in [Era::Current, Era::Legacy] {
         let client = connect(&app, &token, Agent::new(era, None), era).await;
         let result = client.call_tool(call("get_secret_keys", json!({}))).await.unwrap();
-        assert_eq!(result.structured_content, Some(json!({"keys": [{"key": "STORED", "hasValue": true}]})), "{era:?}");
+        assert_eq!(
+            result.structured_content,
+            Some(json!({"keys": [{"key": "STORED", "hasValue": true, "global": false}]})),
+            "{era:?}"
+        );
         assert!(text(&result).contains("STORED (has a value)"));
         assert!(!shown(&result).contains(CANARY), "{era:?}");
         let check = client.call_tool(call("check_secret", json!({"key": "STORED", "value": CANARY}))).await.unwrap();
@@ -626,7 +652,11 @@ async fn stdio_speaks_both_versions(engine: Engine) {
         let keys = client.call_tool(call("get_secret_keys", json!({}))).await.unwrap();
         let asked = client.call_tool(call("request_secrets", json!({"variables": [{"key": "LOCAL"}]}))).await.unwrap();
 
-        assert_eq!(keys.structured_content, Some(json!({"keys": [{"key": "STORED", "hasValue": true}]})), "{era:?}");
+        assert_eq!(
+            keys.structured_content,
+            Some(json!({"keys": [{"key": "STORED", "hasValue": true, "global": false}]})),
+            "{era:?}"
+        );
         assert_eq!(asked.structured_content.as_ref().unwrap()["status"], "pending");
         let run: Uuid = asked.structured_content.unwrap()["workflowId"].as_str().unwrap().parse().unwrap();
         let shown = app.state.workflows.view(ws, run).await.unwrap();
@@ -641,6 +671,7 @@ async fn stdio_speaks_both_versions(engine: Engine) {
 both_engines!(
     tools_are_the_rest_definitions_on_both_versions,
     keys_are_listed_with_flags_and_never_a_value,
+    global_keys_are_listed_as_provided_by_the_server_and_their_values_stay_hidden,
     bad_arguments_are_errors_the_model_can_read,
     another_workspace_is_not_found_and_a_revoked_token_is_refused,
     http_without_a_tool_token_is_challenged,

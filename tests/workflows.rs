@@ -130,7 +130,7 @@ async fn request_secrets_answers_at_once_and_the_long_poll_returns_on_submission
     assert_eq!(woke["status"], "completed");
     assert_eq!(woke["result"]["success"], true);
     assert_eq!(woke["result"]["message"], "Secrets have been stored securely by the user.");
-    assert_eq!(keys["data"], json!([{"key": "OPENAI_API_KEY", "hasValue": true}]));
+    assert_eq!(keys["data"], json!([{"key": "OPENAI_API_KEY", "hasValue": true, "global": false}]));
 }
 
 async fn bad_tool_calls_are_400_with_the_reason_and_start_nothing(engine: Engine) {

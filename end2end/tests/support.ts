@@ -343,7 +343,7 @@ export async function agentSecretKeys(
   request: APIRequestContext,
   workspaceId: string,
   token: string,
-): Promise<{ keys: { key: string; hasValue: boolean }[]; text: string }> {
+): Promise<{ keys: { key: string; hasValue: boolean; global: boolean }[]; text: string }> {
   const res = await request.post(`/api/v1/workspaces/${workspaceId}/tools/get_secret_keys`, {
     headers: bearer(token),
     data: {},

@@ -21,6 +21,27 @@ pub struct SecretItem {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A key an agent can use, as `get_secret_keys` answers: `global` when only the server's
+/// operator provides it (a workspace secret of the same key wins and is `global: false`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyState {
+    pub key: String,
+    pub has_value: bool,
+    pub global: bool,
+}
+
+/// A key the server provides to every workspace, as a workspace page shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GlobalKey {
+    pub key: String,
+    pub has_value: bool,
+    /// This workspace holds a secret of the same key, which wins.
+    pub overridden: bool,
+}
+
 /// Body of `POST .../secrets` and `PUT .../secrets/upsert`.
 #[derive(Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -137,6 +158,9 @@ pub struct WorkspaceSecrets {
     /// Where each secret of this page may be sent by `http_request`, by key (none: nowhere).
     #[serde(default)]
     pub hosts: std::collections::BTreeMap<String, Vec<String>>,
+    /// The keys the server provides to every workspace (read-only here), by key.
+    #[serde(default)]
+    pub globals: Vec<GlobalKey>,
 }
 
 /// Rows per page of the Studio's secrets table.

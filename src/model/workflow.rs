@@ -195,8 +195,9 @@ pub struct Pending {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ToolResult {
-    /// The tool's answer: `[{key, hasValue}]` for `get_secret_keys`, `{variables: [{key}]}`
-    /// for `request_secrets`, `{workflowId}` for `request_secrets_task`.
+    /// The tool's answer: `[SecretKeyState]` (`{key, hasValue, global}`, sorted by key) for
+    /// `get_secret_keys`, `{variables: [{key}]}` for `request_secrets`, `{workflowId}` for
+    /// `request_secrets_task`.
     #[cfg_attr(feature = "ssr", schema(value_type = serde_json::Value))]
     pub data: serde_json::Value,
     #[serde(skip_serializing_if = "Option::is_none")]

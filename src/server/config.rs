@@ -114,6 +114,13 @@ pub struct Config {
     #[arg(long, env = "LOOPSTACK_SECRETS_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
 
+    /// Operator-wide secrets: keys (comma separated) whose values every workspace can use,
+    /// read from this process's environment at start and kept only in memory. A workspace
+    /// secret of the same key wins. `LOOPSTACK_SECRETS_GLOBAL_EGRESS_<KEY>` names the hosts
+    /// `http_request` may send one to. A key not set in the environment is absent.
+    #[arg(long, env = "LOOPSTACK_SECRETS_GLOBAL_KEYS", value_delimiter = ',', global = true)]
+    pub global_keys: Vec<String>,
+
     /// Seconds a client gets to send a request body; a slower one gets 408.
     #[arg(long, env = "LOOPSTACK_SECRETS_BODY_TIMEOUT_SECS", default_value_t = 30, global = true)]
     pub body_timeout_secs: u64,

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod audit;
 pub mod csrf;
+pub mod globals;
 pub mod layout;
 pub mod live;
 pub mod markdown;

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::model::{Role, SecretItem, WorkspaceSecrets, SECRETS_PAGE_SIZE};
 use crate::ui::csrf::CsrfField;
+use crate::ui::globals::GlobalKeys;
 use crate::ui::layout::{fetch_for, id_param, Alert, SignedInPage};
 use crate::ui::live::use_workspace_events;
 use crate::ui::requests::PendingRequests;
@@ -66,6 +67,7 @@ pub fn SecretsPage() -> impl IntoView {
                 {pager}
                 {can_write.then(|| view! { <AddSecretForm workspace_id=ws action=create/> })}
             </section>
+            <GlobalKeys globals=page.globals/>
             <PendingRequests workspace_id=ws requests=page.pending/>
         }
     };

@@ -158,10 +158,31 @@ pub async fn spawn_app_with(engine: Engine, extra: &[&str]) -> TestApp {
     serve(dir, database_url, master_key, extra).await
 }
 
+/// Starts the app on a fresh database, reading the global keys' values from `env` instead of
+/// the process's environment.
+pub async fn spawn_app_with_env(engine: Engine, extra: &[&str], env: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = fresh_database(&engine, dir.path()).await;
+    let env: std::collections::HashMap<String, String> =
+        env.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
+    serve_with_env(dir, database_url, new_master_key(), extra, move |name| env.get(name).cloned()).await
+}
+
 /// Starts the app over an existing data dir and database.
 pub async fn serve(dir: TempDir, database_url: String, master_key: String, extra: &[&str]) -> TestApp {
+    serve_with_env(dir, database_url, master_key, extra, |name| std::env::var(name).ok()).await
+}
+
+/// [`serve`], reading the global keys' values through `env`.
+pub async fn serve_with_env(
+    dir: TempDir,
+    database_url: String,
+    master_key: String,
+    extra: &[&str],
+    env: impl Fn(&str) -> Option<String>,
+) -> TestApp {
     let config = config_for(dir.path(), &database_url, extra);
-    let opened = state::open(config, Some(&master_key)).await.expect("open app state");
+    let opened = state::open_with_env(config, Some(&master_key), env).await.expect("open app state");
     let state = opened.state;
     state.start_background().await.expect("start background tasks");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -54,8 +54,8 @@ impl Source {
                 if !access::workspace_exists(&state.db, workspace).await? {
                     bail!("no workspace with id {workspace}");
                 }
-                let keys: Vec<String> =
-                    state.secrets.find_all_by_workspace(workspace).await?.into_iter().map(|i| i.key).collect();
+                // The workspace's keys over the global ones from this process's environment.
+                let keys: Vec<String> = state.secrets.key_states(workspace).await?.into_iter().map(|s| s.key).collect();
                 let keys = chosen(keys, choice, workspace)?;
                 state.secrets.read_values(workspace, &keys, &Actor::cli(command)).await?
             }

@@ -2,15 +2,17 @@
 //! a person who should not see it. It finds each value of a workspace exactly, each line of a
 //! multi-line value, and the value base64-encoded (standard and URL-safe, at all three byte
 //! alignments), percent-encoded, JSON-escaped and hex-encoded, and replaces every match with
-//! `***`. Values shorter than [`MIN_MASKED_LEN`] bytes are not masked (as CI systems do): too
+//! `***` (matches that overlap become one). `scan` finds the matches. Values shorter than [`MIN_MASKED_LEN`] bytes are not masked (as CI systems do): too
 //! many ordinary words would match them.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, MatchKind};
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use base64::Engine;
+
+mod scan;
+use scan::Scanner;
 
 /// What a match becomes.
 pub const MASK: &str = "***";
@@ -25,7 +27,7 @@ pub struct LeakGuard {
 }
 
 struct Matcher {
-    automaton: AhoCorasick,
+    scanner: Scanner,
     /// The key of each pattern, by pattern index.
     keys: Vec<Arc<str>>,
     /// The longest pattern, in bytes: what a stream must hold back.
@@ -58,11 +60,8 @@ impl LeakGuard {
             return LeakGuard::default();
         }
         let longest = patterns.iter().map(Vec::len).max().unwrap_or(0);
-        let automaton = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(&patterns)
-            .expect("BUG: the patterns fit the automaton's limits");
-        LeakGuard { inner: Some(Arc::new(Matcher { automaton, keys, longest })) }
+        let scanner = Scanner::new(patterns);
+        LeakGuard { inner: Some(Arc::new(Matcher { scanner, keys, longest })) }
     }
 
     /// Whether the guard has nothing to find.
@@ -76,12 +75,13 @@ impl LeakGuard {
             return Masked { bytes: bytes.to_vec(), keys: BTreeSet::new() };
         };
         let mut out = Masked { bytes: Vec::with_capacity(bytes.len()), keys: BTreeSet::new() };
+        let found = matcher.scanner.find(bytes);
         let mut last = 0;
-        for found in matcher.automaton.find_iter(bytes) {
-            out.bytes.extend_from_slice(&bytes[last..found.start()]);
+        for (range, group) in scan::merged(&found) {
+            out.bytes.extend_from_slice(&bytes[last..range.start]);
             out.bytes.extend_from_slice(MASK.as_bytes());
-            out.keys.insert(matcher.keys[found.pattern().as_usize()].to_string());
-            last = found.end();
+            out.keys.extend(group.iter().map(|f| matcher.keys[f.pattern].to_string()));
+            last = range.end;
         }
         out.bytes.extend_from_slice(&bytes[last..]);
         out
@@ -147,29 +147,52 @@ pub struct StreamMasker {
 impl StreamMasker {
     /// Takes the next chunk; returns what can be passed on now.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(chunk.len() + self.held.len());
+        self.push_into(chunk, &mut out);
+        out
+    }
+
+    /// [`StreamMasker::push`], appending to `out`. The chunk is scanned where it lies: only the
+    /// junction (the bytes held back and the start of the chunk, where a match may straddle
+    /// the two) is copied, so a stream costs about what masking it whole does.
+    pub fn push_into(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
         let Some(matcher) = self.guard.inner.clone() else {
-            return chunk.to_vec();
+            out.extend_from_slice(chunk);
+            return;
         };
-        self.held.extend_from_slice(chunk);
-        let buffer = std::mem::take(&mut self.held);
+        let keep = matcher.longest - 1;
+        let held = self.held.len();
+        // Positions below are in `held ++ chunk`. A match that starts in `held` ends before
+        // `held + keep`, inside the junction; any other lies inside the chunk.
+        let mut junction = std::mem::take(&mut self.held);
+        junction.extend_from_slice(&chunk[..chunk.len().min(keep)]);
+        let mut found = matcher.scanner.find(&junction);
+        found.extend(matcher.scanner.find(chunk).into_iter().map(|f| scan::Found {
+            start: f.start + held,
+            end: f.end + held,
+            pattern: f.pattern,
+        }));
+        found.sort_unstable_by_key(|f| (f.start, std::cmp::Reverse(f.end), f.pattern));
+        found.dedup();
+        let both = Joined { held: &junction[..held], chunk };
         // Anything that starts at or after `cut` might be the start of a match that the next
         // chunk completes; anything before it is decided.
-        let mut cut = buffer.len().saturating_sub(matcher.longest - 1);
-        let mut out = Vec::with_capacity(buffer.len());
+        let mut cut = (held + chunk.len()).saturating_sub(keep);
         let mut last = 0;
-        for found in matcher.automaton.find_iter(&buffer) {
-            if found.start() >= cut {
+        for (range, group) in scan::merged(&found) {
+            if range.start >= cut {
                 break;
             }
-            out.extend_from_slice(&buffer[last..found.start()]);
+            both.copy(last..range.start, out);
             out.extend_from_slice(MASK.as_bytes());
-            self.keys.insert(matcher.keys[found.pattern().as_usize()].to_string());
-            last = found.end();
+            self.keys.extend(group.iter().map(|f| matcher.keys[f.pattern].to_string()));
+            last = range.end;
             cut = cut.max(last);
         }
-        out.extend_from_slice(&buffer[last..cut]);
-        self.held = buffer[cut..].to_vec();
-        out
+        both.copy(last..cut, out);
+        let mut rest = Vec::with_capacity(keep);
+        both.copy(cut..held + chunk.len(), &mut rest);
+        self.held = rest;
     }
 
     /// Like [`StreamMasker::push`], but everything up to the chunk's last newline is decided
@@ -191,6 +214,25 @@ impl StreamMasker {
         let masked = self.guard.mask(&self.held);
         self.keys.extend(masked.keys);
         Masked { bytes: masked.bytes, keys: self.keys }
+    }
+}
+
+/// The bytes held back followed by a new chunk, without copying them into one buffer.
+struct Joined<'a> {
+    held: &'a [u8],
+    chunk: &'a [u8],
+}
+
+impl Joined<'_> {
+    /// Appends the bytes at `range` (positions in `held ++ chunk`) to `out`.
+    fn copy(&self, range: std::ops::Range<usize>, out: &mut Vec<u8>) {
+        let split = self.held.len();
+        if range.start < split {
+            out.extend_from_slice(&self.held[range.start..range.end.min(split)]);
+        }
+        if range.end > split {
+            out.extend_from_slice(&self.chunk[range.start.max(split) - split..range.end - split]);
+        }
     }
 }
 
@@ -347,6 +389,35 @@ mod tests {
             out.extend(end.bytes);
             assert_eq!(String::from_utf8(out).unwrap(), masked(&text), "chunks of {size}");
             assert!(end.keys.contains("GITHUB_TOKEN"));
+        }
+    }
+
+    #[test]
+    fn streams_cut_anywhere_give_what_masking_the_whole_gives() {
+        let values =
+            [("A", "first-secret-value-0001"), ("B", "short1"), ("C", "a much longer third value, with spaces")];
+        let guard = LeakGuard::new(values.iter().map(|(k, v)| (*k, v.as_bytes())));
+        let mut text = String::new();
+        for round in 0..40 {
+            let (_, value) = values[round % 3];
+            let encoded = STANDARD_NO_PAD.encode(value.as_bytes());
+            text.push_str(&format!("line {round}: {value} then {encoded} and {}\n", "x".repeat(round)));
+        }
+        let whole = guard.mask(text.as_bytes());
+        let mut seed = 7u64;
+        for _ in 0..50 {
+            let mut stream = guard.stream();
+            let (mut out, mut rest) = (Vec::new(), text.as_bytes());
+            while !rest.is_empty() {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let (chunk, tail) = rest.split_at(((seed >> 33) as usize % 90 + 1).min(rest.len()));
+                stream.push_into(chunk, &mut out);
+                rest = tail;
+            }
+            let end = stream.finish();
+            out.extend(end.bytes);
+            assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8(whole.bytes.clone()).unwrap());
+            assert_eq!(end.keys, whole.keys);
         }
     }
 

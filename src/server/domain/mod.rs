@@ -8,6 +8,7 @@ pub mod audit;
 pub mod context;
 pub mod dotenv;
 pub mod egress;
+pub mod globals;
 pub mod leak;
 pub mod names;
 pub mod reserved;

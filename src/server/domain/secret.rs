@@ -98,6 +98,13 @@ impl SecretValue {
     }
 }
 
+impl Clone for SecretValue {
+    /// A second zeroized copy (a global value is handed to each use).
+    fn clone(&self) -> SecretValue {
+        SecretValue(SecretString::from(self.expose().to_string()))
+    }
+}
+
 impl fmt::Debug for SecretValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SecretValue([REDACTED])")

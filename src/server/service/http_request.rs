@@ -50,6 +50,8 @@ struct Used {
     key: String,
     value: crate::server::domain::SecretValue,
     policy: EgressPolicy,
+    /// The operator's global value (audited as such).
+    global: bool,
 }
 
 /// Makes the request; the answer `{status, headers, body}` is masked by the caller's leak
@@ -88,18 +90,20 @@ pub async fn http_request(
             "http_request sends secrets: name at least one as {{secrets.KEY}} (other requests need no server)".into(),
         ));
     }
-    let policies: BTreeMap<String, Vec<String>> =
-        store::egress_by_key(secrets.db(), workspace_id).await?.into_iter().collect();
     let mut used = Vec::with_capacity(names.len());
     for name in &names {
         let key = secrets.existing_key(name)?;
-        let value = secrets
+        let found = secrets
             .value_for_use(workspace_id, &key)
             .await?
-            .filter(|v| !v.is_empty())
+            .filter(|found| !found.value.is_empty())
             .ok_or_else(|| AppError::BadRequest(format!("no secret named {name} has a value")))?;
-        let policy = EgressPolicy::parse(policies.get(name).map(Vec::as_slice).unwrap_or_default())?;
-        used.push(Used { key: key.as_str().to_string(), value, policy });
+        used.push(Used {
+            key: key.as_str().to_string(),
+            value: found.value,
+            policy: found.egress,
+            global: found.global,
+        });
     }
     let resolve = |key: &str| used.iter().find(|u| u.key == key).map(|u| u.value.expose().to_string());
     let url_text = substitute(&args.url, resolve)?;
@@ -163,7 +167,7 @@ pub async fn http_request(
     {
         let chunk = chunk.map_err(|e| upstream(&format!("the response failed: {}", without_url(e))))?;
         let room = MAX_RESPONSE_BYTES.saturating_sub(out.len());
-        out.extend(masker.push(&chunk[..chunk.len().min(room)]));
+        masker.push_into(&chunk[..chunk.len().min(room)], &mut out);
         if chunk.len() > room {
             truncated = true;
             break;
@@ -172,7 +176,8 @@ pub async fn http_request(
     out.extend(masker.finish().bytes);
     for used in &used {
         let run = args.workflow_id.map(|id| format!(" for run {id}")).unwrap_or_default();
-        let detail = format!("{} {} -> {status}{run}", method, origin_of(&url));
+        let global = if used.global { " (global value)" } else { "" };
+        let detail = format!("{} {} -> {status}{run}{global}", method, origin_of(&url));
         let entry = store::Audit::of(workspace_id, actor, AuditAction::SecretUsed, Some(&used.key), Some(&detail));
         store::audit(secrets.db(), &entry).await?;
     }

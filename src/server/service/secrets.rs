@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use secrecy::SecretString;
 use uuid::Uuid;
 
-use crate::model::{Event, SecretItem};
+use crate::model::{Event, GlobalKey, SecretItem, SecretKeyState};
+use crate::server::domain::egress::EgressPolicy;
+use crate::server::domain::globals::GlobalSecrets;
 use crate::server::domain::AuditAction;
 use crate::server::domain::{Actor, Limits, SecretKey, SecretValue};
 use crate::server::error::AppError;
@@ -48,22 +50,43 @@ pub struct SecretsPage {
     pub number: usize,
 }
 
-/// Workspace-scoped CRUD over encrypted secrets.
+/// A value for a use that does not reveal it, and where it may be sent.
+pub struct InUse {
+    pub value: SecretValue,
+    pub egress: EgressPolicy,
+    /// The value is the operator's global one (the workspace has no secret of the key).
+    pub global: bool,
+}
+
+/// Workspace-scoped CRUD over encrypted secrets, with the operator's global values beneath
+/// each workspace's own.
 #[derive(Clone)]
 pub struct SecretService {
     db: Db,
     kek: Arc<MasterKey>,
     limits: Limits,
     events: EventHub,
+    globals: Arc<GlobalSecrets>,
     /// Each workspace's leak guard, with the fingerprint of the values it was built from.
     guards: Arc<Mutex<HashMap<Uuid, (leaks::Fingerprint, crate::server::domain::leak::LeakGuard)>>>,
 }
 
 impl SecretService {
     /// A service over `db`, sealing with data keys wrapped by `kek`, announcing changes on
-    /// `events`.
-    pub fn new(db: Db, kek: Arc<MasterKey>, limits: Limits, events: EventHub) -> SecretService {
-        SecretService { db, kek, limits, events, guards: Arc::default() }
+    /// `events`, with `globals` beneath every workspace's secrets.
+    pub fn new(
+        db: Db,
+        kek: Arc<MasterKey>,
+        limits: Limits,
+        events: EventHub,
+        globals: Arc<GlobalSecrets>,
+    ) -> SecretService {
+        SecretService { db, kek, limits, events, globals, guards: Arc::default() }
+    }
+
+    /// The operator's global values.
+    pub fn globals(&self) -> &GlobalSecrets {
+        &self.globals
     }
 
     /// The database it works on.
@@ -80,6 +103,45 @@ impl SecretService {
     #[tracing::instrument(skip(self), err)]
     pub async fn find_all_by_workspace(&self, workspace_id: Uuid) -> Result<Vec<SecretItem>, AppError> {
         store::list_secrets(&self.db, workspace_id).await
+    }
+
+    /// Every key an agent of the workspace can use, sorted: the workspace's secrets
+    /// (`global: false`) and the global keys it does not override (`global: true`). Never
+    /// values.
+    pub async fn key_states(&self, workspace_id: Uuid) -> Result<Vec<SecretKeyState>, AppError> {
+        let items = store::list_secrets(&self.db, workspace_id).await?;
+        Ok(self.overlay(&items))
+    }
+
+    /// [`SecretService::key_states`] over a listing already read (inside a transaction).
+    pub fn overlay(&self, items: &[SecretItem]) -> Vec<SecretKeyState> {
+        let mut states: std::collections::BTreeMap<&str, SecretKeyState> = self
+            .globals
+            .iter()
+            .map(|(key, global)| {
+                (key, SecretKeyState { key: key.to_string(), has_value: !global.value.is_empty(), global: true })
+            })
+            .collect();
+        for item in items {
+            let state = SecretKeyState { key: item.key.clone(), has_value: item.has_value, global: false };
+            states.insert(&item.key, state);
+        }
+        states.into_values().collect()
+    }
+
+    /// The global keys as a workspace page shows them: which the workspace overrides.
+    pub async fn global_keys(&self, workspace_id: Uuid) -> Result<Vec<GlobalKey>, AppError> {
+        if self.globals.is_empty() {
+            return Ok(Vec::new());
+        }
+        let own: std::collections::BTreeSet<String> =
+            store::list_secrets(&self.db, workspace_id).await?.into_iter().map(|item| item.key).collect();
+        let keys = self.globals.iter().map(|(key, global)| GlobalKey {
+            key: key.to_string(),
+            has_value: !global.value.is_empty(),
+            overridden: own.contains(key),
+        });
+        Ok(keys.collect())
     }
 
     /// Creates a secret; 409 when the key exists.
@@ -191,11 +253,20 @@ impl SecretService {
         Ok(Some(value))
     }
 
-    /// The value of `key` for a use that does not reveal it (`check_secret`, `http_request`);
-    /// the caller audits the use. `None` when the key is absent.
-    pub async fn value_for_use(&self, workspace_id: Uuid, key: &SecretKey) -> Result<Option<SecretValue>, AppError> {
-        let Some(row) = store::secret_by_key(&self.db, workspace_id, key.as_str()).await? else { return Ok(None) };
-        Ok(Some(self.open(&row)?))
+    /// The value of `key` for a use that does not reveal it (`check_secret`, `http_request`),
+    /// the workspace's own or else the global one, with its egress policy; the caller audits
+    /// the use. `None` when neither exists.
+    pub async fn value_for_use(&self, workspace_id: Uuid, key: &SecretKey) -> Result<Option<InUse>, AppError> {
+        if let Some(row) = store::secret_by_key(&self.db, workspace_id, key.as_str()).await? {
+            let hosts = store::egress_of(&self.db, workspace_id, row.id).await?.map(|(_, hosts)| hosts);
+            let egress = EgressPolicy::parse(&hosts.unwrap_or_default())?;
+            return Ok(Some(InUse { value: self.open(&row)?, egress, global: false }));
+        }
+        Ok(self.globals.get(key.as_str()).map(|global| InUse {
+            value: global.value.clone(),
+            egress: global.egress.clone(),
+            global: true,
+        }))
     }
 
     /// Upserts many values in one transaction (`import`): all are stored, or none when one key
@@ -224,7 +295,8 @@ impl SecretService {
     }
 
     /// The values of `keys` (those that exist), by key, for `run`, `export` and the remote
-    /// read (each read audited).
+    /// read: the workspace's own, else the global one. Each read is audited (a global one
+    /// with the detail `global`).
     #[tracing::instrument(skip(self, keys, actor), err)]
     pub async fn read_values(
         &self,
@@ -233,25 +305,31 @@ impl SecretService {
         actor: &Actor,
     ) -> Result<Vec<(String, SecretValue)>, AppError> {
         let rows = store::secrets_with_ciphertext(&self.db, workspace_id).await?;
-        let mut out = Vec::with_capacity(keys.len());
+        let mut out = std::collections::BTreeMap::new();
         for row in rows.iter().filter(|row| keys.contains(&row.key)) {
-            out.push((row.key.clone(), self.open(row)?));
+            out.insert(row.key.clone(), (self.open(row)?, None));
+        }
+        for key in keys {
+            if let (false, Some(global)) = (out.contains_key(key), self.globals.get(key)) {
+                out.insert(key.clone(), (global.value.clone(), Some("global")));
+            }
         }
         let mut tx = self.db.begin().await?;
-        for (key, _) in &out {
-            store::audit(&mut tx, &audit(workspace_id, actor, AuditAction::SecretRead, key, None)).await?;
+        for (key, (_, detail)) in &out {
+            store::audit(&mut tx, &audit(workspace_id, actor, AuditAction::SecretRead, key, *detail)).await?;
         }
         tx.commit().await?;
-        Ok(out)
+        Ok(out.into_iter().map(|(key, (value, _))| (key, value)).collect())
     }
 
-    /// Every key and value of a workspace, by key (each read audited).
+    /// Every key and value the workspace can use (its own over the global ones), by key, each
+    /// read audited.
     pub async fn read_all_values(
         &self,
         workspace_id: Uuid,
         actor: &Actor,
     ) -> Result<Vec<(String, SecretValue)>, AppError> {
-        let keys: Vec<String> = store::list_secrets(&self.db, workspace_id).await?.into_iter().map(|s| s.key).collect();
+        let keys: Vec<String> = self.key_states(workspace_id).await?.into_iter().map(|s| s.key).collect();
         self.read_values(workspace_id, &keys, actor).await
     }
 

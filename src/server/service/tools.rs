@@ -231,9 +231,8 @@ async fn run_tool(
                 Value::Object(map) if map.is_empty() => {}
                 _ => return Err(AppError::BadRequest("get_secret_keys takes no arguments".into())),
             }
-            let keys = secrets.find_all_by_workspace(workspace_id).await?;
-            let data: Vec<Value> = keys.into_iter().map(|s| json!({"key": s.key, "hasValue": s.has_value})).collect();
-            Ok(ToolResult { data: Value::Array(data), pending: None })
+            let keys = secrets.key_states(workspace_id).await?;
+            Ok(ToolResult { data: json!(keys), pending: None })
         }
         "request_secrets" | "request_secrets_task" => {
             let request = parse_request(args, secrets.limits())?;

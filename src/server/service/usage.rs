@@ -58,8 +58,13 @@ pub async fn check_secret(
         return Err(AppError::TooManyRequests(60));
     }
     let stored = secrets.value_for_use(workspace_id, key).await?.ok_or(AppError::NotFound)?;
-    let matches = constant_time_eq(&sha256(stored.expose()), &sha256(candidate.expose()));
-    let detail = if matches { "matches" } else { "does not match" };
+    let matches = constant_time_eq(&sha256(stored.value.expose()), &sha256(candidate.expose()));
+    let detail = match (matches, stored.global) {
+        (true, false) => "matches",
+        (false, false) => "does not match",
+        (true, true) => "matches (global value)",
+        (false, true) => "does not match (global value)",
+    };
     let entry = store::Audit::of(workspace_id, actor, AuditAction::SecretChecked, Some(key.as_str()), Some(detail));
     store::audit(db, &entry).await?;
     Ok(matches)

@@ -8,6 +8,7 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
 use crate::server::config::Config;
+use crate::server::domain::globals::GlobalSecrets;
 use crate::server::keys::passwords::Hasher;
 use crate::server::keys::{KeySource, MasterKey};
 use crate::server::service::events::EventHub;
@@ -58,8 +59,20 @@ pub struct Opened {
 }
 
 /// Opens the store (see [`open_store`]) and builds the services and what the web layer needs.
-/// `master_key_env` is the value of `LOOPSTACK_SECRETS_MASTER_KEY`, if set.
+/// `master_key_env` is the value of `LOOPSTACK_SECRETS_MASTER_KEY`, if set. The global keys'
+/// values are read from this process's environment.
 pub async fn open(config: Config, master_key_env: Option<&str>) -> anyhow::Result<Opened> {
+    open_with_env(config, master_key_env, |name| std::env::var(name).ok()).await
+}
+
+/// [`open`], reading the global keys' values (and their hosts) through `env`. A global key
+/// that may not be a secret's key stops the start before anything is opened.
+pub async fn open_with_env(
+    config: Config,
+    master_key_env: Option<&str>,
+    env: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<Opened> {
+    let globals = Arc::new(GlobalSecrets::load(&config.global_keys, &config.limits(), env)?);
     let OpenedStore { db, kek, key_source } = open_store(&config, master_key_env).await?;
     let kek = Arc::new(kek);
     let hasher = config.hashing_threads.map(Hasher::new).unwrap_or_else(Hasher::for_cores);
@@ -70,7 +83,7 @@ pub async fn open(config: Config, master_key_env: Option<&str>) -> anyhow::Resul
     };
     let sessions = SessionService::new(db.clone(), hasher.clone(), limits, config.session_hours);
     let events = EventHub::new(db.clone());
-    let secrets = SecretService::new(db.clone(), kek.clone(), config.limits(), events.clone());
+    let secrets = SecretService::new(db.clone(), kek.clone(), config.limits(), events.clone(), globals);
     let workflows = WorkflowEngine::new(db.clone(), secrets.clone(), events.clone(), config.runs_per_minute);
     let output_name = std::env::var("LEPTOS_OUTPUT_NAME").unwrap_or_else(|_| "loopstack-secrets".into());
     let pkg_dir = std::env::var("LEPTOS_SITE_PKG_DIR").unwrap_or_else(|_| "pkg".into());

@@ -156,6 +156,7 @@ pub async fn workspace_secrets(workspace_id: Uuid, filter: &str, page: usize) ->
         page: page.number,
         pending,
         hosts,
+        globals: state.secrets.global_keys(workspace_id).await?,
     })
 }
 

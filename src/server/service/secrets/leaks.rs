@@ -33,12 +33,20 @@ impl SecretService {
         for row in &rows {
             values.push((row.key.clone(), self.open(row)?));
         }
-        let guard = LeakGuard::new(values.iter().map(|(key, value)| (key.as_str(), value.expose().as_bytes())));
+        let guard = self.guard_over(&values);
         self.guards
             .lock()
             .expect("BUG: the guard cache lock is never poisoned")
             .insert(workspace_id, (fingerprint, guard.clone()));
         Ok(guard)
+    }
+
+    /// A guard over `values` and the operator's global values (they never change while the
+    /// process runs, so the fingerprint need not cover them).
+    fn guard_over(&self, values: &[(String, crate::server::domain::SecretValue)]) -> LeakGuard {
+        let stored = values.iter().map(|(key, value)| (key.as_str(), value.expose().as_bytes()));
+        let globals = self.globals.iter().map(|(key, global)| (key, global.value.expose().as_bytes()));
+        LeakGuard::new(stored.chain(globals))
     }
 
     /// Rebuilds the guard of log lines (every value of every workspace) when the stored values
@@ -54,8 +62,7 @@ impl SecretService {
                 values.push((row.key.clone(), self.open(&row)?));
             }
         }
-        let guard = LeakGuard::new(values.iter().map(|(key, value)| (key.as_str(), value.expose().as_bytes())));
-        crate::server::logging::set_guard(guard);
+        crate::server::logging::set_guard(self.guard_over(&values));
         Ok(fingerprint)
     }
 

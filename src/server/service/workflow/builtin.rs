@@ -90,11 +90,10 @@ impl Builtin {
                 step.save_document(DocumentKind::SecretRequestDocument, json!({ "variables": variables }));
             }
             (Builtin::SecretsExample, T::SecretsSubmitted) => {
-                // get_secret_keys, inside the transaction that stored the values.
-                let keys = store::list_secrets(&mut *step.tx, step.run.workspace_id).await?;
-                let keys: Vec<Value> =
-                    keys.into_iter().map(|s| json!({"key": s.key, "hasValue": s.has_value})).collect();
-                step.state["secretKeys"] = Value::Array(keys);
+                // get_secret_keys, inside the transaction that stored the values: a global
+                // value counts as stored.
+                let items = store::list_secrets(&mut *step.tx, step.run.workspace_id).await?;
+                step.state["secretKeys"] = json!(step.secrets.overlay(&items));
             }
             (Builtin::SecretsExample, T::ShowResult) => {
                 let stored = |key: &str| {

@@ -265,8 +265,16 @@ impl WorkflowEngine {
         actor: &Actor,
     ) -> Result<Outcome, AppError> {
         let mut state = run.state.clone();
-        let mut step =
-            Step { tx, run, args: &run.args, state: &mut state, payload, documents: Vec::new(), result: None };
+        let mut step = Step {
+            tx,
+            secrets: &self.secrets,
+            run,
+            args: &run.args,
+            state: &mut state,
+            payload,
+            documents: Vec::new(),
+            result: None,
+        };
         kind.execute(edge.name, &mut step).await?;
         let Step { documents, result, .. } = step;
         let status = if edge.to == END {

@@ -100,6 +100,8 @@ impl Transition {
 /// What a transition body may read and write while its transaction is open.
 pub struct Step<'a> {
     pub tx: &'a mut Tx,
+    /// The workspace's secrets, with the operator's global values beneath them.
+    pub secrets: &'a crate::server::service::secrets::SecretService,
     pub run: &'a RunRow,
     pub args: &'a Value,
     pub state: &'a mut Value,

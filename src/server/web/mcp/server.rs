@@ -206,7 +206,8 @@ pub(super) fn answer(name: &str, result: ToolResult, url: &Option<String>) -> Ca
                 .iter()
                 .map(|k| {
                     let state = if k["hasValue"] == true { "has a value" } else { "no value" };
-                    format!("{} ({state})", k["key"].as_str().unwrap_or_default())
+                    let from = if k["global"] == true { ", provided by the server" } else { "" };
+                    format!("{} ({state}{from})", k["key"].as_str().unwrap_or_default())
                 })
                 .collect();
             let text = if listed.is_empty() {

@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::model::{
     ApiError, CreatedBy, Deleted, Egress, EgressInput, ErrorBody, Event, Pending, RequestedKey, RunDocument, RunStatus,
-    SecretInput, SecretItem, SecretRequest, SecretUpdate, ToolDefinition, ToolResult, WorkflowRun,
+    SecretInput, SecretItem, SecretKeyState, SecretRequest, SecretUpdate, ToolDefinition, ToolResult, WorkflowRun,
 };
 
 /// The API description served at `/api/v1/openapi.json`.
@@ -36,7 +36,7 @@ use crate::model::{
         serve,
     ),
     components(schemas(SecretItem, SecretInput, SecretUpdate, Deleted, Egress, EgressInput, ErrorBody, ApiError, WorkflowRun, RunDocument, RunStatus,
-        CreatedBy, SecretRequest, RequestedKey, ToolDefinition, ToolResult, Pending, Event,
+        CreatedBy, SecretRequest, RequestedKey, ToolDefinition, ToolResult, SecretKeyState, Pending, Event,
         crate::server::web::rest::workflows::StartRun)),
     modifiers(&BearerAuth, &SharedErrors),
     tags((name = "secrets", description = "Keys and hasValue flags; values are write-only"),

@@ -54,7 +54,8 @@ async fn values(
             .filter(|k| !k.is_empty())
             .map(|k| state.secrets.existing_key(k).map(|key| key.as_str().to_string()))
             .collect::<Result<_, _>>()?,
-        None => state.secrets.find_all_by_workspace(workspace_id).await?.into_iter().map(|i| i.key).collect(),
+        // Every key the workspace can use: its own over the operator's global ones.
+        None => state.secrets.key_states(workspace_id).await?.into_iter().map(|s| s.key).collect(),
     };
     let read = state.secrets.read_values(workspace_id, &keys, &principal.actor()).await?;
     let map: serde_json::Map<String, serde_json::Value> =
