@@ -132,7 +132,13 @@ impl LeakGuard {
 
     /// A masker for a stream of chunks: a value split across chunks is still found.
     pub fn stream(&self) -> StreamMasker {
-        StreamMasker { guard: self.clone(), held: Vec::new(), keys: BTreeSet::new() }
+        StreamMasker {
+            guard: self.clone(),
+            held: Vec::new(),
+            keys: BTreeSet::new(),
+            spare: Vec::new(),
+            found: Vec::new(),
+        }
     }
 }
 
@@ -142,6 +148,9 @@ pub struct StreamMasker {
     guard: LeakGuard,
     held: Vec<u8>,
     keys: BTreeSet<String>,
+    /// Buffers kept from one chunk to the next, so a stream allocates once.
+    spare: Vec<u8>,
+    found: Vec<scan::Found>,
 }
 
 impl StreamMasker {
@@ -166,14 +175,16 @@ impl StreamMasker {
         // `held + keep`, inside the junction; any other lies inside the chunk.
         let mut junction = std::mem::take(&mut self.held);
         junction.extend_from_slice(&chunk[..chunk.len().min(keep)]);
-        let mut found = matcher.scanner.find(&junction);
-        found.extend(matcher.scanner.find(chunk).into_iter().map(|f| scan::Found {
-            start: f.start + held,
-            end: f.end + held,
-            pattern: f.pattern,
-        }));
-        found.sort_unstable_by_key(|f| (f.start, std::cmp::Reverse(f.end), f.pattern));
-        found.dedup();
+        let mut found = std::mem::take(&mut self.found);
+        found.clear();
+        matcher.scanner.find_into(&junction, &mut found);
+        let from = found.len();
+        matcher.scanner.find_into(chunk, &mut found);
+        for f in &mut found[from..] {
+            f.start += held;
+            f.end += held;
+        }
+        scan::sort(&mut found);
         let both = Joined { held: &junction[..held], chunk };
         // Anything that starts at or after `cut` might be the start of a match that the next
         // chunk completes; anything before it is decided.
@@ -190,9 +201,12 @@ impl StreamMasker {
             cut = cut.max(last);
         }
         both.copy(last..cut, out);
-        let mut rest = Vec::with_capacity(keep);
+        let mut rest = std::mem::take(&mut self.spare);
+        rest.clear();
         both.copy(cut..held + chunk.len(), &mut rest);
         self.held = rest;
+        self.spare = junction;
+        self.found = found;
     }
 
     /// Like [`StreamMasker::push`], but everything up to the chunk's last newline is decided

@@ -48,15 +48,26 @@ impl Scanner {
     /// Every occurrence in `text`, ordered by start (the longest first at one start).
     pub fn find(&self, text: &[u8]) -> Vec<Found> {
         let mut found = Vec::new();
-        if let Some(tier) = &self.long {
-            tier.scan(text, &self.patterns, &mut found);
-        }
-        if let Some(tier) = &self.short {
-            tier.scan(text, &self.patterns, &mut found);
-        }
-        found.sort_unstable_by_key(|f| (f.start, std::cmp::Reverse(f.end), f.pattern));
+        self.find_into(text, &mut found);
+        sort(&mut found);
         found
     }
+
+    /// Appends every occurrence in `text` to `found`, in no particular order.
+    pub fn find_into(&self, text: &[u8], found: &mut Vec<Found>) {
+        if let Some(tier) = &self.long {
+            tier.scan(text, &self.patterns, found);
+        }
+        if let Some(tier) = &self.short {
+            tier.scan(text, &self.patterns, found);
+        }
+    }
+}
+
+/// Orders occurrences by start, the longest first at one start, and drops repeats.
+pub(super) fn sort(found: &mut Vec<Found>) {
+    found.sort_unstable_by_key(|f| (f.start, std::cmp::Reverse(f.end), f.pattern));
+    found.dedup();
 }
 
 /// Occurrences that overlap, merged: each range with the occurrences inside it.
