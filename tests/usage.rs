@@ -179,15 +179,7 @@ async fn a_value_on_its_way_out_is_masked_and_audited(engine: Engine) {
     );
 
     // Log lines: the guard of every workspace's values, as the server's log writer uses it.
-    app.state.secrets.refresh_log_guard(None).await.unwrap();
-    let captured = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
-    {
-        let sink = captured.clone();
-        let writers = loopstack_secrets::server::logging::Masked::new(move || Sink(sink.clone()));
-        let mut line = tracing_subscriber::fmt::MakeWriter::make_writer(&writers);
-        std::io::Write::write_all(&mut line, format!("upstream said {VALUE}\n").as_bytes()).unwrap();
-    }
-    assert_eq!(String::from_utf8(captured.lock().unwrap().clone()).unwrap(), "upstream said ***\n");
+    assert_eq!(common::logged(&app, &format!("upstream said {VALUE}\n")).await, "upstream said ***\n");
 
     let log =
         loopstack_secrets::server::store::audit_events(&app.state.db, ws, Some("leak.blocked"), 10).await.unwrap();
@@ -195,20 +187,6 @@ async fn a_value_on_its_way_out_is_masked_and_audited(engine: Engine) {
     assert!(log.iter().all(|e| e.key.as_deref() == Some("GITHUB_TOKEN")));
     assert!(log.iter().any(|e| e.detail.as_deref() == Some(&format!("masked in run {run}") as &str)));
     assert!(log.iter().all(|e| !e.detail.as_deref().unwrap_or_default().contains(VALUE)));
-}
-
-/// A log sink for the test of the log writer.
-struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Sink {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// A loopback server that echoes what it gets, in several encodings, and records every

@@ -42,7 +42,7 @@ test('the workspace page shows the keys the server provides and which one the wo
   const row = section.getByRole('row').filter({ hasText: GLOBAL_KEY });
   await expect(row).toContainText('Value set');
   await expect(section.getByRole('button')).toHaveCount(0);
-  await expect(page.getByRole('table', { name: 'Secrets' }).getByText(GLOBAL_KEY)).toHaveCount(0);
+  await expect(page.getByRole('table', { name: 'Secrets', exact: true }).getByText(GLOBAL_KEY)).toHaveCount(0);
 
   // A workspace secret of the same key wins; the page follows the change as it happens.
   await upsertSecret(request, workspace.id, token, GLOBAL_KEY, 'the workspace own value');

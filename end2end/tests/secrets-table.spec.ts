@@ -41,7 +41,7 @@ async function openWorkspaceFromList(page: Page, workspace: TestWorkspace) {
 }
 
 async function expectSecretsTable(page: Page) {
-  const table = page.getByRole('table');
+  const table = page.getByRole('table', { name: 'Secrets', exact: true });
   await expect(table).toBeVisible();
 
   const keyRow = table.getByRole('row').filter({ hasText: 'OPENAI_API_KEY' });
@@ -80,7 +80,7 @@ test('signs in and sees the secrets table', async ({ page, request }, testInfo) 
   // Signed out: the workspace page redirects to the sign-in page.
   await page.goto(`/workspaces/${workspace.id}`);
   await expect(page).toHaveURL(SIGN_IN_URL);
-  await expect(page.getByRole('table')).toHaveCount(0);
+  await expect(page.getByRole('table', { name: 'Secrets', exact: true })).toHaveCount(0);
 
   const bodies = await responses.bodies();
   expect(bodies.length, 'no textual response was recorded').toBeGreaterThan(0);
@@ -138,7 +138,7 @@ test('another user does not see the workspace', async ({ page, request }) => {
   await page.goto(`/workspaces/${workspace.id}`);
   await waitForHydration(page);
   await expect(page.getByRole('alert')).toContainText('Not found');
-  await expect(page.getByRole('table')).toHaveCount(0);
+  await expect(page.getByRole('table', { name: 'Secrets', exact: true })).toHaveCount(0);
   const html = await page.content();
   expect(html).not.toContain(canary);
   expect(html, 'secret key names of a foreign workspace in the page').not.toContain('OPENAI_API_KEY');

@@ -62,7 +62,7 @@ async function expectSameDocument(page: Page, what: string) {
 
 /** The data rows of the secrets table (the header row has column headers, not cells). */
 function secretRows(page: Page): Locator {
-  return page.getByRole('table').getByRole('row').filter({ has: page.getByRole('cell') });
+  return page.getByRole('table', { name: 'Secrets', exact: true }).getByRole('row').filter({ has: page.getByRole('cell') });
 }
 
 function secretRow(page: Page, key: string): Locator {
@@ -120,7 +120,7 @@ test('adds, updates, filters and deletes secrets', async ({ page }, testInfo) =>
   await open(page, workspacePath(ws.id), true);
   await expect(page.getByRole('heading', { level: 1 })).toHaveText(ws.name);
   await expect(page.getByText('No secrets yet.')).toBeVisible();
-  await expect(page.getByRole('table')).toHaveCount(0);
+  await expect(page.getByRole('table', { name: 'Secrets', exact: true })).toHaveCount(0);
   await expect(page.getByRole('heading', { name: 'Pending requests', level: 2 })).toBeVisible();
   await expect(page.getByText('No pending requests.')).toBeVisible();
   await expect(page.getByRole('heading', { name: 'Add secret', level: 2 })).toBeVisible();
@@ -407,7 +407,7 @@ test('@nojs adding a secret works without JavaScript', async ({ page }) => {
   await signInAs(page, user, false);
   await open(page, workspacePath(ws.id), false);
   await expect(page.getByText('No secrets yet.')).toBeVisible();
-  await expect(page.getByRole('table')).toHaveCount(0);
+  await expect(page.getByRole('table', { name: 'Secrets', exact: true })).toHaveCount(0);
 
   await addSecret(page, 'NOJS_SECRET', value);
   // Post, then the server redirects back to the workspace page.

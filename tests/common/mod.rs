@@ -351,3 +351,32 @@ pub async fn error_code(response: Response, status: u16) -> String {
     assert!(body["error"]["message"].is_string(), "no error message in {body}");
     code
 }
+
+/// `line` as the server's log writer writes it: through the guard over every stored (and
+/// global) value, refreshed first.
+pub async fn logged(app: &TestApp, line: &str) -> String {
+    app.state.secrets.refresh_log_guard(None).await.unwrap();
+    let captured = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    {
+        let sink = captured.clone();
+        let writers = loopstack_secrets::server::logging::Masked::new(move || Sink(sink.clone()));
+        let mut writer = tracing_subscriber::fmt::MakeWriter::make_writer(&writers);
+        std::io::Write::write_all(&mut writer, line.as_bytes()).unwrap();
+    }
+    let bytes = captured.lock().unwrap().clone();
+    String::from_utf8(bytes).unwrap()
+}
+
+/// A log sink for [`logged`].
+struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -2,7 +2,11 @@
 //! functions, the CLI and any trusted code that mounts this crate. It parses input, seals and
 //! opens values and calls the store; it knows nothing about HTTP or callers' permissions.
 
+mod globals;
 mod leaks;
+mod values;
+
+pub use values::InUse;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,8 +14,7 @@ use std::sync::{Arc, Mutex};
 use secrecy::SecretString;
 use uuid::Uuid;
 
-use crate::model::{Event, GlobalKey, SecretItem, SecretKeyState};
-use crate::server::domain::egress::EgressPolicy;
+use crate::model::{Event, SecretItem};
 use crate::server::domain::globals::GlobalSecrets;
 use crate::server::domain::AuditAction;
 use crate::server::domain::{Actor, Limits, SecretKey, SecretValue};
@@ -50,14 +53,6 @@ pub struct SecretsPage {
     pub number: usize,
 }
 
-/// A value for a use that does not reveal it, and where it may be sent.
-pub struct InUse {
-    pub value: SecretValue,
-    pub egress: EgressPolicy,
-    /// The value is the operator's global one (the workspace has no secret of the key).
-    pub global: bool,
-}
-
 /// Workspace-scoped CRUD over encrypted secrets, with the operator's global values beneath
 /// each workspace's own.
 #[derive(Clone)]
@@ -84,11 +79,6 @@ impl SecretService {
         SecretService { db, kek, limits, events, globals, guards: Arc::default() }
     }
 
-    /// The operator's global values.
-    pub fn globals(&self) -> &GlobalSecrets {
-        &self.globals
-    }
-
     /// The database it works on.
     pub fn db(&self) -> &Db {
         &self.db
@@ -103,45 +93,6 @@ impl SecretService {
     #[tracing::instrument(skip(self), err)]
     pub async fn find_all_by_workspace(&self, workspace_id: Uuid) -> Result<Vec<SecretItem>, AppError> {
         store::list_secrets(&self.db, workspace_id).await
-    }
-
-    /// Every key an agent of the workspace can use, sorted: the workspace's secrets
-    /// (`global: false`) and the global keys it does not override (`global: true`). Never
-    /// values.
-    pub async fn key_states(&self, workspace_id: Uuid) -> Result<Vec<SecretKeyState>, AppError> {
-        let items = store::list_secrets(&self.db, workspace_id).await?;
-        Ok(self.overlay(&items))
-    }
-
-    /// [`SecretService::key_states`] over a listing already read (inside a transaction).
-    pub fn overlay(&self, items: &[SecretItem]) -> Vec<SecretKeyState> {
-        let mut states: std::collections::BTreeMap<&str, SecretKeyState> = self
-            .globals
-            .iter()
-            .map(|(key, global)| {
-                (key, SecretKeyState { key: key.to_string(), has_value: !global.value.is_empty(), global: true })
-            })
-            .collect();
-        for item in items {
-            let state = SecretKeyState { key: item.key.clone(), has_value: item.has_value, global: false };
-            states.insert(&item.key, state);
-        }
-        states.into_values().collect()
-    }
-
-    /// The global keys as a workspace page shows them: which the workspace overrides.
-    pub async fn global_keys(&self, workspace_id: Uuid) -> Result<Vec<GlobalKey>, AppError> {
-        if self.globals.is_empty() {
-            return Ok(Vec::new());
-        }
-        let own: std::collections::BTreeSet<String> =
-            store::list_secrets(&self.db, workspace_id).await?.into_iter().map(|item| item.key).collect();
-        let keys = self.globals.iter().map(|(key, global)| GlobalKey {
-            key: key.to_string(),
-            has_value: !global.value.is_empty(),
-            overridden: own.contains(key),
-        });
-        Ok(keys.collect())
     }
 
     /// Creates a secret; 409 when the key exists.
@@ -238,37 +189,6 @@ impl SecretService {
         Ok(())
     }
 
-    /// The value of one secret, by key, for trusted server code (audited as `secret.read`).
-    /// `None` when the key is absent.
-    #[tracing::instrument(skip(self, key, actor), fields(key = %key), err)]
-    pub async fn read_value(
-        &self,
-        workspace_id: Uuid,
-        key: &SecretKey,
-        actor: &Actor,
-    ) -> Result<Option<SecretValue>, AppError> {
-        let Some(row) = store::secret_by_key(&self.db, workspace_id, key.as_str()).await? else { return Ok(None) };
-        let value = self.open(&row)?;
-        store::audit(&self.db, &audit(workspace_id, actor, AuditAction::SecretRead, &row.key, None)).await?;
-        Ok(Some(value))
-    }
-
-    /// The value of `key` for a use that does not reveal it (`check_secret`, `http_request`),
-    /// the workspace's own or else the global one, with its egress policy; the caller audits
-    /// the use. `None` when neither exists.
-    pub async fn value_for_use(&self, workspace_id: Uuid, key: &SecretKey) -> Result<Option<InUse>, AppError> {
-        if let Some(row) = store::secret_by_key(&self.db, workspace_id, key.as_str()).await? {
-            let hosts = store::egress_of(&self.db, workspace_id, row.id).await?.map(|(_, hosts)| hosts);
-            let egress = EgressPolicy::parse(&hosts.unwrap_or_default())?;
-            return Ok(Some(InUse { value: self.open(&row)?, egress, global: false }));
-        }
-        Ok(self.globals.get(key.as_str()).map(|global| InUse {
-            value: global.value.clone(),
-            egress: global.egress.clone(),
-            global: true,
-        }))
-    }
-
     /// Upserts many values in one transaction (`import`): all are stored, or none when one key
     /// or value is invalid. Returns how many.
     pub async fn import(
@@ -292,45 +212,6 @@ impl SecretService {
             self.announce_upsert(workspace_id, item).await;
         }
         Ok(items.len())
-    }
-
-    /// The values of `keys` (those that exist), by key, for `run`, `export` and the remote
-    /// read: the workspace's own, else the global one. Each read is audited (a global one
-    /// with the detail `global`).
-    #[tracing::instrument(skip(self, keys, actor), err)]
-    pub async fn read_values(
-        &self,
-        workspace_id: Uuid,
-        keys: &[String],
-        actor: &Actor,
-    ) -> Result<Vec<(String, SecretValue)>, AppError> {
-        let rows = store::secrets_with_ciphertext(&self.db, workspace_id).await?;
-        let mut out = std::collections::BTreeMap::new();
-        for row in rows.iter().filter(|row| keys.contains(&row.key)) {
-            out.insert(row.key.clone(), (self.open(row)?, None));
-        }
-        for key in keys {
-            if let (false, Some(global)) = (out.contains_key(key), self.globals.get(key)) {
-                out.insert(key.clone(), (global.value.clone(), Some("global")));
-            }
-        }
-        let mut tx = self.db.begin().await?;
-        for (key, (_, detail)) in &out {
-            store::audit(&mut tx, &audit(workspace_id, actor, AuditAction::SecretRead, key, *detail)).await?;
-        }
-        tx.commit().await?;
-        Ok(out.into_iter().map(|(key, (value, _))| (key, value)).collect())
-    }
-
-    /// Every key and value the workspace can use (its own over the global ones), by key, each
-    /// read audited.
-    pub async fn read_all_values(
-        &self,
-        workspace_id: Uuid,
-        actor: &Actor,
-    ) -> Result<Vec<(String, SecretValue)>, AppError> {
-        let keys: Vec<String> = self.key_states(workspace_id).await?.into_iter().map(|s| s.key).collect();
-        self.read_values(workspace_id, &keys, actor).await
     }
 
     /// Rotates a workspace's data key online: a new version becomes active at once (writers
