@@ -26,11 +26,7 @@ async fn app_with_globals(engine: Engine, hosts: &str) -> TestApp {
 }
 
 async fn tool(app: &TestApp, ws: Uuid, token: &str, name: &str, args: Value) -> reqwest::Response {
-    app.req(Method::POST, &format!("/api/v1/workspaces/{ws}/tools/{name}"), token)
-        .json(&json!({ "args": args }))
-        .send()
-        .await
-        .unwrap()
+    app.tool(ws, token, name, args).await
 }
 
 async fn keys(app: &TestApp, ws: Uuid, token: &str) -> Value {

@@ -27,11 +27,7 @@ async fn egress(app: &TestApp, ws: Uuid, token: &str, id: &str, hosts: Option<Va
 }
 
 async fn tool(app: &TestApp, ws: Uuid, token: &str, name: &str, args: Value) -> reqwest::Response {
-    app.req(Method::POST, &format!("/api/v1/workspaces/{ws}/tools/{name}"), token)
-        .json(&json!({ "args": args }))
-        .send()
-        .await
-        .unwrap()
+    app.tool(ws, token, name, args).await
 }
 
 async fn a_secrets_egress_policy_is_read_and_replaced_over_rest(engine: Engine) {

@@ -1,5 +1,5 @@
 import { expect, test } from '@playwright/test';
-import { createToken, createUser, createWorkspace, randomHex, signIn, upsertSecret, waitForHydration } from './support';
+import { createToken, createUser, createWorkspace, openWorkspacePage, randomHex, upsertSecret } from './support';
 
 // A secret's egress policy in the Studio: the table says where each secret may be sent by
 // http_request ("nowhere" at first), and an editor changes it with the row's "Hosts" form,
@@ -12,12 +12,7 @@ test('an editor sets where a secret may be sent, and a bad host is refused', asy
   const key = `DEPLOY_${randomHex(3).toUpperCase()}`;
   await upsertSecret(request, workspace.id, token, key, `value-${randomHex(8)}`);
 
-  await page.goto('/sign-in');
-  await waitForHydration(page);
-  await signIn(page, user);
-  await expect(page).toHaveURL(/\/workspaces$/);
-  await page.goto(`/workspaces/${workspace.id}`);
-  await waitForHydration(page);
+  await openWorkspacePage(page, user, workspace.id);
 
   const row = page.getByRole('row').filter({ hasText: key });
   await expect(row).toContainText('nowhere');

@@ -4,10 +4,9 @@ import {
   createToken,
   createUser,
   createWorkspace,
+  openWorkspacePage,
   recordPageTraffic,
-  signIn,
   upsertSecret,
-  waitForHydration,
 } from './support';
 
 // Keys the operator provides to every workspace (scripts/test.sh starts the server with
@@ -31,12 +30,7 @@ test('the workspace page shows the keys the server provides and which one the wo
   const before = await agentSecretKeys(request, workspace.id, token);
   expect(before.keys).toContainEqual({ key: GLOBAL_KEY, hasValue: true, global: true });
 
-  await page.goto('/sign-in');
-  await waitForHydration(page);
-  await signIn(page, user);
-  await expect(page).toHaveURL(/\/workspaces$/);
-  await page.goto(`/workspaces/${workspace.id}`);
-  await waitForHydration(page);
+  await openWorkspacePage(page, user, workspace.id);
 
   const section = page.getByRole('region', { name: 'Provided by the server' });
   const row = section.getByRole('row').filter({ hasText: GLOBAL_KEY });

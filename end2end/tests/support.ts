@@ -350,7 +350,7 @@ export async function agentSecretKeys(
   });
   const text = await res.text();
   expect(res.status(), `get_secret_keys: ${text}`).toBe(200);
-  const body = parseJson<{ data: { key: string; hasValue: boolean }[] }>('get_secret_keys', text);
+  const body = parseJson<{ data: { key: string; hasValue: boolean; global: boolean }[] }>('get_secret_keys', text);
   return { keys: body.data, text };
 }
 
@@ -385,4 +385,14 @@ export function exportedValues(workspaceId: string): Map<string, string> {
     values.set(m[1], m[2].replace(/'([^']*)'|\\'/g, (_, quoted: string | undefined) => quoted ?? "'"));
   }
   return values;
+}
+
+/** Signs `user` in and opens the page of `workspaceId`, hydrated. */
+export async function openWorkspacePage(page: Page, user: TestUser, workspaceId: string): Promise<void> {
+  await page.goto('/sign-in');
+  await waitForHydration(page);
+  await signIn(page, user);
+  await expect(page).toHaveURL(/\/workspaces$/);
+  await page.goto(`/workspaces/${workspaceId}`);
+  await waitForHydration(page);
 }

@@ -315,6 +315,15 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Calls an agent tool over REST: `POST .../tools/{name}` with `{"args": args}`.
+    pub async fn tool(&self, ws: Uuid, token: &str, name: &str, args: Value) -> Response {
+        self.req(Method::POST, &format!("/api/v1/workspaces/{ws}/tools/{name}"), token)
+            .json(&serde_json::json!({ "args": args }))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// The session cookie (`name=value`) set by a sign-in response.
     pub fn session_cookie(response: &Response) -> Option<String> {
         response
