@@ -393,4 +393,38 @@ async fn the_listing_built_by_the_database_matches_the_service(engine: Engine) {
     assert_eq!(json(app.list(empty, &empty_token).await).await, serde_json::json!([]));
 }
 
-both_engines!(the_listing_built_by_the_database_matches_the_service);
+/// `?limit=&after=` pages the list by key; without them it is whole.
+async fn the_list_pages_by_key_with_limit_and_after(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let ws = app.workspace("main").await;
+    let token = app.writer_token(ws).await;
+    for key in ["E_KEY", "A_KEY", "C_KEY", "B_KEY", "D_KEY"] {
+        assert_eq!(app.create(ws, &token, key, "v").await.status(), 201);
+    }
+    let page = |query: &'static str| {
+        let request = app.req(Method::GET, &format!("/api/v1/workspaces/{ws}/secrets{query}"), &token);
+        async move { request.send().await.unwrap() }
+    };
+    let keys = |listed: serde_json::Value| -> Vec<String> {
+        listed.as_array().unwrap().iter().map(|s| s["key"].as_str().unwrap().to_string()).collect()
+    };
+
+    let first = keys(json(page("?limit=2").await).await);
+    let second = keys(json(page("?limit=2&after=B_KEY").await).await);
+    let rest = keys(json(page("?after=D_KEY").await).await);
+    let past = json(page("?after=Z_KEY&limit=3").await).await;
+    let whole = keys(json(page("").await).await);
+    let between = keys(json(page("?after=B_KEZ&limit=1").await).await);
+
+    assert_eq!(first, ["A_KEY", "B_KEY"]);
+    assert_eq!(second, ["C_KEY", "D_KEY"]);
+    assert_eq!(rest, ["E_KEY"]);
+    assert_eq!(past, serde_json::json!([]));
+    assert_eq!(whole, ["A_KEY", "B_KEY", "C_KEY", "D_KEY", "E_KEY"]);
+    assert_eq!(between, ["C_KEY"], "the cursor need not be a stored key");
+    for bad in ["?limit=0", "?limit=1001", "?limit=abc", "?limit=-1", "?after=not%20a%20key", "?after=%00"] {
+        assert_eq!(error_code(page(bad).await, 400).await, "bad_request", "{bad}");
+    }
+}
+
+both_engines!(the_listing_built_by_the_database_matches_the_service, the_list_pages_by_key_with_limit_and_after,);

@@ -97,13 +97,23 @@ pub async fn secrets_page(
     Ok((rows.into_iter().map(SecretItem::from).collect(), matching, total))
 }
 
+/// Where a listing starts and how long it is: keys after `after`, at most `limit` of them
+/// (`None`: from the first key, all of them).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ListWindow<'a> {
+    pub after: Option<&'a str>,
+    pub limit: Option<i64>,
+}
+
 /// A workspace's listing as the API writes it, `[{id, key, hasValue, updatedAt}]` sorted by
-/// key. On SQLite the database builds the JSON text in one row: sqlx hands every SQLite row
-/// across threads, and that hand-off dominated the profile of this route; in one row it is 1.8
-/// times as fast with 1,000 secrets. PostgreSQL's driver decodes rows in place, and there
-/// `json_agg` was slower than decoding and serde, so it keeps that path (see BENCHMARKS.md). A
-/// test holds both equal to serde's output of [`list_secrets`].
-pub async fn secrets_json(db: &Db, workspace_id: Uuid) -> Result<String, AppError> {
+/// key, within `window`. On SQLite the database builds the JSON text in one row: sqlx hands
+/// every SQLite row across threads, and that hand-off dominated the profile of this route; in
+/// one row it is 1.8 times as fast with 1,000 secrets. PostgreSQL's driver decodes rows in
+/// place, and there `json_agg` was slower than decoding and serde, so it keeps that path (see
+/// BENCHMARKS.md). A test holds both equal to serde's output of [`list_secrets`].
+pub async fn secrets_json(db: &Db, workspace_id: Uuid, window: ListWindow<'_>) -> Result<String, AppError> {
+    // Keys are never empty, so every key sorts after "".
+    let after = window.after.unwrap_or("");
     match db {
         Db::Sqlite(pool) => Ok(sqlx::query_scalar(
             "SELECT COALESCE(json_group_array(json_object(
@@ -112,13 +122,25 @@ pub async fn secrets_json(db: &Db, workspace_id: Uuid) -> Result<String, AppErro
                  'key', key,
                  'hasValue', json(CASE WHEN has_value THEN 'true' ELSE 'false' END),
                  'updatedAt', replace(updated_at, '+00:00', 'Z')) ORDER BY key), '[]')
-             FROM secrets WHERE workspace_id = $1",
+             FROM (SELECT id, key, has_value, updated_at FROM secrets
+                   WHERE workspace_id = $1 AND key > $2 ORDER BY key LIMIT $3)",
         )
         .bind(workspace_id)
+        .bind(after)
+        // SQLite reads a negative limit as none.
+        .bind(window.limit.unwrap_or(-1))
         .fetch_one(pool)
         .await?),
-        Db::Postgres(_) => {
-            let items = list_secrets(db, workspace_id).await?;
+        Db::Postgres(pool) => {
+            let sql = concat!(
+                "SELECT ",
+                item_columns!(),
+                " FROM secrets WHERE workspace_id = $1 AND key > $2 ORDER BY key LIMIT $3"
+            );
+            // PostgreSQL reads a NULL limit as none.
+            let rows: Vec<SecretItemRow> =
+                sqlx::query_as(sql).bind(workspace_id).bind(after).bind(window.limit).fetch_all(pool).await?;
+            let items: Vec<SecretItem> = rows.into_iter().map(SecretItem::from).collect();
             Ok(serde_json::to_string(&items).map_err(anyhow::Error::from)?)
         }
     }

@@ -48,3 +48,19 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
             .map_err(|_| AppError::NotFound)
     }
 }
+
+/// Query parameters: 400 with serde's reason when they do not parse.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state).await.map(|q| ApiQuery(q.0)).map_err(|e| {
+            AppError::BadRequest(format!(
+                "invalid query: {}",
+                crate::server::error::without_string_literals(&e.body_text())
+            ))
+        })
+    }
+}

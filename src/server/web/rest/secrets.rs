@@ -13,7 +13,7 @@ use crate::model::{Deleted, SecretInput, SecretItem, SecretUpdate};
 use crate::server::domain::Scope;
 use crate::server::error::AppError;
 use crate::server::web::principal::Principal;
-use crate::server::web::rest::extract::{ApiJson, ApiPath};
+use crate::server::web::rest::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::server::web::state::AppState;
 
 /// The secrets routes.
@@ -24,11 +24,28 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/workspaces/{workspace_id}/secrets/{id}", put(update).delete(remove))
 }
 
-/// Lists a workspace's secrets: keys and `hasValue`, sorted by key.
+/// Most keys one page of the list may hold.
+pub const MAX_LIST_LIMIT: u32 = 1000;
+
+/// A page of the list: the keys after `after` (a cursor: the last key of the page before),
+/// at most `limit` of them. Without either, the whole list.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+pub struct ListPage {
+    /// At most this many secrets (1 to 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// Only keys that sort after this one: the last key of the previous page.
+    #[param(pattern = "^[A-Za-z_][A-Za-z0-9_]*$")]
+    pub after: Option<String>,
+}
+
+/// Lists a workspace's secrets: keys and `hasValue`, sorted by key; pages with `limit` and
+/// `after`.
 #[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/secrets", tag = "secrets",
-    params(("workspace_id" = Uuid, Path, description = "Workspace id")),
+    params(("workspace_id" = Uuid, Path, description = "Workspace id"), ListPage),
     responses(
         (status = 200, description = "Keys and whether each has a value; never values", body = [SecretItem]),
+        (status = 400, body = crate::model::ErrorBody),
         (status = 401, body = crate::model::ErrorBody), (status = 403, body = crate::model::ErrorBody),
         (status = 404, body = crate::model::ErrorBody)),
     security(("bearer" = ["secrets:list"])))]
@@ -37,9 +54,18 @@ async fn list(
     principal: Principal,
     State(state): State<AppState>,
     ApiPath(workspace_id): ApiPath<Uuid>,
+    ApiQuery(page): ApiQuery<ListPage>,
 ) -> Result<impl IntoResponse, AppError> {
     principal.authorize(&state.db, workspace_id, Scope::SecretsList).await?;
-    let json = crate::server::store::secrets_json(&state.db, workspace_id).await?;
+    if page.limit.is_some_and(|limit| !(1..=MAX_LIST_LIMIT).contains(&limit)) {
+        return Err(AppError::BadRequest(format!("limit must be between 1 and {MAX_LIST_LIMIT}")));
+    }
+    let after = page.after.as_deref().map(|key| state.secrets.existing_key(key)).transpose()?;
+    let window = crate::server::store::ListWindow {
+        after: after.as_ref().map(|key| key.as_str()),
+        limit: page.limit.map(i64::from),
+    };
+    let json = crate::server::store::secrets_json(&state.db, workspace_id, window).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], json))
 }
 
