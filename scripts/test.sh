@@ -65,7 +65,9 @@ export E2E_BASE_URL="http://127.0.0.1:$PORT"
 # One key the operator provides to every workspace (global-keys.spec.ts checks the Studio shows
 # it and never its value).
 export E2E_GLOBAL_VALUE="e2e-global-$(head -c 12 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
+# Webhooks may reach the specs' receivers on loopback (webhooks.spec.ts), retried quickly.
 LOOPSTACK_SECRETS_GLOBAL_KEYS=E2E_GLOBAL_KEY E2E_GLOBAL_KEY="$E2E_GLOBAL_VALUE" \
+  LOOPSTACK_SECRETS_WEBHOOK_ALLOW_HOSTS=127.0.0.1 LOOPSTACK_SECRETS_WEBHOOK_RETRY_BASE_MS=200 \
   "$LOOPSTACK_BIN" serve >"$E2E_DIR/server.log" 2>&1 &
 SERVER_PID=$!
 trap 'kill $SERVER_PID 2>/dev/null || true' EXIT
@@ -81,7 +83,7 @@ step "API fuzzing (schemathesis against the served OpenAPI document)"
 # A workspace of its own and a token with every scope, so generated requests reach the handlers.
 FUZZ_WS=$("$LOOPSTACK_BIN" workspace create fuzzing | tail -n1)
 FUZZ_TOKEN=$("$LOOPSTACK_BIN" token create --workspace "$FUZZ_WS" --name fuzzing --scope secrets:list \
-  --scope secrets:write --scope secrets:read --scope tools:call --scope workflows:run | tail -n1)
+  --scope secrets:write --scope secrets:read --scope tools:call --scope workflows:run --scope webhooks:manage | tail -n1)
 # The long-poll and the event stream hold their answer open by design; Rust tests cover them.
 fuzz_status=0
 LSS_FUZZ_WORKSPACE="$FUZZ_WS" st --config-file end2end/schemathesis.toml run "$E2E_BASE_URL/api/v1/openapi.json" \

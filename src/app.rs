@@ -7,9 +7,11 @@ use leptos_router::{path, SsrMode};
 
 use crate::ui::admin::{AccountPage, MembersPage, TokensPage};
 use crate::ui::audit::AuditPage;
+use crate::ui::history::SecretHistoryPage;
 use crate::ui::requests::RunPage;
 use crate::ui::secrets_table::SecretsPage;
 use crate::ui::sign_in::SignInPage;
+use crate::ui::webhooks::WebhooksPage;
 use crate::ui::workspaces::WorkspacesPage;
 
 /// The document around the app, rendered on the server.
@@ -48,9 +50,11 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/workspaces") view=WorkspacesPage ssr=SsrMode::Async/>
                     <Route path=path!("/workspaces/:id") view=SecretsPage ssr=SsrMode::Async/>
                     <Route path=path!("/workspaces/:id/runs/:run") view=RunPage ssr=SsrMode::Async/>
+                    <Route path=path!("/workspaces/:id/secrets/:secret") view=SecretHistoryPage ssr=SsrMode::Async/>
                     <Route path=path!("/workspaces/:id/audit") view=AuditPage ssr=SsrMode::Async/>
                     <Route path=path!("/workspaces/:id/tokens") view=TokensPage ssr=SsrMode::Async/>
                     <Route path=path!("/workspaces/:id/members") view=MembersPage ssr=SsrMode::Async/>
+                    <Route path=path!("/workspaces/:id/webhooks") view=WebhooksPage ssr=SsrMode::Async/>
                     <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async/>
                 </Routes>
             </main>

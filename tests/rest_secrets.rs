@@ -32,7 +32,7 @@ async fn create_lists_sorted_keys_without_values(engine: Engine) {
     for item in listed.as_array().unwrap() {
         let mut fields: Vec<&str> = item.as_object().unwrap().keys().map(String::as_str).collect();
         fields.sort();
-        assert_eq!(fields, ["hasValue", "id", "key", "updatedAt"]);
+        assert_eq!(fields, ["hasValue", "id", "key", "updatedAt", "version"]);
     }
     assert_eq!(app.value_of(ws, "ZED_KEY").await.as_deref(), Some("zed-value"));
 }

@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-const ALL: [Scope; 6] = Scope::ALL;
+const ALL: [Scope; 7] = Scope::ALL;
 
 async fn agent(app: &TestApp) -> (Uuid, String) {
     let ws = app.workspace("main").await;

@@ -7,7 +7,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod history;
+mod webhooks;
 mod workflow;
+pub use history::*;
+pub use webhooks::*;
 pub use workflow::*;
 
 /// One secret as any listing shows it: its key and whether it has a value.
@@ -19,6 +23,9 @@ pub struct SecretItem {
     pub key: String,
     pub has_value: bool,
     pub updated_at: DateTime<Utc>,
+    /// Counts the values written, from 1; a write may name it (`If-Match: "<version>"`) to be
+    /// refused if the secret changed since.
+    pub version: i64,
 }
 
 /// A key an agent can use, as `get_secret_keys` answers: `global` when only the server's
@@ -161,6 +168,9 @@ pub struct WorkspaceSecrets {
     /// The keys the server provides to every workspace (read-only here), by key.
     #[serde(default)]
     pub globals: Vec<GlobalKey>,
+    /// Secrets deleted within the retention window, newest first (they can be restored).
+    #[serde(default)]
+    pub deleted: Vec<DeletedSecret>,
 }
 
 /// Rows per page of the Studio's secrets table.
@@ -219,10 +229,20 @@ impl leptos::server_fn::error::FromServerFnError for ApiError {
 pub struct AuditEvent {
     pub id: Uuid,
     pub at: DateTime<Utc>,
+    /// The label as recorded: `user:<name>`, `token:<id>`, `cli:<command>` or `system`.
     pub actor: String,
+    /// Who that is by name: the user's name, or the token's name (also once it is revoked).
+    #[cfg_attr(feature = "ssr", sqlx(default))]
+    pub actor_name: Option<String>,
     pub action: String,
     pub key: Option<String>,
     pub detail: Option<String>,
+    /// The request (workflow run) the entry is about.
+    #[cfg_attr(feature = "ssr", sqlx(default))]
+    pub run_id: Option<Uuid>,
+    /// The secret the entry is about, while a secret with its key exists.
+    #[cfg_attr(feature = "ssr", sqlx(default))]
+    pub secret_id: Option<Uuid>,
 }
 
 /// An API token as listings show it (never the token itself).

@@ -215,6 +215,13 @@ pub enum Event {
     SecretDeleted { workspace_id: Uuid, secret_id: Uuid },
     #[serde(rename = "workflow.updated", rename_all = "camelCase")]
     WorkflowUpdated { workspace_id: Uuid, workflow_id: Uuid, workflow: String, place: String, status: RunStatus },
+    #[serde(rename = "token.created", rename_all = "camelCase")]
+    TokenCreated { workspace_id: Uuid, token_id: Uuid, name: String, scopes: Vec<String> },
+    #[serde(rename = "token.revoked", rename_all = "camelCase")]
+    TokenRevoked { workspace_id: Uuid, token_id: Uuid },
+    /// A member added, given another role (`role`), or removed (`role: null`).
+    #[serde(rename = "member.changed", rename_all = "camelCase")]
+    MemberChanged { workspace_id: Uuid, user_id: Uuid, role: Option<crate::model::Role> },
 }
 
 impl Event {
@@ -223,7 +230,10 @@ impl Event {
         match self {
             Event::SecretUpserted { workspace_id, .. }
             | Event::SecretDeleted { workspace_id, .. }
-            | Event::WorkflowUpdated { workspace_id, .. } => *workspace_id,
+            | Event::WorkflowUpdated { workspace_id, .. }
+            | Event::TokenCreated { workspace_id, .. }
+            | Event::TokenRevoked { workspace_id, .. }
+            | Event::MemberChanged { workspace_id, .. } => *workspace_id,
         }
     }
 
@@ -233,6 +243,9 @@ impl Event {
             Event::SecretUpserted { .. } => "secret.upserted",
             Event::SecretDeleted { .. } => "secret.deleted",
             Event::WorkflowUpdated { .. } => "workflow.updated",
+            Event::TokenCreated { .. } => "token.created",
+            Event::TokenRevoked { .. } => "token.revoked",
+            Event::MemberChanged { .. } => "member.changed",
         }
     }
 }

@@ -36,6 +36,13 @@ pub enum AppError {
     /// 409: it already exists, or a state conflict.
     #[error("{0}")]
     Conflict(String),
+    /// 412 `version_mismatch`: a check-and-set write named a version the secret is no longer at.
+    #[error("the secret is at version {current}, not {expected}: it changed since you read it")]
+    VersionMismatch { current: i64, expected: i64 },
+    /// 428 `version_required`: the workspace requires every write to name the version it
+    /// replaces.
+    #[error("this workspace requires check-and-set: send If-Match: \"<version>\" (or expectedVersion)")]
+    VersionRequired,
     /// 408: the client took too long to send its request body.
     #[error("the request body was not received in time")]
     RequestTimeout,
@@ -117,6 +124,8 @@ impl AppError {
             AppError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
+            AppError::VersionRequired => StatusCode::PRECONDITION_REQUIRED,
             AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -137,6 +146,8 @@ impl AppError {
             AppError::BadGateway(_) => "bad_gateway",
             AppError::NotFound => "not_found",
             AppError::Conflict(_) => "conflict",
+            AppError::VersionMismatch { .. } => "version_mismatch",
+            AppError::VersionRequired => "version_required",
             AppError::RequestTimeout => "request_timeout",
             AppError::PayloadTooLarge(_) => "payload_too_large",
             AppError::TooManyRequests(_) => "rate_limited",

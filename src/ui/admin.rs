@@ -56,6 +56,7 @@ pub fn TokensPage() -> impl IntoView {
                         <label><input type="checkbox" name="scope_tools"/>" tools:call"</label>
                         <label><input type="checkbox" name="scope_workflows"/>" workflows:run"</label>
                         <label><input type="checkbox" name="scope_use"/>" secrets:use (uses values without seeing them)"</label>
+                        <label><input type="checkbox" name="scope_webhooks"/>" webhooks:manage"</label>
                     </fieldset>
                     <label for="token-days">"Expires after (days, empty for never)"</label>
                     <input id="token-days" name="expires_in_days" type="text" inputmode="numeric" autocomplete="off"/>
@@ -158,6 +159,7 @@ pub fn MembersPage() -> impl IntoView {
                 </ActionForm>
                 {alert(add.value())}
             </section>
+            <crate::ui::settings::WorkspaceSettingsForm workspace_id=ws/>
         }
     };
     view! { <SignedInPage data=members render/> }

@@ -43,14 +43,24 @@ pub fn AuditPage() -> impl IntoView {
                                 <th scope="col">"Detail"</th>
                             </tr></thead>
                             <tbody>
-                                {events.into_iter().map(|e| view! {
-                                    <tr>
-                                        <td><time datetime=e.at.to_rfc3339()>{e.at.format("%Y-%m-%d %H:%M:%S UTC").to_string()}</time></td>
-                                        <td>{e.actor}</td>
-                                        <td><code>{e.action}</code></td>
-                                        <td>{e.key.map(|k| view! { <code>{k}</code> })}</td>
-                                        <td class="muted">{e.detail}</td>
-                                    </tr>
+                                {events.into_iter().map(|e| {
+                                    let actor = actor_label(&e);
+                                    let key = e.key.clone().map(|k| match e.secret_id {
+                                        Some(id) => view! { <a href=format!("/workspaces/{ws}/secrets/{id}")><code>{k}</code></a> }.into_any(),
+                                        None => view! { <code>{k}</code> }.into_any(),
+                                    });
+                                    let run = e.run_id.map(|run| view! {
+                                        " "<a href=format!("/workspaces/{ws}/runs/{run}")>"View request"</a>
+                                    });
+                                    view! {
+                                        <tr>
+                                            <td><time datetime=e.at.to_rfc3339()>{e.at.format("%Y-%m-%d %H:%M:%S UTC").to_string()}</time></td>
+                                            <td title=e.actor.clone()>{actor}</td>
+                                            <td><code>{e.action}</code></td>
+                                            <td>{key}</td>
+                                            <td class="muted">{e.detail}{run}</td>
+                                        </tr>
+                                    }
                                 }).collect_view()}
                             </tbody>
                         </table>
@@ -60,4 +70,16 @@ pub fn AuditPage() -> impl IntoView {
         }
     };
     view! { <SignedInPage data=events render/> }
+}
+
+/// Who acted, by name: the user, the token (by its name), the command line or the server.
+fn actor_label(event: &AuditEvent) -> String {
+    match (event.actor.split_once(':'), &event.actor_name) {
+        (Some(("token", _)), Some(name)) => format!("token \u{201c}{name}\u{201d}"),
+        (Some(("token", _)), None) => "a deleted token".to_owned(),
+        (Some(("user", name)), _) => name.to_owned(),
+        (Some(("cli", command)), _) => format!("command line ({command})"),
+        _ if event.actor == "cli" => "command line".to_owned(),
+        _ => "the server".to_owned(),
+    }
 }

@@ -9,10 +9,13 @@ use uuid::Uuid;
 use crate::model::{Role, SecretItem, WorkspaceSecrets, SECRETS_PAGE_SIZE};
 use crate::ui::csrf::CsrfField;
 use crate::ui::globals::GlobalKeys;
+use crate::ui::history::DeletedSecrets;
 use crate::ui::layout::{fetch_for, id_param, Alert, SignedInPage};
 use crate::ui::live::use_workspace_events;
 use crate::ui::requests::PendingRequests;
-use crate::ui::server_fns::{get_workspace_secrets, CreateSecret, DeleteSecret, SetEgress, UpdateSecret};
+use crate::ui::server_fns::{
+    get_workspace_secrets, CreateSecret, DeleteSecret, RestoreSecret, SetEgress, UpdateSecret,
+};
 
 /// `/workspaces/:id` (optionally `?q=` to filter keys and `?page=` for the page, 100 rows each).
 #[component]
@@ -25,6 +28,7 @@ pub fn SecretsPage() -> impl IntoView {
     let update = ServerAction::<UpdateSecret>::new();
     let delete = ServerAction::<DeleteSecret>::new();
     let egress = ServerAction::<SetEgress>::new();
+    let restore = ServerAction::<RestoreSecret>::new();
     let events = use_workspace_events(workspace_id);
     let data = Resource::new(
         move || {
@@ -33,6 +37,7 @@ pub fn SecretsPage() -> impl IntoView {
                 update.version().get(),
                 delete.version().get(),
                 egress.version().get(),
+                restore.version().get(),
                 events.get(),
             );
             (workspace_id.get(), filter.get(), page_number.get(), versions)
@@ -56,6 +61,7 @@ pub fn SecretsPage() -> impl IntoView {
                     {(page.workspace.role == Role::Owner).then(|| view! {
                         " · "<a href=format!("/workspaces/{ws}/tokens")>"API tokens"</a>
                         " · "<a href=format!("/workspaces/{ws}/members")>"Members"</a>
+                        " · "<a href=format!("/workspaces/{ws}/webhooks")>"Webhooks"</a>
                     })}
                 </p>
                 <form method="get" role="search" class="filter">
@@ -67,6 +73,7 @@ pub fn SecretsPage() -> impl IntoView {
                 {pager}
                 {can_write.then(|| view! { <AddSecretForm workspace_id=ws action=create/> })}
             </section>
+            <DeletedSecrets workspace_id=ws deleted=page.deleted can_write restore/>
             <GlobalKeys globals=page.globals/>
             <PendingRequests workspace_id=ws requests=page.pending/>
         }
@@ -175,7 +182,7 @@ pub fn SecretsTable(
                     });
                     view! {
                         <tr>
-                            <td><code>{s.key.clone()}</code></td>
+                            <td><a href=format!("/workspaces/{workspace_id}/secrets/{}", s.id) title="History"><code>{s.key.clone()}</code></a></td>
                             <td><span class=class>{label}</span></td>
                             <td>
                                 <time datetime=s.updated_at.to_rfc3339()>
@@ -219,6 +226,7 @@ fn RowActions(
                 <CsrfField/>
                 <input type="hidden" name="workspace_id" value=ws/>
                 <input type="hidden" name="id" value=id/>
+                <input type="hidden" name="expected_version" value=secret.version.to_string()/>
                 <label for=field_id.clone()>{update_label}</label>
                 <input id=field_id name="value" type="password" autocomplete="new-password"/>
                 <button type="submit">"Save"</button>
@@ -243,6 +251,7 @@ fn RowActions(
                 <CsrfField/>
                 <input type="hidden" name="workspace_id" value=ws2/>
                 <input type="hidden" name="id" value=id2/>
+                <input type="hidden" name="expected_version" value=secret.version.to_string()/>
                 <button type="submit" class="danger">{delete_label}</button>
             </ActionForm>
         </details>

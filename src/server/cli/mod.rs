@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
-use crate::server::config::{Cli, Command, Config, TokenCommand, UserCommand, WorkspaceCommand};
+use crate::server::config::{AuditCommand, Cli, Command, Config, TokenCommand, UserCommand, WorkspaceCommand};
 use crate::server::domain::{Actor, Scope};
 use crate::server::error::AppError;
 use crate::server::keys::KeySource;
@@ -74,6 +74,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 done.version, done.resealed, done.retired
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit(cmd) => {
+            let db = crate::server::service::open::open_store(&config, master_key_env).await?.db;
+            audit(&db, cmd).await
         }
         Command::Import { workspace, file } => {
             let state = state::open(config, master_key_env).await?.state;
@@ -260,4 +264,51 @@ async fn import(state: &AppState, workspace: Uuid, file: &std::path::Path) -> an
     let imported = state.secrets.import(workspace, pairs, &Actor::cli("import")).await?;
     println!("Imported {imported} secrets into workspace {workspace}.");
     Ok(ExitCode::SUCCESS)
+}
+
+async fn audit(db: &Db, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
+    use crate::server::service::audit::{export, verify};
+    match cmd {
+        AuditCommand::Verify { workspace } => {
+            let reports = verify(db, workspace).await.map_err(|err| match err {
+                AppError::NotFound => anyhow::anyhow!("no workspace {}", workspace.unwrap_or_default()),
+                other => other.into(),
+            })?;
+            let mut intact = true;
+            for report in &reports {
+                let chain = match report.workspace_id {
+                    Some(id) => format!("workspace {id}"),
+                    None => "accounts".to_owned(),
+                };
+                match &report.broken {
+                    None => println!("{chain}: {} entries, intact", report.entries),
+                    Some((id, seq, why)) => {
+                        intact = false;
+                        let at = match (id, seq) {
+                            (Some(id), Some(seq)) => format!("entry {id} (number {seq})"),
+                            (Some(id), None) => format!("entry {id}"),
+                            (None, _) => "the start of the chain".to_owned(),
+                        };
+                        println!("{chain}: BROKEN at {at}: {why} ({} entries fit before it)", report.entries);
+                    }
+                }
+            }
+            println!("{}", if intact { "audit log intact" } else { "audit log BROKEN" });
+            Ok(if intact { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        AuditCommand::Export { workspace, format: _ } => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            export(db, workspace, |entry| {
+                serde_json::to_writer(&mut out, &entry)?;
+                out.write_all(b"\n")
+            })
+            .await
+            .map_err(|err| match err {
+                AppError::NotFound => anyhow::anyhow!("no workspace {workspace}"),
+                other => other.into(),
+            })?;
+            out.flush().or_else(|err| if err.kind() == std::io::ErrorKind::BrokenPipe { Ok(()) } else { Err(err) })?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

@@ -9,15 +9,18 @@ pub mod context;
 pub mod dotenv;
 pub mod egress;
 pub mod globals;
+pub mod history;
 pub mod leak;
 pub mod names;
 pub mod reserved;
 pub mod secret;
 pub mod submission;
+pub mod webhook;
 
 pub use actor::{Actor, ActorKind};
 pub use audit::AuditAction;
 pub use context::{HelpUrl, Note};
+pub use history::{Expected, History};
 pub use names::{NewPassword, TokenName, Username, WorkspaceName};
 pub use secret::{Limits, Scope, SecretKey, SecretValue};
 pub use submission::Submission;

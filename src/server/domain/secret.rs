@@ -121,17 +121,20 @@ pub enum Scope {
     WorkflowsRun,
     /// Use a value without seeing it: `http_request` and `check_secret`. Reveals nothing.
     SecretsUse,
+    /// Register, change and remove webhooks, and see their deliveries.
+    WebhooksManage,
 }
 
 impl Scope {
     /// Every scope, in the order the docs list them.
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::SecretsList,
         Scope::SecretsWrite,
         Scope::SecretsRead,
         Scope::ToolsCall,
         Scope::WorkflowsRun,
         Scope::SecretsUse,
+        Scope::WebhooksManage,
     ];
 
     /// The scope's wire name, e.g. `secrets:list`.
@@ -143,6 +146,7 @@ impl Scope {
             Scope::ToolsCall => "tools:call",
             Scope::WorkflowsRun => "workflows:run",
             Scope::SecretsUse => "secrets:use",
+            Scope::WebhooksManage => "webhooks:manage",
         }
     }
 

@@ -110,8 +110,8 @@ impl DataKey {
         DataKey::from_bytes(raw)
     }
 
-    /// Seals a secret value bound to its workspace, secret id and key name (associated data
-    /// version [`VALUE_AAD_VERSION`]): `(nonce, ciphertext)`.
+    /// Seals a secret value bound to its workspace, secret id, key name and version (associated
+    /// data version [`VALUE_AAD_VERSION`]): `(nonce, ciphertext)`.
     pub fn seal_value(&self, value: &[u8], to: &ValueBinding<'_>) -> (Vec<u8>, Vec<u8>) {
         let mut blob = seal(&self.cipher, value, &value_aad(to, VALUE_AAD_VERSION));
         let ciphertext = blob.split_off(NONCE_LEN);
@@ -120,7 +120,7 @@ impl DataKey {
 
     /// Opens a value sealed by [`DataKey::seal_value`] for the same binding, with the associated
     /// data version it was sealed under (1: workspace and secret id only, from before key names
-    /// were bound; 2: with the key name).
+    /// were bound; 2: with the key name; 3: with the key name and the secret's version).
     pub fn open_value(
         &self,
         nonce: &[u8],
@@ -136,16 +136,50 @@ impl DataKey {
     }
 }
 
-/// What a sealed value is bound to: a row copied to another workspace or secret, or renamed
-/// to another key, does not open.
+impl DataKey {
+    /// Seals a webhook's signing secret, bound to its workspace and webhook id:
+    /// `(nonce, ciphertext)`.
+    pub fn seal_webhook_secret(&self, secret: &[u8], workspace_id: Uuid, webhook_id: Uuid) -> (Vec<u8>, Vec<u8>) {
+        let mut blob = seal(&self.cipher, secret, &webhook_aad(workspace_id, webhook_id));
+        let ciphertext = blob.split_off(NONCE_LEN);
+        (blob, ciphertext)
+    }
+
+    /// Opens a webhook's signing secret sealed by [`DataKey::seal_webhook_secret`].
+    pub fn open_webhook_secret(
+        &self,
+        nonce: &[u8],
+        ciphertext: &[u8],
+        workspace_id: Uuid,
+        webhook_id: Uuid,
+    ) -> Result<Zeroizing<Vec<u8>>, AppError> {
+        if nonce.len() != NONCE_LEN {
+            return Err(AppError::Crypto);
+        }
+        let payload = Payload { msg: ciphertext, aad: &webhook_aad(workspace_id, webhook_id) };
+        self.cipher.decrypt(Nonce::from_slice(nonce), payload).map(Zeroizing::new).map_err(|_| AppError::Crypto)
+    }
+}
+
+fn webhook_aad(workspace_id: Uuid, webhook_id: Uuid) -> Vec<u8> {
+    let mut aad = b"loopstack-secrets:webhook:v1:".to_vec();
+    aad.extend_from_slice(workspace_id.as_bytes());
+    aad.extend_from_slice(webhook_id.as_bytes());
+    aad
+}
+
+/// What a sealed value is bound to: a row copied to another workspace or secret, renamed to
+/// another key, or passed off as another version of its secret, does not open.
 pub struct ValueBinding<'a> {
     pub workspace_id: Uuid,
     pub secret_id: Uuid,
     pub key: &'a str,
+    /// The secret's version the value is (from 1).
+    pub version: i64,
 }
 
 /// The associated-data version new ciphertexts are sealed under (see [`DataKey::open_value`]).
-pub const VALUE_AAD_VERSION: i32 = 2;
+pub const VALUE_AAD_VERSION: i32 = 3;
 
 fn seal(cipher: &Aes256Gcm, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
     let mut nonce = [0u8; NONCE_LEN];
@@ -178,13 +212,19 @@ fn dek_aad(workspace_id: Uuid, version: i32) -> Vec<u8> {
 }
 
 fn value_aad(to: &ValueBinding<'_>, version: i32) -> Vec<u8> {
-    let mut aad =
-        if version >= 2 { b"loopstack-secrets:secret:v2:".to_vec() } else { b"loopstack-secrets:secret:v1:".to_vec() };
+    let mut aad = match version {
+        1 => b"loopstack-secrets:secret:v1:".to_vec(),
+        2 => b"loopstack-secrets:secret:v2:".to_vec(),
+        _ => b"loopstack-secrets:secret:v3:".to_vec(),
+    };
     aad.extend_from_slice(to.workspace_id.as_bytes());
     aad.extend_from_slice(to.secret_id.as_bytes());
     if version >= 2 {
         aad.extend_from_slice(&(to.key.len() as u32).to_be_bytes());
         aad.extend_from_slice(to.key.as_bytes());
+    }
+    if version >= 3 {
+        aad.extend_from_slice(&to.version.to_be_bytes());
     }
     aad
 }
@@ -194,7 +234,7 @@ mod tests {
     use super::*;
 
     fn binding(ws: Uuid, id: Uuid, key: &str) -> ValueBinding<'_> {
-        ValueBinding { workspace_id: ws, secret_id: id, key }
+        ValueBinding { workspace_id: ws, secret_id: id, key, version: 1 }
     }
 
     #[test]
@@ -202,11 +242,14 @@ mod tests {
         let dek = DataKey::generate();
         let (ws, id) = (Uuid::new_v4(), Uuid::new_v4());
         let (nonce, ct) = dek.seal_value(b"sk-live-123", &binding(ws, id, "API_KEY"));
-        assert_eq!(dek.open_value(&nonce, &ct, &binding(ws, id, "API_KEY"), 2).unwrap().as_slice(), b"sk-live-123");
-        assert!(dek.open_value(&nonce, &ct, &binding(Uuid::new_v4(), id, "API_KEY"), 2).is_err());
-        assert!(dek.open_value(&nonce, &ct, &binding(ws, Uuid::new_v4(), "API_KEY"), 2).is_err());
-        assert!(dek.open_value(&nonce, &ct, &binding(ws, id, "OTHER_KEY"), 2).is_err(), "a renamed row does not open");
-        assert!(dek.open_value(&nonce, &ct, &binding(ws, id, "API_KEY"), 1).is_err(), "nor under the old binding");
+        assert_eq!(dek.open_value(&nonce, &ct, &binding(ws, id, "API_KEY"), 3).unwrap().as_slice(), b"sk-live-123");
+        assert!(dek.open_value(&nonce, &ct, &binding(Uuid::new_v4(), id, "API_KEY"), 3).is_err());
+        assert!(dek.open_value(&nonce, &ct, &binding(ws, Uuid::new_v4(), "API_KEY"), 3).is_err());
+        assert!(dek.open_value(&nonce, &ct, &binding(ws, id, "OTHER_KEY"), 3).is_err(), "a renamed row does not open");
+        let later = ValueBinding { version: 2, ..binding(ws, id, "API_KEY") };
+        assert!(dek.open_value(&nonce, &ct, &later, 3).is_err(), "nor as another version");
+        assert!(dek.open_value(&nonce, &ct, &binding(ws, id, "API_KEY"), 2).is_err(), "nor under an old binding");
+        assert!(dek.open_value(&nonce, &ct, &binding(ws, id, "API_KEY"), 1).is_err());
     }
 
     #[test]
@@ -219,12 +262,22 @@ mod tests {
     }
 
     #[test]
+    fn a_webhook_secret_opens_only_for_its_own_webhook() {
+        let dek = DataKey::generate();
+        let (ws, id) = (Uuid::new_v4(), Uuid::new_v4());
+        let (nonce, ct) = dek.seal_webhook_secret(b"whsec_x", ws, id);
+        assert_eq!(dek.open_webhook_secret(&nonce, &ct, ws, id).unwrap().as_slice(), b"whsec_x");
+        assert!(dek.open_webhook_secret(&nonce, &ct, ws, Uuid::new_v4()).is_err());
+        assert!(dek.open_value(&nonce, &ct, &binding(ws, id, "K"), 3).is_err(), "nor as a value");
+    }
+
+    #[test]
     fn a_tampered_ciphertext_does_not_open() {
         let dek = DataKey::generate();
         let (ws, id) = (Uuid::new_v4(), Uuid::new_v4());
         let (nonce, mut ct) = dek.seal_value(b"value", &binding(ws, id, "K"));
         ct[0] ^= 1;
-        assert!(matches!(dek.open_value(&nonce, &ct, &binding(ws, id, "K"), 2), Err(AppError::Crypto)));
+        assert!(matches!(dek.open_value(&nonce, &ct, &binding(ws, id, "K"), 3), Err(AppError::Crypto)));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use chrono::{Duration, Utc};
 use uuid::Uuid;
 
-use crate::model::{Member, Role, TokenInfo, WorkspaceItem};
+use crate::model::{Event, Member, Role, TokenInfo, WorkspaceItem};
 use crate::server::domain::AuditAction;
 use crate::server::domain::{Actor, NewPassword, Scope, TokenName, Username, WorkspaceName};
 use crate::server::error::AppError;
@@ -109,6 +109,7 @@ pub async fn add_member(
         .ok_or_else(|| AppError::BadRequest(format!("no user named '{}'", username.as_str())))?;
     let mut tx = db.begin().await?;
     store::insert_membership_in(&mut tx, workspace_id, user.id, role).await?;
+    store::emit(&mut tx, [Event::MemberChanged { workspace_id, user_id: user.id, role: Some(role) }]);
     let detail = format!("user {}: {} (added)", user.id, role.as_str());
     let entry = store::Audit::of(workspace_id, actor, AuditAction::MemberAdded, None, Some(&detail));
     store::audit(&mut tx, &entry).await?;
@@ -132,6 +133,7 @@ pub async fn change_member(
     if store::owner_count_in(&mut tx, workspace_id).await? == 0 {
         return Err(AppError::Conflict("a workspace keeps at least one owner".into()));
     }
+    store::emit(&mut tx, [Event::MemberChanged { workspace_id, user_id, role }]);
     let detail = format!("user {user_id}: {}", role.map(Role::as_str).unwrap_or("removed"));
     store::audit(&mut tx, &store::Audit::of(workspace_id, actor, AuditAction::MemberChanged, None, Some(&detail)))
         .await?;
@@ -180,6 +182,8 @@ pub async fn create_token(
     };
     let mut tx = db.begin().await?;
     store::insert_token(&mut tx, &row).await?;
+    let scopes = row.scopes.split(' ').map(str::to_owned).collect();
+    store::emit(&mut tx, [Event::TokenCreated { workspace_id, token_id: id, name: row.name.clone(), scopes }]);
     let detail = format!("token {} '{}' with {}", row.id, row.name, row.scopes);
     store::audit(&mut tx, &store::Audit::of(workspace_id, actor, AuditAction::TokenCreated, None, Some(&detail)))
         .await?;
@@ -229,6 +233,7 @@ pub async fn revoke_token(
 ) -> Result<(), AppError> {
     let mut tx = db.begin().await?;
     let workspace_id = store::revoke_token_in(&mut tx, token_id, only_workspace).await?.ok_or(AppError::NotFound)?;
+    store::emit(&mut tx, [Event::TokenRevoked { workspace_id, token_id }]);
     let detail = format!("token {token_id}");
     store::audit(&mut tx, &store::Audit::of(workspace_id, actor, AuditAction::TokenRevoked, None, Some(&detail)))
         .await?;

@@ -1,30 +1,47 @@
-//! The event hub: secret and workflow changes (ids, keys and states only) fanned out to event
-//! streams and long-polls. On PostgreSQL every change goes through `NOTIFY`, and each instance
-//! `LISTEN`s and rebroadcasts locally, so several instances behave as one; on SQLite (one
-//! process) the hub is in process.
+//! The event hub: secret, request, token and member changes (ids, keys and states only).
+//!
+//! Events go through the transactional outbox: a service records them in the transaction of
+//! its change ([`EventHub::commit`]), so they are written or lost with it. The dispatcher then
+//! claims them in order and, in one transaction with marking them dispatched, queues one
+//! delivery per subscribed webhook and hands them to the live event streams and long-polls: on
+//! PostgreSQL through `NOTIFY` (sent at that commit; every instance `LISTEN`s and rebroadcasts
+//! locally, and instances claim with `SKIP LOCKED`, so each event is dispatched once), on SQLite
+//! (one process) in process after the commit. An event committed just before the server died is
+//! dispatched when it starts again.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, Notify};
 
 use crate::model::Event;
-use crate::server::store::Db;
+use crate::server::domain::webhook;
+use crate::server::error::AppError;
+use crate::server::store::{self, Db, Tx};
 
 /// The PostgreSQL notification channel.
 pub const CHANNEL: &str = "loopstack_secrets_events";
+/// Events dispatched per transaction.
+const BATCH: i64 = 100;
+/// How long dispatched events stay in the outbox (for inspection) before they are deleted.
+const KEEP_DISPATCHED: chrono::Duration = chrono::Duration::hours(24);
 
 /// Publishes and subscribes to [`Event`]s.
 #[derive(Clone)]
 pub struct EventHub {
     db: Db,
     local: broadcast::Sender<Event>,
+    /// Wakes this instance's dispatcher after a commit that wrote events.
+    dispatch: Arc<Notify>,
+    /// Wakes the webhook sender after deliveries were queued.
+    webhooks: Arc<Notify>,
 }
 
 impl EventHub {
-    /// A hub over `db`.
-    pub fn new(db: Db) -> EventHub {
+    /// A hub over `db`, waking the webhook sender through `webhooks`.
+    pub fn new(db: Db, webhooks: Arc<Notify>) -> EventHub {
         let (local, _) = broadcast::channel(1024);
-        EventHub { db, local }
+        EventHub { db, local, dispatch: Arc::default(), webhooks }
     }
 
     /// Receives every event delivered to this instance from now on.
@@ -32,24 +49,81 @@ impl EventHub {
         self.local.subscribe()
     }
 
-    /// Publishes events after their change has committed. A failed notify is logged, not
-    /// returned: the change itself is durable, and waiters re-read state on timeout.
-    pub async fn publish(&self, events: Vec<Event>) {
-        for event in events {
-            match &self.db {
-                Db::Sqlite(_) => {
-                    let _ = self.local.send(event);
+    /// Records `events` in `tx` (the outbox row is written with the change) and commits; then
+    /// wakes the dispatcher.
+    pub async fn commit(&self, mut tx: Tx, events: Vec<Event>) -> Result<(), AppError> {
+        let any = !events.is_empty();
+        store::emit(&mut tx, events);
+        tx.commit().await?;
+        if any {
+            self.dispatch.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Starts the dispatcher: it dispatches whenever woken, and every second (events left by a
+    /// server that died, or committed by another instance that did not get to them).
+    pub fn start_dispatcher(&self) -> tokio::task::AbortHandle {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let mut last_purge = std::time::Instant::now() - Duration::from_secs(3600);
+            loop {
+                tokio::select! {
+                    _ = hub.dispatch.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
-                Db::Postgres(pool) => {
-                    let payload = serde_json::to_string(&event).expect("BUG: events always serialize");
-                    if let Err(err) =
-                        sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(payload).execute(pool).await
-                    {
-                        tracing::warn!(error = %err, event = event.name(), "failed to publish an event");
+                loop {
+                    match hub.dispatch_once().await {
+                        Ok(0) => break,
+                        Ok(_) => continue,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "failed to dispatch events");
+                            break;
+                        }
+                    }
+                }
+                if last_purge.elapsed() > Duration::from_secs(3600) {
+                    last_purge = std::time::Instant::now();
+                    if let Err(err) = store::purge_dispatched(&hub.db, chrono::Utc::now() - KEEP_DISPATCHED).await {
+                        tracing::warn!(error = %err, "failed to purge dispatched events");
                     }
                 }
             }
+        })
+        .abort_handle()
+    }
+
+    /// Dispatches the oldest waiting events, in one transaction; how many.
+    pub async fn dispatch_once(&self) -> Result<usize, AppError> {
+        let mut tx = self.db.begin().await?;
+        let rows = store::claim_events(&mut tx, BATCH).await?;
+        if rows.is_empty() {
+            return Ok(0);
         }
+        let mut queued = 0;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let value: serde_json::Value = serde_json::from_str(&row.payload).map_err(anyhow::Error::from)?;
+            let body = webhook::body(row.id, row.occurred_at, &value);
+            queued += store::queue_deliveries(&mut tx, row.workspace_id, row.id, &row.kind, &body).await?;
+            store::notify_on_commit(&mut tx, CHANNEL, &row.payload).await?;
+            match serde_json::from_value::<Event>(value) {
+                Ok(event) => events.push(event),
+                Err(err) => tracing::warn!(error = %err, "an event in the outbox no longer parses"),
+            }
+        }
+        let seqs: Vec<i64> = rows.iter().map(|row| row.seq).collect();
+        store::mark_dispatched(&mut tx, &seqs).await?;
+        tx.commit().await?;
+        if matches!(self.db, Db::Sqlite(_)) {
+            for event in events {
+                let _ = self.local.send(event);
+            }
+        }
+        if queued > 0 {
+            self.webhooks.notify_one();
+        }
+        Ok(rows.len())
     }
 
     /// On PostgreSQL, starts listening (before returning, so no later change is missed) for

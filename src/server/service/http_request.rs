@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::server::domain::egress::{placeholder_keys, substitute, EgressPolicy};
 use crate::server::domain::{Actor, AuditAction};
 use crate::server::error::AppError;
+use crate::server::service::outbound::{self, is_internal};
 use crate::server::service::secrets::SecretService;
 use crate::server::store;
 
@@ -129,7 +130,7 @@ pub async fn http_request(
         admit(secrets, workspace_id, &used, &url, actor).await?;
         let addresses = addresses_for(&url, &used).await?;
         let host = url.host_str().unwrap_or_default().to_string();
-        let client = pinned(&host, &addresses)?;
+        let client = outbound::pinned_client(&host, &addresses, TIMEOUT)?;
         let mut request = client.request(method.clone(), url.clone()).headers(headers.clone());
         if let Some(body) = &body {
             request = request.body(body.clone());
@@ -137,7 +138,7 @@ pub async fn http_request(
         let response = tokio::time::timeout_at(deadline, request.send())
             .await
             .map_err(|_| upstream("the request timed out"))?
-            .map_err(|e| upstream(&format!("the request failed: {}", without_url(e))))?;
+            .map_err(|e| upstream(&format!("the request failed: {}", outbound::describe(e))))?;
         let location =
             response.headers().get(reqwest::header::LOCATION).and_then(|l| l.to_str().ok()).map(str::to_string);
         match (response.status().is_redirection(), location) {
@@ -165,7 +166,7 @@ pub async fn http_request(
     while let Some(chunk) =
         tokio::time::timeout_at(deadline, stream.next()).await.map_err(|_| upstream("the response timed out"))?
     {
-        let chunk = chunk.map_err(|e| upstream(&format!("the response failed: {}", without_url(e))))?;
+        let chunk = chunk.map_err(|e| upstream(&format!("the response failed: {}", outbound::describe(e))))?;
         let room = MAX_RESPONSE_BYTES.saturating_sub(out.len());
         masker.push_into(&chunk[..chunk.len().min(room)], &mut out);
         if chunk.len() > room {
@@ -247,45 +248,6 @@ async fn addresses_for(url: &url::Url, used: &[Used]) -> Result<Vec<SocketAddr>,
     Ok(resolved)
 }
 
-/// A client that connects to `addresses` for `host` (the ones just checked), so a second
-/// resolution cannot send it elsewhere.
-fn pinned(host: &str, addresses: &[SocketAddr]) -> Result<reqwest::Client, AppError> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(TIMEOUT)
-        .connect_timeout(Duration::from_secs(10))
-        .resolve_to_addrs(host.trim_start_matches('[').trim_end_matches(']'), addresses)
-        .build()
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("the HTTP client did not start: {e}")))
-}
-
-/// Whether an address is not on the public internet.
-pub fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 // 100.64.0.0/10, shared
-                || v4.octets()[0] == 0
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_internal(IpAddr::V4(v4));
-            }
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00 // unique local
-                || (v6.segments()[0] & 0xffc0) == 0xfe80 // link-local
-        }
-    }
-}
-
 fn origin_of(url: &url::Url) -> String {
     url.origin().ascii_serialization()
 }
@@ -293,43 +255,4 @@ fn origin_of(url: &url::Url) -> String {
 /// A failure of the remote side, as the agent sees it.
 fn upstream(message: &str) -> AppError {
     AppError::BadGateway(message.to_string())
-}
-
-/// An error's text without the URL (which may carry a substituted value).
-fn without_url(err: reqwest::Error) -> String {
-    let err = err.without_url();
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(inner) = source {
-        text = format!("{text}: {inner}");
-        source = inner.source();
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn internal_addresses_are_recognised() {
-        for internal in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "::1",
-            "fc00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(is_internal(internal.parse().unwrap()), "{internal}");
-        }
-        for public in ["93.184.216.34", "140.82.112.3", "2606:4700::1111"] {
-            assert!(!is_internal(public.parse().unwrap()), "{public}");
-        }
-    }
 }

@@ -4,8 +4,11 @@
 
 mod globals;
 mod leaks;
+mod rotation;
 mod values;
+mod versions;
 
+pub use rotation::DataKeyRotation;
 pub use values::InUse;
 
 use std::collections::HashMap;
@@ -16,30 +19,22 @@ use uuid::Uuid;
 
 use crate::model::{Event, SecretItem};
 use crate::server::domain::globals::GlobalSecrets;
+use crate::server::domain::history::check_version;
 use crate::server::domain::AuditAction;
-use crate::server::domain::{Actor, Limits, SecretKey, SecretValue};
+use crate::server::domain::{Actor, Expected, History, Limits, SecretKey, SecretValue};
 use crate::server::error::AppError;
 use crate::server::keys::{DataKey, MasterKey, ValueBinding, VALUE_AAD_VERSION};
 use crate::server::service::events::EventHub;
 use crate::server::store::{self, Sealed, SecretRow};
 use crate::server::store::{Db, Tx};
 
-/// A workspace's active data key, ready to seal values inside a transaction.
+/// A workspace's active data key, ready to seal values inside a transaction, and whether the
+/// workspace requires check-and-set.
 pub struct Sealer {
     workspace_id: Uuid,
     version: i32,
     dek: DataKey,
-}
-
-/// What [`SecretService::rotate_data_key`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DataKeyRotation {
-    /// The data key version now active.
-    pub version: i32,
-    /// Values re-encrypted under it.
-    pub resealed: usize,
-    /// Older versions deleted.
-    pub retired: u64,
+    require_version: bool,
 }
 
 /// One page of the Studio's secrets table.
@@ -62,6 +57,7 @@ pub struct SecretService {
     limits: Limits,
     events: EventHub,
     globals: Arc<GlobalSecrets>,
+    history: History,
     /// Each workspace's leak guard, with the fingerprint of the values it was built from.
     guards: Arc<Mutex<HashMap<Uuid, (leaks::Fingerprint, crate::server::domain::leak::LeakGuard)>>>,
 }
@@ -76,7 +72,12 @@ impl SecretService {
         events: EventHub,
         globals: Arc<GlobalSecrets>,
     ) -> SecretService {
-        SecretService { db, kek, limits, events, globals, guards: Arc::default() }
+        SecretService { db, kek, limits, events, globals, history: History::default(), guards: Arc::default() }
+    }
+
+    /// The same service keeping `history` (versions per secret, how long deleted ones stay).
+    pub fn with_history(self, history: History) -> SecretService {
+        SecretService { history, ..self }
     }
 
     /// The database it works on.
@@ -107,17 +108,15 @@ impl SecretService {
         let id = Uuid::new_v4();
         let mut tx = self.db.begin().await?;
         let sealer = self.sealer(&mut tx, workspace_id).await?;
-        let sealed =
-            seal(&sealer.dek, sealer.version, value, &ValueBinding { workspace_id, secret_id: id, key: key.as_str() });
+        let sealed = sealer.seal(value, id, key.as_str(), 1);
         let item = store::insert_secret(&mut tx, workspace_id, id, key.as_str(), &sealed, &actor.0).await?;
+        store::keep_version(&mut tx, workspace_id, id, 1, self.history.keep_versions).await?;
         store::audit(&mut tx, &audit(workspace_id, actor, AuditAction::SecretCreated, &item.key, None)).await?;
-        tx.commit().await?;
-        self.announce_upsert(workspace_id, &item).await;
+        self.events.commit(tx, vec![upserted(workspace_id, &item)]).await?;
         Ok(item)
     }
 
     /// Replaces a secret's value; `None` leaves it as it is. 404 when there is no such secret.
-    #[tracing::instrument(skip(self, value), err)]
     pub async fn update(
         &self,
         workspace_id: Uuid,
@@ -125,24 +124,41 @@ impl SecretService {
         value: Option<&SecretValue>,
         actor: &Actor,
     ) -> Result<SecretItem, AppError> {
+        self.update_if(workspace_id, id, value, None, actor).await
+    }
+
+    /// [`SecretService::update`] as check-and-set: refused (412, nothing changed) unless the
+    /// secret is at the `expected` version, when one is given.
+    #[tracing::instrument(skip(self, value), err)]
+    pub async fn update_if(
+        &self,
+        workspace_id: Uuid,
+        id: Uuid,
+        value: Option<&SecretValue>,
+        expected: Expected,
+        actor: &Actor,
+    ) -> Result<SecretItem, AppError> {
         let Some(value) = value else {
-            return store::secret_item(&self.db, workspace_id, id).await?.ok_or(AppError::NotFound);
+            let item = store::secret_item(&self.db, workspace_id, id).await?.ok_or(AppError::NotFound)?;
+            check_version(item.version, expected, false)?;
+            return Ok(item);
         };
         let mut tx = self.db.begin().await?;
         let sealer = self.sealer(&mut tx, workspace_id).await?;
-        let key = store::secret_key_in(&mut tx, workspace_id, id).await?.ok_or(AppError::NotFound)?;
-        let sealed = seal(&sealer.dek, sealer.version, value, &ValueBinding { workspace_id, secret_id: id, key: &key });
-        let item = store::update_secret_value(&mut tx, workspace_id, id, &sealed, &actor.0)
+        let (key, current) = store::lock_secret(&mut tx, workspace_id, id).await?.ok_or(AppError::NotFound)?;
+        check_version(current, expected, sealer.require_version)?;
+        let version = current + 1;
+        let sealed = sealer.seal(value, id, &key, version);
+        let item = store::update_secret_value(&mut tx, workspace_id, id, version, &sealed, &actor.0)
             .await?
             .ok_or(AppError::NotFound)?;
+        store::keep_version(&mut tx, workspace_id, id, version, self.history.keep_versions).await?;
         store::audit(&mut tx, &audit(workspace_id, actor, AuditAction::SecretUpdated, &item.key, None)).await?;
-        tx.commit().await?;
-        self.announce_upsert(workspace_id, &item).await;
+        self.events.commit(tx, vec![upserted(workspace_id, &item)]).await?;
         Ok(item)
     }
 
     /// Creates or updates a secret by key, atomically even under concurrent calls.
-    #[tracing::instrument(skip(self, key, value), fields(key = %key), err)]
     pub async fn upsert(
         &self,
         workspace_id: Uuid,
@@ -150,16 +166,32 @@ impl SecretService {
         value: &SecretValue,
         actor: &Actor,
     ) -> Result<SecretItem, AppError> {
+        self.upsert_if(workspace_id, key, value, None, actor).await
+    }
+
+    /// [`SecretService::upsert`] as check-and-set: refused (412, nothing changed) unless the
+    /// secret is at the `expected` version, when one is given (a key not stored yet is at none).
+    #[tracing::instrument(skip(self, key, value), fields(key = %key), err)]
+    pub async fn upsert_if(
+        &self,
+        workspace_id: Uuid,
+        key: &SecretKey,
+        value: &SecretValue,
+        expected: Expected,
+        actor: &Actor,
+    ) -> Result<SecretItem, AppError> {
         let mut tx = self.db.begin().await?;
         let sealer = self.sealer(&mut tx, workspace_id).await?;
-        let item = self.upsert_in(&mut tx, &sealer, key, value, actor, None).await?;
-        tx.commit().await?;
-        self.announce_upsert(workspace_id, &item).await;
+        let required = sealer.require_version;
+        let check = |current| check_version(current, expected, required);
+        let item = self.write_in(&mut tx, &sealer, key, value, check, actor, None).await?;
+        self.events.commit(tx, vec![upserted(workspace_id, &item)]).await?;
         Ok(item)
     }
 
     /// Upserts inside a caller's transaction (a form submission storing several values at
-    /// once); the caller announces the change after committing.
+    /// once, in answer to a request: no version is named); the caller announces the change
+    /// after committing.
     pub async fn upsert_in(
         &self,
         tx: &mut Tx,
@@ -169,23 +201,49 @@ impl SecretService {
         actor: &Actor,
         detail: Option<&str>,
     ) -> Result<SecretItem, AppError> {
+        self.write_in(tx, sealer, key, value, |_| Ok(()), actor, detail).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn write_in(
+        &self,
+        tx: &mut Tx,
+        sealer: &Sealer,
+        key: &SecretKey,
+        value: &SecretValue,
+        check: impl Fn(i64) -> Result<(), AppError>,
+        actor: &Actor,
+        detail: Option<&str>,
+    ) -> Result<SecretItem, AppError> {
         let workspace_id = sealer.workspace_id;
-        let seal_for = |id: Uuid| {
-            seal(&sealer.dek, sealer.version, value, &ValueBinding { workspace_id, secret_id: id, key: key.as_str() })
-        };
-        let item = store::upsert_secret_in(tx, workspace_id, key.as_str(), seal_for, &actor.0).await?;
+        let seal_for = |id: Uuid, version: i64| sealer.seal(value, id, key.as_str(), version);
+        let item = store::upsert_secret_in(tx, workspace_id, key.as_str(), seal_for, check, &actor.0).await?;
+        store::keep_version(tx, workspace_id, item.id, item.version, self.history.keep_versions).await?;
         store::audit(tx, &audit(workspace_id, actor, AuditAction::SecretUpserted, &item.key, detail)).await?;
         Ok(item)
     }
 
-    /// Deletes a secret; 404 when there is no such secret.
-    #[tracing::instrument(skip(self), err)]
+    /// Deletes a secret; 404 when there is no such secret. Its versions stay restorable for the
+    /// configured time.
     pub async fn delete(&self, workspace_id: Uuid, id: Uuid, actor: &Actor) -> Result<(), AppError> {
+        self.delete_if(workspace_id, id, None, actor).await
+    }
+
+    /// [`SecretService::delete`] as check-and-set.
+    #[tracing::instrument(skip(self), err)]
+    pub async fn delete_if(
+        &self,
+        workspace_id: Uuid,
+        id: Uuid,
+        expected: Expected,
+        actor: &Actor,
+    ) -> Result<(), AppError> {
         let mut tx = self.db.begin().await?;
-        let key = store::delete_secret(&mut tx, workspace_id, id).await?.ok_or(AppError::NotFound)?;
+        let (_, current) = store::lock_secret(&mut tx, workspace_id, id).await?.ok_or(AppError::NotFound)?;
+        check_version(current, expected, store::requires_check_and_set(&mut tx, workspace_id).await?)?;
+        let key = store::delete_secret(&mut tx, workspace_id, id, &actor.0).await?.ok_or(AppError::NotFound)?;
         store::audit(&mut tx, &audit(workspace_id, actor, AuditAction::SecretDeleted, &key, None)).await?;
-        tx.commit().await?;
-        self.events.publish(vec![Event::SecretDeleted { workspace_id, secret_id: id }]).await;
+        self.events.commit(tx, vec![Event::SecretDeleted { workspace_id, secret_id: id }]).await?;
         Ok(())
     }
 
@@ -207,59 +265,9 @@ impl SecretService {
         for (key, value) in &parsed {
             items.push(self.upsert_in(&mut tx, &sealer, key, value, actor, Some("imported")).await?);
         }
-        tx.commit().await?;
-        for item in &items {
-            self.announce_upsert(workspace_id, item).await;
-        }
+        let events = items.iter().map(|item| upserted(workspace_id, item)).collect();
+        self.events.commit(tx, events).await?;
         Ok(items.len())
-    }
-
-    /// Rotates a workspace's data key online: a new version becomes active at once (writers
-    /// use it from then on), then every value still under an older version is re-encrypted,
-    /// `batch` per transaction, and the versions no value uses any more are deleted.
-    #[tracing::instrument(skip(self, actor), err)]
-    pub async fn rotate_data_key(
-        &self,
-        workspace_id: Uuid,
-        batch: usize,
-        actor: &Actor,
-    ) -> Result<DataKeyRotation, AppError> {
-        let dek = DataKey::generate();
-        let mut tx = self.db.begin().await?;
-        let version =
-            store::add_data_key(&mut tx, workspace_id, |version| self.kek.wrap(&dek, workspace_id, version)).await?;
-        let detail = format!("data key version {version}");
-        let entry = store::Audit {
-            workspace_id: Some(workspace_id),
-            actor: &actor.0,
-            action: AuditAction::KeyRotated,
-            key: None,
-            detail: Some(&detail),
-        };
-        store::audit(&mut tx, &entry).await?;
-        tx.commit().await?;
-
-        let mut resealed = 0;
-        loop {
-            let mut tx = self.db.begin().await?;
-            let rows = store::secrets_to_reseal(&mut tx, workspace_id, version, batch.max(1) as i64).await?;
-            if rows.is_empty() {
-                break;
-            }
-            for row in rows {
-                let value = self.open(&row)?;
-                let sealed =
-                    seal(&dek, version, &value, &ValueBinding { workspace_id, secret_id: row.id, key: &row.key });
-                if store::reseal_secret(&mut tx, row.id, row.key_version, &sealed).await? {
-                    resealed += 1;
-                }
-            }
-            tx.commit().await?;
-        }
-        let mut tx = self.db.begin().await?;
-        let retired = store::retire_data_keys(&mut tx, workspace_id, version).await?;
-        tx.commit().await?;
-        Ok(DataKeyRotation { version, resealed, retired })
     }
 
     /// One page of a workspace's secrets whose key contains `filter` (any case), with how many
@@ -301,22 +309,24 @@ impl SecretService {
     /// add a newer version until `tx` ends (see [`store::active_data_key_in`]), so every value
     /// written with it is under the version that is active at commit.
     pub async fn sealer(&self, tx: &mut Tx, workspace_id: Uuid) -> Result<Sealer, AppError> {
-        let (version, wrapped) = store::active_data_key_in(tx, workspace_id).await?.ok_or(AppError::NotFound)?;
-        Ok(Sealer { workspace_id, version, dek: self.kek.unwrap(&wrapped, workspace_id, version)? })
-    }
-
-    async fn announce_upsert(&self, workspace_id: Uuid, item: &SecretItem) {
-        let event = Event::SecretUpserted { workspace_id, secret_id: item.id, key: item.key.clone() };
-        self.events.publish(vec![event]).await;
+        let (version, wrapped, require_version) =
+            store::active_data_key_in(tx, workspace_id).await?.ok_or(AppError::NotFound)?;
+        Ok(Sealer { workspace_id, version, dek: self.kek.unwrap(&wrapped, workspace_id, version)?, require_version })
     }
 
     fn open(&self, row: &SecretRow) -> Result<SecretValue, AppError> {
         let dek = self.kek.unwrap(&row.wrapped_key, row.workspace_id, row.key_version)?;
-        let binding = ValueBinding { workspace_id: row.workspace_id, secret_id: row.id, key: &row.key };
+        let binding =
+            ValueBinding { workspace_id: row.workspace_id, secret_id: row.id, key: &row.key, version: row.version };
         let plain = dek.open_value(&row.nonce, &row.ciphertext, &binding, row.aad_version)?;
         let text = String::from_utf8(plain.to_vec()).map_err(|_| AppError::Crypto)?;
         Ok(SecretValue::from_plaintext(SecretString::from(text)))
     }
+}
+
+/// The event of a secret written.
+pub fn upserted(workspace_id: Uuid, item: &SecretItem) -> Event {
+    Event::SecretUpserted { workspace_id, secret_id: item.id, key: item.key.clone() }
 }
 
 fn audit<'a>(
@@ -326,7 +336,15 @@ fn audit<'a>(
     key: &'a str,
     detail: Option<&'a str>,
 ) -> store::Audit<'a> {
-    store::Audit { workspace_id: Some(workspace_id), actor: &actor.0, action, key: Some(key), detail }
+    store::Audit { workspace_id: Some(workspace_id), actor: &actor.0, action, key: Some(key), detail, run_id: None }
+}
+
+impl Sealer {
+    /// Seals `value` as `version` of the secret `id` with `key`.
+    fn seal(&self, value: &SecretValue, id: Uuid, key: &str, version: i64) -> Sealed {
+        let binding = ValueBinding { workspace_id: self.workspace_id, secret_id: id, key, version };
+        seal(&self.dek, self.version, value, &binding)
+    }
 }
 
 fn seal(dek: &DataKey, version: i32, value: &SecretValue, to: &ValueBinding<'_>) -> Sealed {

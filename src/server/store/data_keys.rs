@@ -29,10 +29,13 @@ pub async fn insert_key_check(db: &Db, blob: &[u8]) -> Result<(), AppError> {
 /// on the workspace row, which a new key version waits for (see [`add_data_key`]); SQLite's
 /// write transactions run one at a time anyway. So once a new version is committed, no value
 /// can be written under an older one.
-pub async fn active_data_key_in(tx: &mut Tx, workspace_id: Uuid) -> Result<Option<(i32, Vec<u8>)>, AppError> {
+///
+/// With it comes whether the workspace requires check-and-set on every write.
+pub async fn active_data_key_in(tx: &mut Tx, workspace_id: Uuid) -> Result<Option<(i32, Vec<u8>, bool)>, AppError> {
     tx.lock_workspace(workspace_id, WorkspaceLock::Share).await?;
     Ok(on_tx!(tx, conn => sqlx::query_as(
-        "SELECT version, wrapped_key FROM workspace_keys WHERE workspace_id = $1 ORDER BY version DESC LIMIT 1")
+        "SELECT k.version, k.wrapped_key, w.require_check_and_set FROM workspace_keys k JOIN workspaces w ON w.id = k.workspace_id
+         WHERE k.workspace_id = $1 ORDER BY k.version DESC LIMIT 1")
         .bind(workspace_id).fetch_optional(&mut *conn).await?))
 }
 
@@ -50,10 +53,13 @@ pub async fn add_data_key(tx: &mut Tx, workspace_id: Uuid, wrap: impl FnOnce(i32
     Ok(version)
 }
 
-/// Deletes the data key versions below `version` that no secret uses any more; how many.
+/// Deletes the data key versions below `version` that no secret and no kept version of one
+/// uses any more; how many.
 pub async fn retire_data_keys(tx: &mut Tx, workspace_id: Uuid, version: i32) -> Result<u64, AppError> {
     let sql = "DELETE FROM workspace_keys WHERE workspace_id = $1 AND version < $2
-               AND NOT EXISTS (SELECT 1 FROM secrets s WHERE s.workspace_id = $1 AND s.key_version = workspace_keys.version)";
+               AND NOT EXISTS (SELECT 1 FROM secrets s WHERE s.workspace_id = $1 AND s.key_version = workspace_keys.version)
+               AND NOT EXISTS (SELECT 1 FROM secret_versions v WHERE v.workspace_id = $1 AND v.key_version = workspace_keys.version)
+               AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.workspace_id = $1 AND w.key_version = workspace_keys.version)";
     Ok(on_tx!(tx, conn => sqlx::query(sql).bind(workspace_id).bind(version).execute(&mut *conn).await?.rows_affected()))
 }
 

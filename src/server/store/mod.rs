@@ -9,20 +9,26 @@ mod audit;
 mod data_keys;
 mod egress;
 mod elicitations;
+mod outbox;
 pub mod runs;
 mod secrets;
 mod sessions;
 mod tokens;
 mod users;
+mod versions;
+mod webhooks;
 
 pub use audit::*;
 pub use data_keys::*;
 pub use egress::*;
 pub use elicitations::*;
+pub use outbox::*;
 pub use secrets::*;
 pub use sessions::*;
 pub use tokens::*;
 pub use users::*;
+pub use versions::*;
+pub use webhooks::*;
 
 use anyhow::Context;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -52,7 +58,18 @@ pub use crate::on_pool;
 
 /// A write transaction on either engine. On SQLite it starts with `BEGIN IMMEDIATE`, so
 /// writers queue on the busy timeout instead of failing when a read lock cannot be upgraded.
-pub enum Tx {
+/// Audit entries recorded in it are chained and written by [`Tx::commit`], last, so a
+/// transaction holds its audit chain's head only for its final statements and never waits for
+/// another lock while holding it; events recorded in it go to the outbox in the same commit.
+pub struct Tx {
+    /// The engine's transaction; statements reach it through [`on_tx!`] and [`on_conn!`].
+    pub conn: TxConn,
+    audits: Vec<audit::Pending>,
+    events: Vec<outbox::PendingEvent>,
+}
+
+/// The engine's transaction inside a [`Tx`].
+pub enum TxConn {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
@@ -62,12 +79,12 @@ pub enum Tx {
 #[macro_export]
 macro_rules! on_tx {
     ($tx:expr, $conn:ident => $body:expr) => {
-        match $tx {
-            $crate::server::store::Tx::Sqlite(t) => {
+        match &mut ($tx).conn {
+            $crate::server::store::TxConn::Sqlite(t) => {
                 let $conn = &mut **t;
                 $body
             }
-            $crate::server::store::Tx::Postgres(t) => {
+            $crate::server::store::TxConn::Postgres(t) => {
                 let $conn = &mut **t;
                 $body
             }
@@ -105,21 +122,23 @@ macro_rules! on_conn {
         match $conn {
             $crate::server::store::Conn::Pool($crate::server::store::Db::Sqlite($exec)) => $body,
             $crate::server::store::Conn::Pool($crate::server::store::Db::Postgres($exec)) => $body,
-            $crate::server::store::Conn::Tx($crate::server::store::Tx::Sqlite(t)) => {
-                let $exec = &mut **t;
-                $body
-            }
-            $crate::server::store::Conn::Tx($crate::server::store::Tx::Postgres(t)) => {
-                let $exec = &mut **t;
-                $body
-            }
+            $crate::server::store::Conn::Tx(tx) => match &mut tx.conn {
+                $crate::server::store::TxConn::Sqlite(t) => {
+                    let $exec = &mut **t;
+                    $body
+                }
+                $crate::server::store::TxConn::Postgres(t) => {
+                    let $exec = &mut **t;
+                    $body
+                }
+            },
         }
     };
 }
 pub use crate::on_conn;
 
-/// How a transaction holds a workspace's row against concurrent ones, on PostgreSQL. SQLite's
-/// write transactions run one at a time (`BEGIN IMMEDIATE`), so there no lock is taken.
+/// How a transaction holds a workspace against concurrent ones, on PostgreSQL. SQLite's write
+/// transactions run one at a time (`BEGIN IMMEDIATE`), so there no lock is taken.
 #[derive(Clone, Copy, Debug)]
 pub enum WorkspaceLock {
     /// Writers sealing under the active data key: a new key version waits for them.
@@ -131,23 +150,41 @@ pub enum WorkspaceLock {
 }
 
 impl Tx {
-    /// Commits the transaction.
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        match self {
-            Tx::Sqlite(t) => t.commit().await,
-            Tx::Postgres(t) => t.commit().await,
+    /// Writes the events recorded in the transaction to the outbox and its audit entries, each
+    /// at the end of its chain, and commits.
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        let events = std::mem::take(&mut self.events);
+        outbox::write(&mut self, events).await?;
+        let audits = std::mem::take(&mut self.audits);
+        audit::append(&mut self, audits).await?;
+        match self.conn {
+            TxConn::Sqlite(t) => t.commit().await,
+            TxConn::Postgres(t) => t.commit().await,
         }
     }
 
-    /// Locks a workspace's row until the transaction ends (PostgreSQL; see [`WorkspaceLock`]).
+    /// Locks a workspace until the transaction ends (PostgreSQL; see [`WorkspaceLock`]).
+    ///
+    /// The data key's share and update are a transaction-scoped advisory lock, not a row lock:
+    /// the lock manager queues them fairly, so a rotation waiting for the writers blocks new
+    /// writers until it has its turn. Row locks let new sharers in past a waiting updater, and
+    /// a steady stream of writers starved the rotation.
     pub async fn lock_workspace(&mut self, workspace_id: uuid::Uuid, lock: WorkspaceLock) -> Result<(), sqlx::Error> {
-        if let Tx::Postgres(t) = self {
-            let sql = match lock {
-                WorkspaceLock::Share => "SELECT 1 FROM workspaces WHERE id = $1 FOR SHARE",
-                WorkspaceLock::NoKeyUpdate => "SELECT 1 FROM workspaces WHERE id = $1 FOR NO KEY UPDATE",
-                WorkspaceLock::Update => "SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE",
+        if let TxConn::Postgres(t) = &mut self.conn {
+            let (sql, name) = match lock {
+                WorkspaceLock::Share => {
+                    ("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))", format!("data key {workspace_id}"))
+                }
+                WorkspaceLock::Update => {
+                    ("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", format!("data key {workspace_id}"))
+                }
+                WorkspaceLock::NoKeyUpdate => {
+                    let sql = "SELECT 1 FROM workspaces WHERE id = $1::uuid FOR NO KEY UPDATE";
+                    sqlx::query(sql).bind(workspace_id).execute(&mut **t).await?;
+                    return Ok(());
+                }
             };
-            sqlx::query(sql).bind(workspace_id).execute(&mut **t).await?;
+            sqlx::query(sql).bind(name).execute(&mut **t).await?;
         }
         Ok(())
     }
@@ -156,7 +193,7 @@ impl Tx {
     /// advisory locks; SQLite's writers are serialized already). Take several names in the same
     /// order everywhere.
     pub async fn lock_name(&mut self, name: &str) -> Result<(), sqlx::Error> {
-        if let Tx::Postgres(t) = self {
+        if let TxConn::Postgres(t) = &mut self.conn {
             sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(name).execute(&mut **t).await?;
         }
         Ok(())
@@ -166,10 +203,11 @@ impl Tx {
 impl Db {
     /// Begins a write transaction.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        Ok(match self {
-            Db::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
-        })
+        let conn = match self {
+            Db::Sqlite(pool) => TxConn::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
+        };
+        Ok(Tx { conn, audits: Vec::new(), events: Vec::new() })
     }
 
     /// Connects to `url`. A SQLite file (and its folder) is created when missing, in WAL mode
@@ -205,13 +243,15 @@ impl Db {
         Ok(Db::Sqlite(pool))
     }
 
-    /// Applies the migrations of this engine.
+    /// Applies the migrations of this engine, then chains the audit entries written before
+    /// the log was a chain.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self {
             Db::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await,
             Db::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await,
         }
-        .context("failed to apply database migrations")
+        .context("failed to apply database migrations")?;
+        audit::chain_unchained(self).await.context("failed to chain the audit log")
     }
 
     /// The engine's name, for messages.

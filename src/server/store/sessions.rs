@@ -145,6 +145,7 @@ pub async fn audit_sign_in_failure(db: &Db, username: &str, client: &str, what: 
             action: AuditAction::UserSignInFailed,
             key: None,
             detail: Some(&detail),
+            run_id: None,
         },
     )
     .await

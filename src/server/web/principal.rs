@@ -28,7 +28,10 @@ pub enum Principal {
 pub fn role_scopes(role: Role) -> &'static [Scope] {
     match role {
         Role::Viewer => &[Scope::SecretsList],
-        Role::Editor | Role::Owner => &[Scope::SecretsList, Scope::SecretsWrite, Scope::ToolsCall, Scope::WorkflowsRun],
+        Role::Editor => &[Scope::SecretsList, Scope::SecretsWrite, Scope::ToolsCall, Scope::WorkflowsRun],
+        Role::Owner => {
+            &[Scope::SecretsList, Scope::SecretsWrite, Scope::ToolsCall, Scope::WorkflowsRun, Scope::WebhooksManage]
+        }
     }
 }
 
@@ -52,6 +55,23 @@ impl Principal {
             Ok(())
         } else {
             Err(AppError::Forbidden(format!("this requires the {} scope", scope.as_str())))
+        }
+    }
+
+    /// Only a workspace's owners, signed in to the Studio: a token (or another member) is a
+    /// 403, a workspace the caller may not see a 404.
+    pub async fn authorize_owner(&self, db: &Db, workspace_id: Uuid) -> Result<(), AppError> {
+        let owner = match self {
+            Principal::Token(token) if token.workspace_id != workspace_id => return Err(AppError::NotFound),
+            Principal::Token(_) => false,
+            Principal::User(user) => {
+                access::workspace_of_user(db, user.user_id, workspace_id).await?.role == Role::Owner
+            }
+        };
+        if owner {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden("only the workspace's owners, signed in, can do this".into()))
         }
     }
 

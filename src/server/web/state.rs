@@ -15,6 +15,7 @@ use crate::server::service::events::EventHub;
 use crate::server::service::open::{open_store, OpenedStore};
 use crate::server::service::secrets::SecretService;
 use crate::server::service::sessions::{SessionService, SIGN_IN_WINDOW_SECS};
+use crate::server::service::webhooks::WebhookService;
 use crate::server::service::workflow::WorkflowEngine;
 use crate::server::store::{AttemptLimits, Db};
 use crate::server::web::http::StaticFiles;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub kek: Arc<MasterKey>,
     pub secrets: SecretService,
     pub events: EventHub,
+    /// Registers webhooks and sends their deliveries.
+    pub webhooks: WebhookService,
     pub workflows: WorkflowEngine,
     /// Runs password hashes off the request threads, a bounded number at once.
     pub hasher: Hasher,
@@ -82,8 +85,11 @@ pub async fn open_with_env(
         per_client: config.sign_in_failures_per_address,
     };
     let sessions = SessionService::new(db.clone(), hasher.clone(), limits, config.session_hours);
-    let events = EventHub::new(db.clone());
-    let secrets = SecretService::new(db.clone(), kek.clone(), config.limits(), events.clone(), globals);
+    let webhook_wake = Arc::new(tokio::sync::Notify::new());
+    let events = EventHub::new(db.clone(), webhook_wake.clone());
+    let webhooks = WebhookService::new(db.clone(), kek.clone(), config.webhooks(), webhook_wake);
+    let secrets = SecretService::new(db.clone(), kek.clone(), config.limits(), events.clone(), globals)
+        .with_history(config.history());
     let workflows = WorkflowEngine::new(db.clone(), secrets.clone(), events.clone(), config.runs_per_minute);
     let output_name = std::env::var("LEPTOS_OUTPUT_NAME").unwrap_or_else(|_| "loopstack-secrets".into());
     let pkg_dir = std::env::var("LEPTOS_SITE_PKG_DIR").unwrap_or_else(|_| "pkg".into());
@@ -103,6 +109,7 @@ pub async fn open_with_env(
         kek,
         secrets,
         events,
+        webhooks,
         workflows,
         hasher,
         sessions,
@@ -121,9 +128,28 @@ impl AppState {
         let listener = self.events.start_listener().await.context("failed to listen for events")?;
         let mut tasks = self.background.lock().expect("BUG: the task list lock is never poisoned");
         tasks.extend(listener);
+        tasks.push(self.events.start_dispatcher());
+        tasks.push(self.webhooks.start());
         tasks.push(self.workflows.start_background());
         tasks.push(self.watch_log_guard());
+        tasks.push(self.purge_deleted_secrets());
         Ok(())
+    }
+
+    /// Destroys the versions of secrets deleted longer ago than the retention window, at start
+    /// and hourly (a restore checks the window itself, so the hour between matters to no one).
+    fn purge_deleted_secrets(&self) -> tokio::task::AbortHandle {
+        let secrets = self.secrets.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                if let Err(err) = secrets.purge_deleted().await {
+                    tracing::warn!(error = %err, "failed to destroy the versions of deleted secrets");
+                }
+            }
+        })
+        .abort_handle()
     }
 
     /// Keeps the log lines' leak guard current: the stored values are checked every few

@@ -3,16 +3,20 @@
 //! Every one is reachable at `/studio/<endpoint>`.
 
 mod account;
+mod history;
 mod owners;
 mod requests;
 mod secrets;
 mod session;
+mod webhooks;
 
 pub use account::*;
+pub use history::*;
 pub use owners::*;
 pub use requests::*;
 pub use secrets::*;
 pub use session::*;
+pub use webhooks::*;
 
 use leptos::server_fn::ServerFn;
 
@@ -25,6 +29,9 @@ pub const WITHOUT_CSRF_TOKEN: &[&str] = &[
     <GetWorkspaceSecrets as ServerFn>::PATH,
     <GetRun as ServerFn>::PATH,
     <GetAuditLog as ServerFn>::PATH,
+    <GetSecretHistory as ServerFn>::PATH,
+    <GetWorkspaceSettings as ServerFn>::PATH,
+    <GetWebhooks as ServerFn>::PATH,
     <GetTokens as ServerFn>::PATH,
     <GetMembers as ServerFn>::PATH,
     <GetMySignIns as ServerFn>::PATH,

@@ -33,6 +33,7 @@ pub async fn create_token(
     scope_tools: Option<String>,
     scope_workflows: Option<String>,
     scope_use: Option<String>,
+    scope_webhooks: Option<String>,
 ) -> Result<CreatedToken, ApiError> {
     let _ = csrf; // checked by server::csrf::guard before this runs
     use crate::server::domain::Scope;
@@ -43,6 +44,7 @@ pub async fn create_token(
         (scope_tools, Scope::ToolsCall),
         (scope_workflows, Scope::WorkflowsRun),
         (scope_use, Scope::SecretsUse),
+        (scope_webhooks, Scope::WebhooksManage),
     ];
     let scopes: Vec<Scope> = chosen.into_iter().filter(|(on, _)| on.is_some()).map(|(_, s)| s).collect();
     let days = match expires_in_days.as_deref().map(str::trim).filter(|d| !d.is_empty()) {

@@ -30,11 +30,20 @@ pub async fn create_secret(
     crate::server::web::studio::create_secret(workspace_id, &key, value).await.map_err(crate::server::web::studio::fail)
 }
 
-/// Replaces a secret's value.
+/// Replaces a secret's value; with `expected_version` (the version the page showed), refused
+/// when it changed since.
 #[server(prefix = "/studio", endpoint = "update_secret")]
-pub async fn update_secret(csrf: String, workspace_id: Uuid, id: Uuid, value: String) -> Result<SecretItem, ApiError> {
+pub async fn update_secret(
+    csrf: String,
+    workspace_id: Uuid,
+    id: Uuid,
+    value: String,
+    expected_version: Option<i64>,
+) -> Result<SecretItem, ApiError> {
     let _ = csrf; // checked by server::csrf::guard before this runs
-    crate::server::web::studio::update_secret(workspace_id, id, value).await.map_err(crate::server::web::studio::fail)
+    crate::server::web::studio::update_secret(workspace_id, id, value, expected_version)
+        .await
+        .map_err(crate::server::web::studio::fail)
 }
 
 /// Replaces where a secret may be sent by `http_request` (one origin a line; empty: nowhere).
@@ -44,9 +53,17 @@ pub async fn set_egress(csrf: String, workspace_id: Uuid, id: Uuid, hosts: Strin
     crate::server::web::studio::set_egress(workspace_id, id, &hosts).await.map_err(crate::server::web::studio::fail)
 }
 
-/// Deletes a secret.
+/// Deletes a secret (it can be restored for a while); with `expected_version`, refused when it
+/// changed since.
 #[server(prefix = "/studio", endpoint = "delete_secret")]
-pub async fn delete_secret(csrf: String, workspace_id: Uuid, id: Uuid) -> Result<(), ApiError> {
+pub async fn delete_secret(
+    csrf: String,
+    workspace_id: Uuid,
+    id: Uuid,
+    expected_version: Option<i64>,
+) -> Result<(), ApiError> {
     let _ = csrf; // checked by server::csrf::guard before this runs
-    crate::server::web::studio::delete_secret(workspace_id, id).await.map_err(crate::server::web::studio::fail)
+    crate::server::web::studio::delete_secret(workspace_id, id, expected_version)
+        .await
+        .map_err(crate::server::web::studio::fail)
 }

@@ -37,18 +37,9 @@ impl WorkflowEngine {
         })
     }
 
+    /// Fires the parent's callback transition, when the committed move completed a
+    /// sub-workflow whose parent waits on it.
     pub(super) async fn after_commit(&self, outcome: Outcome) {
-        let mut events = vec![outcome.event];
-        if let Some(parent) = &outcome.parent {
-            events.push(Event::WorkflowUpdated {
-                workspace_id: parent.workspace_id,
-                workflow_id: parent.id,
-                workflow: parent.workflow.clone(),
-                place: parent.place.clone(),
-                status: parent.status,
-            });
-        }
-        self.events.publish(events).await;
         if let Some(ParentNote {
             workspace_id,
             id,
@@ -64,5 +55,23 @@ impl WorkflowEngine {
                 tracing::info!(error = %err, parent = %id, "the parent run did not take the callback transition");
             }
         }
+    }
+}
+
+impl Outcome {
+    /// The events of a move: the run's `workflow.updated`, and its parent's when a callback
+    /// reached it.
+    pub(super) fn events(&self) -> Vec<Event> {
+        let mut events = vec![self.event.clone()];
+        if let Some(parent) = &self.parent {
+            events.push(Event::WorkflowUpdated {
+                workspace_id: parent.workspace_id,
+                workflow_id: parent.id,
+                workflow: parent.workflow.clone(),
+                place: parent.place.clone(),
+                status: parent.status,
+            });
+        }
+        events
     }
 }

@@ -97,7 +97,7 @@ impl WorkflowEngine {
                 Err(AppError::Conflict(_)) => continue,
                 Err(err) => return Err(err),
             };
-            tx.commit().await?;
+            self.events.commit(tx, outcome.events()).await?;
             self.after_commit(outcome).await;
         }
     }
@@ -181,6 +181,7 @@ impl WorkflowEngine {
                     action: AuditAction::RequestSubmitted,
                     key: None,
                     detail: Some(&detail),
+                    run_id: Some(id),
                 };
                 crate::server::store::audit(&mut tx, &entry).await?;
                 secret_events = events;
@@ -189,8 +190,8 @@ impl WorkflowEngine {
             Firing::Payload(payload) => payload,
         };
         let outcome = self.apply(&mut tx, &current, kind, edge, &recorded, actor).await?;
-        tx.commit().await?;
-        self.events.publish(secret_events).await;
+        secret_events.extend(outcome.events());
+        self.events.commit(tx, secret_events).await?;
         self.after_commit(outcome).await;
         self.advance(id).await?;
         self.view(workspace_id, id).await
@@ -347,9 +348,9 @@ impl WorkflowEngine {
             action,
             key: None,
             detail: Some(&detail),
+            run_id: Some(run.id),
         };
         crate::server::store::audit(&mut tx, &entry).await?;
-        tx.commit().await?;
         let event = Event::WorkflowUpdated {
             workspace_id: run.workspace_id,
             workflow_id: run.id,
@@ -357,7 +358,7 @@ impl WorkflowEngine {
             place: run.place.clone(),
             status,
         };
-        self.events.publish(vec![event]).await;
+        self.events.commit(tx, vec![event]).await?;
         Ok(())
     }
 }

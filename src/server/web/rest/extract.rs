@@ -64,3 +64,33 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuer
         })
     }
 }
+
+/// The version a write expects (`If-Match: "<version>"`; `W/"3"` and a bare `3` are read the
+/// same): `None` when the header is absent or `*` (any version). 400 when it is not a version.
+pub struct IfMatch(pub Option<i64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let Some(header) = parts.headers.get(axum::http::header::IF_MATCH) else { return Ok(IfMatch(None)) };
+        let bad = || AppError::BadRequest("If-Match must be a secret's version in quotes, e.g. \"3\"".into());
+        let text = header.to_str().map_err(|_| bad())?.trim();
+        if text == "*" {
+            return Ok(IfMatch(None));
+        }
+        let tag = text.strip_prefix("W/").unwrap_or(text);
+        let tag = tag.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(tag);
+        match tag.parse::<i64>() {
+            Ok(version) if version >= 1 && tag.bytes().all(|b| b.is_ascii_digit()) => Ok(IfMatch(Some(version))),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// An item with its version as the `ETag` (`"<version>"`), for the next `If-Match`.
+pub fn with_etag(item: crate::model::SecretItem) -> impl axum::response::IntoResponse {
+    let etag =
+        axum::http::HeaderValue::from_str(&format!("\"{}\"", item.version)).expect("BUG: digits are a valid header");
+    ([(axum::http::header::ETAG, etag)], axum::Json(item))
+}

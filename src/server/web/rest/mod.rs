@@ -7,6 +7,8 @@ pub mod openapi;
 pub mod secrets;
 pub mod tools;
 pub mod values;
+pub mod versions;
+pub mod webhooks;
 pub mod workflows;
 
 use axum::extract::State;
@@ -31,6 +33,8 @@ pub fn router(enabled: bool) -> Router<AppState> {
             .merge(secrets::router())
             .merge(egress::router())
             .merge(values::router())
+            .merge(versions::router())
+            .merge(webhooks::router())
             .merge(tools::router())
             .merge(workflows::router());
     }

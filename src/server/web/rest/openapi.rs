@@ -5,8 +5,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::model::{
-    ApiError, CreatedBy, Deleted, Egress, EgressInput, ErrorBody, Event, Pending, RequestedKey, RunDocument, RunStatus,
-    SecretInput, SecretItem, SecretKeyState, SecretRequest, SecretUpdate, ToolDefinition, ToolResult, WorkflowRun,
+    ApiError, CreatedBy, CreatedWebhook, Deleted, DeletedSecret, Egress, EgressInput, ErrorBody, Event, Pending,
+    RequestedKey, RestoreRequest, RollbackRequest, RunDocument, RunStatus, SecretInput, SecretItem, SecretKeyState,
+    SecretRequest, SecretUpdate, SecretVersion, ToolDefinition, ToolResult, WebhookDelivery, WebhookInfo, WebhookInput,
+    WebhookUpdate, WorkflowRun, WorkspaceSettings,
 };
 
 /// The API description served at `/api/v1/openapi.json`.
@@ -19,6 +21,18 @@ use crate::model::{
         crate::server::web::rest::secrets::upsert,
         crate::server::web::rest::secrets::update,
         crate::server::web::rest::secrets::remove,
+        crate::server::web::rest::versions::versions,
+        crate::server::web::rest::versions::rollback,
+        crate::server::web::rest::versions::restore,
+        crate::server::web::rest::versions::deleted,
+        crate::server::web::rest::versions::settings,
+        crate::server::web::rest::versions::change_settings,
+        crate::server::web::rest::webhooks::list,
+        crate::server::web::rest::webhooks::create,
+        crate::server::web::rest::webhooks::update,
+        crate::server::web::rest::webhooks::remove,
+        crate::server::web::rest::webhooks::deliveries,
+        crate::server::web::rest::webhooks::resend,
         crate::server::web::rest::egress::show,
         crate::server::web::rest::egress::change,
         crate::server::web::rest::values::values,
@@ -37,9 +51,13 @@ use crate::model::{
     ),
     components(schemas(SecretItem, SecretInput, SecretUpdate, Deleted, Egress, EgressInput, ErrorBody, ApiError, WorkflowRun, RunDocument, RunStatus,
         CreatedBy, SecretRequest, RequestedKey, ToolDefinition, ToolResult, SecretKeyState, Pending, Event,
+        SecretVersion, DeletedSecret, RollbackRequest, RestoreRequest, WorkspaceSettings,
+        WebhookInput, WebhookUpdate, CreatedWebhook, WebhookInfo, WebhookDelivery,
         crate::server::web::rest::workflows::StartRun)),
     modifiers(&BearerAuth, &SharedErrors),
     tags((name = "secrets", description = "Keys and hasValue flags; values are write-only"),
+        (name = "workspaces", description = "A workspace's settings"),
+        (name = "webhooks", description = "Signed POSTs of a workspace's events (never a value), retried for a day"),
         (name = "tools", description = "What an LLM agent may call; never returns a value"),
         (name = "workflows", description = "Persisted runs, secret requests, long-polls and events"),
         (name = "service", description = "Health, readiness and this document"))

@@ -13,7 +13,7 @@ use crate::model::{Deleted, SecretInput, SecretItem, SecretUpdate};
 use crate::server::domain::Scope;
 use crate::server::error::AppError;
 use crate::server::web::principal::Principal;
-use crate::server::web::rest::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::server::web::rest::extract::{with_etag, ApiJson, ApiPath, ApiQuery, IfMatch};
 use crate::server::web::state::AppState;
 
 /// The secrets routes.
@@ -74,7 +74,7 @@ async fn list(
     params(("workspace_id" = Uuid, Path, description = "Workspace id")),
     request_body = SecretInput,
     responses(
-        (status = 201, body = SecretItem), (status = 400, body = crate::model::ErrorBody),
+        (status = 201, body = SecretItem, headers(("ETag" = String, description = "The version, quoted"))), (status = 400, body = crate::model::ErrorBody),
         (status = 401, body = crate::model::ErrorBody), (status = 403, body = crate::model::ErrorBody),
         (status = 404, body = crate::model::ErrorBody), (status = 409, body = crate::model::ErrorBody),
         (status = 413, body = crate::model::ErrorBody)),
@@ -85,71 +85,80 @@ async fn create(
     State(state): State<AppState>,
     ApiPath(workspace_id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<SecretInput>,
-) -> Result<(StatusCode, Json<SecretItem>), AppError> {
+) -> Result<impl IntoResponse, AppError> {
     principal.authorize(&state.db, workspace_id, Scope::SecretsWrite).await?;
     let key = state.secrets.parse_key(&input.key)?;
     let value = state.secrets.parse_value(input.value)?;
     let item = state.secrets.create(workspace_id, &key, &value, &principal.actor()).await?;
-    Ok((StatusCode::CREATED, Json(item)))
+    Ok((StatusCode::CREATED, with_etag(item)))
 }
 
-/// Creates or updates a secret by key; atomic under concurrent calls.
+/// Creates or updates a secret by key; atomic under concurrent calls. With `If-Match` it is a
+/// check-and-set: 412 unless the secret is at that version (a key not stored yet is at none).
 #[utoipa::path(put, path = "/api/v1/workspaces/{workspace_id}/secrets/upsert", tag = "secrets",
-    params(("workspace_id" = Uuid, Path, description = "Workspace id")),
+    params(("workspace_id" = Uuid, Path, description = "Workspace id"), ("If-Match" = Option<String>, Header, description = "Check-and-set: the version the write expects, quoted (\"3\")")),
     request_body = SecretInput,
     responses(
-        (status = 200, body = SecretItem), (status = 400, body = crate::model::ErrorBody),
+        (status = 200, body = SecretItem, headers(("ETag" = String, description = "The version, quoted"))), (status = 400, body = crate::model::ErrorBody),
         (status = 401, body = crate::model::ErrorBody), (status = 403, body = crate::model::ErrorBody),
-        (status = 404, body = crate::model::ErrorBody), (status = 413, body = crate::model::ErrorBody)),
+        (status = 404, body = crate::model::ErrorBody), (status = 412, body = crate::model::ErrorBody),
+        (status = 413, body = crate::model::ErrorBody), (status = 428, body = crate::model::ErrorBody)),
     security(("bearer" = ["secrets:write"])))]
 #[tracing::instrument(skip_all, fields(%workspace_id))]
 async fn upsert(
     principal: Principal,
     State(state): State<AppState>,
     ApiPath(workspace_id): ApiPath<Uuid>,
+    IfMatch(expected): IfMatch,
     ApiJson(input): ApiJson<SecretInput>,
-) -> Result<Json<SecretItem>, AppError> {
+) -> Result<impl IntoResponse, AppError> {
     principal.authorize(&state.db, workspace_id, Scope::SecretsWrite).await?;
     let key = state.secrets.parse_key(&input.key)?;
     let value = state.secrets.parse_value(input.value)?;
-    Ok(Json(state.secrets.upsert(workspace_id, &key, &value, &principal.actor()).await?))
+    Ok(with_etag(state.secrets.upsert_if(workspace_id, &key, &value, expected, &principal.actor()).await?))
 }
 
-/// Replaces a secret's value; an absent `value` leaves it as it is.
+/// Replaces a secret's value as a new version; an absent `value` leaves it as it is. With
+/// `If-Match` it is a check-and-set: 412 unless the secret is at that version.
 #[utoipa::path(put, path = "/api/v1/workspaces/{workspace_id}/secrets/{id}", tag = "secrets",
-    params(("workspace_id" = Uuid, Path, description = "Workspace id"), ("id" = Uuid, Path, description = "Secret id")),
+    params(("workspace_id" = Uuid, Path, description = "Workspace id"), ("id" = Uuid, Path, description = "Secret id"), ("If-Match" = Option<String>, Header, description = "Check-and-set: the version the write expects, quoted (\"3\")")),
     request_body = SecretUpdate,
     responses(
-        (status = 200, body = SecretItem), (status = 400, body = crate::model::ErrorBody),
+        (status = 200, body = SecretItem, headers(("ETag" = String, description = "The version, quoted"))), (status = 400, body = crate::model::ErrorBody),
         (status = 401, body = crate::model::ErrorBody), (status = 403, body = crate::model::ErrorBody),
-        (status = 404, body = crate::model::ErrorBody), (status = 413, body = crate::model::ErrorBody)),
+        (status = 404, body = crate::model::ErrorBody), (status = 412, body = crate::model::ErrorBody),
+        (status = 413, body = crate::model::ErrorBody), (status = 428, body = crate::model::ErrorBody)),
     security(("bearer" = ["secrets:write"])))]
 #[tracing::instrument(skip_all, fields(%workspace_id, %id))]
 async fn update(
     principal: Principal,
     State(state): State<AppState>,
     ApiPath((workspace_id, id)): ApiPath<(Uuid, Uuid)>,
+    IfMatch(expected): IfMatch,
     ApiJson(input): ApiJson<SecretUpdate>,
-) -> Result<Json<SecretItem>, AppError> {
+) -> Result<impl IntoResponse, AppError> {
     principal.authorize(&state.db, workspace_id, Scope::SecretsWrite).await?;
     let value = input.value.map(|v| state.secrets.parse_value(v)).transpose()?;
-    Ok(Json(state.secrets.update(workspace_id, id, value.as_ref(), &principal.actor()).await?))
+    Ok(with_etag(state.secrets.update_if(workspace_id, id, value.as_ref(), expected, &principal.actor()).await?))
 }
 
-/// Deletes a secret.
+/// Deletes a secret; its versions stay restorable for the retention window
+/// (`POST .../secrets/restore`). With `If-Match`: 412 unless the secret is at that version.
 #[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/secrets/{id}", tag = "secrets",
-    params(("workspace_id" = Uuid, Path, description = "Workspace id"), ("id" = Uuid, Path, description = "Secret id")),
+    params(("workspace_id" = Uuid, Path, description = "Workspace id"), ("id" = Uuid, Path, description = "Secret id"), ("If-Match" = Option<String>, Header, description = "Check-and-set: the version the write expects, quoted (\"3\")")),
     responses(
-        (status = 200, body = Deleted), (status = 401, body = crate::model::ErrorBody),
-        (status = 403, body = crate::model::ErrorBody), (status = 404, body = crate::model::ErrorBody)),
+        (status = 200, body = Deleted), (status = 400, body = crate::model::ErrorBody), (status = 401, body = crate::model::ErrorBody),
+        (status = 403, body = crate::model::ErrorBody), (status = 404, body = crate::model::ErrorBody),
+        (status = 412, body = crate::model::ErrorBody), (status = 428, body = crate::model::ErrorBody)),
     security(("bearer" = ["secrets:write"])))]
 #[tracing::instrument(skip_all, fields(%workspace_id, %id))]
 async fn remove(
     principal: Principal,
     State(state): State<AppState>,
     ApiPath((workspace_id, id)): ApiPath<(Uuid, Uuid)>,
+    IfMatch(expected): IfMatch,
 ) -> Result<Json<Deleted>, AppError> {
     principal.authorize(&state.db, workspace_id, Scope::SecretsWrite).await?;
-    state.secrets.delete(workspace_id, id, &principal.actor()).await?;
+    state.secrets.delete_if(workspace_id, id, expected, &principal.actor()).await?;
     Ok(Json(Deleted { success: true }))
 }

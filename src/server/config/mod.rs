@@ -1,11 +1,10 @@
 //! Typed configuration and the command line: one `clap` parser whose options also read the
 //! environment (and `.env`, loaded in `main`), with defaults that run on a fresh machine.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser};
 use secrecy::{ExposeSecret, SecretString};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use uuid::Uuid;
 
 /// `loopstack-secrets`: workspace-scoped secrets for LLM automation.
 #[derive(Parser, Debug)]
@@ -57,6 +56,24 @@ pub struct Config {
     /// Longest accepted secret key, in characters.
     #[arg(long, env = "LOOPSTACK_SECRETS_MAX_KEY_LEN", default_value_t = 200, global = true)]
     pub max_key_len: usize,
+
+    /// Versions kept per secret, the current one included; older ones are destroyed.
+    #[arg(long, env = "LOOPSTACK_SECRETS_KEEP_VERSIONS", default_value_t = 10, value_parser = clap::value_parser!(i64).range(1..), global = true)]
+    pub keep_versions: i64,
+
+    /// Webhook hosts allowed to resolve to loopback, link-local or private addresses
+    /// (comma-separated, e.g. `127.0.0.1,localhost`); others are refused when connecting.
+    #[arg(long, env = "LOOPSTACK_SECRETS_WEBHOOK_ALLOW_HOSTS", value_delimiter = ',', global = true)]
+    pub webhook_allow_hosts: Vec<String>,
+
+    /// Milliseconds before a failed webhook delivery is retried the first time; doubled each
+    /// time after, at most an hour, for a day.
+    #[arg(long, env = "LOOPSTACK_SECRETS_WEBHOOK_RETRY_BASE_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000), global = true)]
+    pub webhook_retry_base_ms: u64,
+
+    /// Days a deleted secret's versions are kept so it can be restored; then they are destroyed.
+    #[arg(long, env = "LOOPSTACK_SECRETS_DELETED_RETENTION_DAYS", default_value_t = 7, value_parser = clap::value_parser!(i64).range(0..=3650), global = true)]
+    pub deleted_retention_days: i64,
 
     /// How long a Studio session lasts, in hours.
     #[arg(long, env = "LOOPSTACK_SECRETS_SESSION_HOURS", default_value_t = 12, global = true)]
@@ -148,186 +165,30 @@ impl Config {
         }
     }
 
+    /// How webhooks are sent.
+    pub fn webhooks(&self) -> crate::server::domain::webhook::WebhookConfig {
+        crate::server::domain::webhook::WebhookConfig {
+            allow_hosts: self.webhook_allow_hosts.clone(),
+            retry_base: std::time::Duration::from_millis(self.webhook_retry_base_ms),
+        }
+    }
+
+    /// How much history secrets keep.
+    pub fn history(&self) -> crate::server::domain::History {
+        crate::server::domain::History {
+            keep_versions: self.keep_versions,
+            deleted_retention: chrono::Duration::days(self.deleted_retention_days),
+        }
+    }
+
     /// Limits applied when input is parsed.
     pub fn limits(&self) -> crate::server::domain::Limits {
         crate::server::domain::Limits { max_key_len: self.max_key_len, max_value_bytes: self.max_value_bytes }
     }
 }
 
-/// What the binary does; `serve` when none is given.
-#[derive(Subcommand, Debug)]
-pub enum Command {
-    /// Run the web server (the default).
-    Serve,
-    /// Apply database migrations and exit.
-    Migrate,
-    /// Manage workspaces.
-    #[command(subcommand)]
-    Workspace(WorkspaceCommand),
-    /// Manage users.
-    #[command(subcommand)]
-    User(UserCommand),
-    /// Manage API tokens.
-    #[command(subcommand)]
-    Token(TokenCommand),
-    /// Run a command with the workspace's secrets as environment variables. The child does
-    /// not inherit LOOPSTACK_SECRETS_* or DATABASE_URL from this process; a workspace that
-    /// holds a reserved key (stored before keys were checked) is refused unless the key is
-    /// named with --allow-key.
-    Run {
-        /// Workspace id.
-        #[arg(long)]
-        workspace: Uuid,
-        /// Pass this reserved key (PATH, LD_PRELOAD, ...) to the command anyway; repeatable.
-        #[arg(long = "allow-key", value_name = "KEY")]
-        allow_keys: Vec<String>,
-        /// Give the command only these secrets (repeatable, or comma-separated).
-        #[arg(long = "only", value_name = "KEY", value_delimiter = ',')]
-        only: Vec<String>,
-        /// Mask every stored value (and its encodings) in the command's stdout and stderr as
-        /// `***`; lines still come out as they are written, and the exit code passes through.
-        #[arg(long)]
-        mask: bool,
-        #[command(flatten)]
-        remote: Remote,
-        /// The command and its arguments (after `--`).
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, num_args = 1..)]
-        command: Vec<String>,
-    },
-    /// Serve the MCP tools of one workspace over stdio (stdin/stdout carry only protocol
-    /// messages; logs go to stderr), over the local data dir as `run` does.
-    Mcp {
-        /// Workspace id.
-        #[arg(long)]
-        workspace: Uuid,
-    },
-    /// Rewrap every workspace data key under a new master key (values are not touched). With
-    /// a key file a new key is generated; with LOOPSTACK_SECRETS_MASTER_KEY give the new one in
-    /// LOOPSTACK_SECRETS_NEW_MASTER_KEY.
-    RotateMasterKey {
-        /// The new key (base64 of 32 bytes), when the current one comes from the environment.
-        #[arg(long, env = "LOOPSTACK_SECRETS_NEW_MASTER_KEY", hide_env_values = true, value_parser = secret)]
-        new_master_key: Option<SecretString>,
-    },
-    /// Give a workspace a new data key and re-encrypt its values under it, in batches, while
-    /// servers keep running; the old key is deleted once no value uses it.
-    RotateDataKey {
-        /// Workspace id.
-        #[arg(long)]
-        workspace: Uuid,
-        /// Values re-encrypted per transaction.
-        #[arg(long, default_value_t = 500)]
-        batch: usize,
-    },
-    /// Store every KEY=value of a dotenv file in the workspace, all or nothing.
-    Import {
-        /// Workspace id.
-        #[arg(long)]
-        workspace: Uuid,
-        /// The dotenv file.
-        file: PathBuf,
-    },
-    /// Print the workspace's secrets in a file format (safe to source: nothing in a value runs).
-    Export {
-        /// Workspace id.
-        #[arg(long)]
-        workspace: Uuid,
-        /// Export only these secrets (repeatable, or comma-separated).
-        #[arg(long = "only", value_name = "KEY", value_delimiter = ',')]
-        only: Vec<String>,
-        #[command(flatten)]
-        remote: Remote,
-        /// Write this reserved key anyway; repeatable (see `run --allow-key`).
-        #[arg(long = "allow-key", value_name = "KEY")]
-        allow_keys: Vec<String>,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = ExportFormat::Dotenv)]
-        format: ExportFormat,
-    },
-}
-
-/// Where `run` and `export` get values: the local data dir (the default), or a server, with a
-/// token that has `secrets:read`, so a deploy machine needs no database and no master key.
-#[derive(Args, Debug, Clone)]
-pub struct Remote {
-    /// A loopstack-secrets server to fetch the values from, e.g. https://secrets.example.com.
-    #[arg(long, env = "LOOPSTACK_SECRETS_SERVER")]
-    pub server: Option<String>,
-    /// An API token with `secrets:read` for `--server` (set it in the environment: a command
-    /// line is visible to every user of the host).
-    #[arg(long, env = "LOOPSTACK_SECRETS_TOKEN", hide_env_values = true, value_parser = secret)]
-    pub token: Option<SecretString>,
-}
-
-/// Formats `export` can write.
-#[derive(ValueEnum, Clone, Copy, Debug)]
-pub enum ExportFormat {
-    /// `KEY='value'` lines: single-quoted, so sourcing them in sh, bash, dash or zsh yields
-    /// the exact bytes and runs nothing; `import` reads them back.
-    Dotenv,
-}
-
-/// `workspace ...`
-#[derive(Subcommand, Debug)]
-pub enum WorkspaceCommand {
-    /// Create a workspace; prints its id alone on the last line.
-    Create {
-        /// Display name.
-        name: String,
-        /// Username of the member who becomes its owner.
-        #[arg(long)]
-        owner: Option<String>,
-    },
-    /// List all workspaces.
-    List,
-}
-
-/// `user ...`
-#[derive(Subcommand, Debug)]
-pub enum UserCommand {
-    /// Create a user; prints a generated password unless one is read from stdin.
-    Create {
-        /// Username (3 to 64 letters, digits, `_`, `.`, `-`).
-        username: String,
-        /// Make the user an administrator.
-        #[arg(long)]
-        admin: bool,
-        /// Read the password from the first line of standard input.
-        #[arg(long)]
-        password_stdin: bool,
-    },
-}
-
-/// `token ...`
-#[derive(Subcommand, Debug)]
-pub enum TokenCommand {
-    /// Create an API token; prints it alone on the last line (it is shown only once).
-    Create {
-        /// Workspace the token is bound to.
-        #[arg(long)]
-        workspace: Uuid,
-        /// A name to recognise it by.
-        #[arg(long)]
-        name: String,
-        /// Scopes: secrets:list, secrets:write, secrets:read, tools:call, workflows:run, secrets:use.
-        #[arg(long = "scope", required = true)]
-        scopes: Vec<String>,
-        /// Days until it expires (never, when absent).
-        #[arg(long)]
-        expires_in_days: Option<i64>,
-    },
-    /// List tokens (never their values).
-    List {
-        /// Only the tokens of this workspace.
-        #[arg(long)]
-        workspace: Option<Uuid>,
-    },
-    /// Revoke a token by id.
-    Revoke {
-        /// Token id, as `token list` shows it.
-        id: Uuid,
-    },
-}
+mod commands;
+pub use commands::*;
 
 #[cfg(test)]
 mod tests {

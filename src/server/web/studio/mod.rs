@@ -22,6 +22,11 @@ use crate::server::web::principal::Principal;
 use crate::server::web::state::AppState;
 use crate::server::web::{cookies, csrf};
 
+mod history;
+mod webhooks;
+pub use history::*;
+pub use webhooks::*;
+
 /// The application state, provided to every render and server function in `main`.
 pub fn state() -> AppState {
     use_context::<AppState>().expect("BUG: AppState is provided by the Leptos routes in server::app_router")
@@ -157,6 +162,7 @@ pub async fn workspace_secrets(workspace_id: Uuid, filter: &str, page: usize) ->
         pending,
         hosts,
         globals: state.secrets.global_keys(workspace_id).await?,
+        deleted: state.secrets.deleted(workspace_id).await?,
     })
 }
 
@@ -212,7 +218,7 @@ pub fn fail(err: AppError) -> crate::model::ApiError {
 }
 
 /// The signed-in user as a principal authorized for `scope` in `workspace_id`.
-async fn authorized(workspace_id: Uuid, scope: Scope) -> Result<Principal, AppError> {
+pub(crate) async fn authorized(workspace_id: Uuid, scope: Scope) -> Result<Principal, AppError> {
     let principal = Principal::User(signed_in().await?);
     principal.authorize(&state().db, workspace_id, scope).await?;
     Ok(principal)
@@ -227,12 +233,18 @@ pub async fn create_secret(workspace_id: Uuid, key: &str, value: String) -> Resu
     state.secrets.create(workspace_id, &key, &value, &principal.actor()).await
 }
 
-/// Replaces a secret's value from the Studio.
-pub async fn update_secret(workspace_id: Uuid, id: Uuid, value: String) -> Result<SecretItem, AppError> {
+/// Replaces a secret's value from the Studio; with the version the page showed, refused (412)
+/// when someone changed it since.
+pub async fn update_secret(
+    workspace_id: Uuid,
+    id: Uuid,
+    value: String,
+    expected: Option<i64>,
+) -> Result<SecretItem, AppError> {
     let principal = authorized(workspace_id, Scope::SecretsWrite).await?;
     let state = state();
     let value = state.secrets.parse_value(value)?;
-    state.secrets.update(workspace_id, id, Some(&value), &principal.actor()).await
+    state.secrets.update_if(workspace_id, id, Some(&value), expected, &principal.actor()).await
 }
 
 /// Replaces where a secret may be sent, from the Studio: one origin a line.
@@ -242,10 +254,11 @@ pub async fn set_egress(workspace_id: Uuid, id: Uuid, hosts: &str) -> Result<cra
     crate::server::service::usage::set_egress(&state().db, workspace_id, id, &hosts, &principal.actor()).await
 }
 
-/// Deletes a secret from the Studio.
-pub async fn delete_secret(workspace_id: Uuid, id: Uuid) -> Result<(), AppError> {
+/// Deletes a secret from the Studio (restorable for the retention window); with the version
+/// the page showed, refused (412) when someone changed it since.
+pub async fn delete_secret(workspace_id: Uuid, id: Uuid, expected: Option<i64>) -> Result<(), AppError> {
     let principal = authorized(workspace_id, Scope::SecretsWrite).await?;
-    state().secrets.delete(workspace_id, id, &principal.actor()).await
+    state().secrets.delete_if(workspace_id, id, expected, &principal.actor()).await
 }
 
 /// One run with its documents.
