@@ -289,7 +289,11 @@ async fn audit(db: &Db, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                             (Some(id), None) => format!("entry {id}"),
                             (None, _) => "the start of the chain".to_owned(),
                         };
-                        println!("{chain}: BROKEN at {at}: {why} ({} entries fit before it)", report.entries);
+                        let fit = match report.entries {
+                            1 => "1 entry fits".to_owned(),
+                            n => format!("{n} entries fit"),
+                        };
+                        println!("{chain}: BROKEN at {at}: {why} ({fit} before it)");
                     }
                 }
             }

@@ -10,6 +10,15 @@ use crate::server::error::{on_constraint, AppError};
 use crate::server::store::secrets::SecretItemRow;
 use crate::server::store::{on_pool, on_tx, Db, Sealed, SecretRow, Tx, TxConn};
 
+/// A version as a [`SecretRow`] (the secret's id, its value at that version, the data key), from
+/// `secret_versions v` joined with its data key `k`.
+macro_rules! version_row_from {
+    () => {
+        "SELECT v.secret_id AS id, v.workspace_id, v.key, v.ciphertext, v.nonce, v.key_version, v.aad_version, v.version, k.wrapped_key
+         FROM secret_versions v JOIN workspace_keys k ON k.workspace_id = v.workspace_id AND k.version = v.key_version"
+    };
+}
+
 /// Locks a secret for a write inside `tx` (PostgreSQL: its row; SQLite's writers take turns
 /// anyway) and reads its key and version; `None` when there is no such secret.
 pub async fn lock_secret(tx: &mut Tx, workspace_id: Uuid, id: Uuid) -> Result<Option<(String, i64)>, AppError> {
@@ -53,10 +62,8 @@ pub async fn version_row(
     id: Uuid,
     version: i64,
 ) -> Result<Option<SecretRow>, AppError> {
-    Ok(on_tx!(tx, conn => sqlx::query_as(
-        "SELECT v.secret_id AS id, v.workspace_id, v.key, v.ciphertext, v.nonce, v.key_version, v.aad_version, v.version, k.wrapped_key
-         FROM secret_versions v JOIN workspace_keys k ON k.workspace_id = v.workspace_id AND k.version = v.key_version
-         WHERE v.workspace_id = $1 AND v.secret_id = $2 AND v.version = $3")
+    let sql = concat!(version_row_from!(), " WHERE v.workspace_id = $1 AND v.secret_id = $2 AND v.version = $3");
+    Ok(on_tx!(tx, conn => sqlx::query_as(sql)
         .bind(workspace_id).bind(id).bind(version).fetch_optional(&mut *conn).await?))
 }
 
@@ -135,10 +142,11 @@ pub async fn versions_to_reseal(
     version: i32,
     limit: i64,
 ) -> Result<Vec<SecretRow>, AppError> {
-    Ok(on_tx!(tx, conn => sqlx::query_as(
-        "SELECT v.secret_id AS id, v.workspace_id, v.key, v.ciphertext, v.nonce, v.key_version, v.aad_version, v.version, k.wrapped_key
-         FROM secret_versions v JOIN workspace_keys k ON k.workspace_id = v.workspace_id AND k.version = v.key_version
-         WHERE v.workspace_id = $1 AND v.key_version < $2 ORDER BY v.secret_id, v.version LIMIT $3")
+    let sql = concat!(
+        version_row_from!(),
+        " WHERE v.workspace_id = $1 AND v.key_version < $2 ORDER BY v.secret_id, v.version LIMIT $3"
+    );
+    Ok(on_tx!(tx, conn => sqlx::query_as(sql)
         .bind(workspace_id).bind(version).bind(limit).fetch_all(&mut *conn).await?))
 }
 
