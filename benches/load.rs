@@ -110,6 +110,32 @@ impl Bench {
         );
         table(&[("bare axum handler", bare, None), ("GET .../secrets", list, Some(bare))]);
 
+        // 2b. The agent's read (get_secret_keys over the tool API) and a run's status, each
+        // against a bare handler returning its bytes.
+        let tool_url = format!("{}/api/v1/workspaces/{}/tools/get_secret_keys", server.base, server.workspace);
+        let tool_bytes = http_post(&tool_url, &[&auth], r#"{"args":{}}"#);
+        let tool_script = post_script(&server, "tool.lua", r#"{"args":{}}"#);
+        let tool_bare = self.runtime.block_on(bare_axum(tool_bytes.clone()));
+        let tool_bare = self.wrk(&tool_bare, &[], Some(&tool_script), None);
+        let json_type = "Content-Type: application/json";
+        let tool = self.wrk(&tool_url, &[&auth, json_type], Some(&tool_script), Some(&server));
+        let run_url = self.runtime.block_on(server.run(&token));
+        let run_bytes = http_get(&run_url, &[&auth]);
+        let run_bare = self.runtime.block_on(bare_axum(run_bytes.clone()));
+        let run_bare = self.wrk(&run_bare, &[], None, None);
+        let run = self.wrk(&run_url, &[&auth], None, Some(&server));
+        println!(
+            "### get_secret_keys (tool API, {} bytes) and a run's status ({} bytes) vs bare handlers with the same bytes\n",
+            tool_bytes.len(),
+            run_bytes.len()
+        );
+        table(&[
+            ("bare axum handler (tool's bytes, POST)", tool_bare, None),
+            ("POST .../tools/get_secret_keys", tool, Some(tool_bare)),
+            ("bare axum handler (run's bytes)", run_bare, None),
+            ("GET .../workflows/:id", run, Some(run_bare)),
+        ]);
+
         // 3. Durable upserts over 1,000 keys, against raw sqlx running the same upsert.
         let script = upsert_script(&server);
         let upsert = self.wrk(
@@ -333,12 +359,21 @@ end
     path
 }
 
-/// A bare axum handler answering `body` as JSON; returns its URL.
+/// A Lua script making wrk POST `body` as JSON.
+fn post_script(server: &Server, name: &str, body: &str) -> PathBuf {
+    let path = server.dir.path().join(name);
+    let script =
+        format!("wrk.method = \"POST\"\nwrk.body = '{body}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n");
+    std::fs::write(&path, script).unwrap();
+    path
+}
+
+/// A bare axum handler answering `body` as JSON to any method; returns its URL.
 async fn bare_axum(body: Vec<u8>) -> String {
     let body = axum::body::Bytes::from(body);
     let app = axum::Router::new().route(
         "/list",
-        axum::routing::get(move || {
+        axum::routing::any(move || {
             let body = body.clone();
             async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body) }
         }),
@@ -473,6 +508,19 @@ async fn long_polls(server: &Server, token: &str, count: usize) -> (f64, f64, us
     (before, held, answered)
 }
 
+/// A JSON POST with extra `Name: value` headers, blocking; the body.
+fn http_post(url: &str, headers: &[&str], body: &str) -> Vec<u8> {
+    let mut request =
+        reqwest::blocking::Client::new().post(url).header("Content-Type", "application/json").body(body.to_string());
+    for header in headers {
+        let (name, value) = header.split_once(": ").unwrap();
+        request = request.header(name, value);
+    }
+    let response = request.send().unwrap();
+    assert!(response.status().is_success(), "{url}: {}", response.status());
+    response.bytes().unwrap().to_vec()
+}
+
 /// A GET with extra `Name: value` headers, blocking; the body.
 fn http_get(url: &str, headers: &[&str]) -> Vec<u8> {
     let mut request = reqwest::blocking::Client::new().get(url);
@@ -563,6 +611,22 @@ impl Server {
         let text = String::from_utf8_lossy(&output.stdout).to_string();
         assert!(output.status.success(), "{args:?}: {text}{}", String::from_utf8_lossy(&output.stderr));
         text.lines().last().unwrap_or_default().trim().to_string()
+    }
+
+    /// Starts a secret request in the main workspace; the URL of its status.
+    async fn run(&self, token: &str) -> String {
+        let ws = self.workspace;
+        let run: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/api/v1/workspaces/{ws}/workflows", self.base))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"workflow": "secrets_request", "args": {"variables": [{"key": "STATUS"}]}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        format!("{}/api/v1/workspaces/{ws}/workflows/{}", self.base, run["id"].as_str().unwrap())
     }
 
     fn token(&self, ws: uuid::Uuid) -> String {

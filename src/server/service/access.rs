@@ -196,7 +196,7 @@ pub async fn token_principal(db: &Db, token: &str) -> Result<TokenPrincipal, App
     let rest = token.strip_prefix(TOKEN_PREFIX).ok_or(AppError::Unauthorized)?;
     let (id, secret) = rest.split_once('_').ok_or(AppError::Unauthorized)?;
     let token_id = Uuid::try_parse(id).map_err(|_| AppError::Unauthorized)?;
-    let row = store::token_by_id(db, token_id).await?.ok_or(AppError::Unauthorized)?;
+    let row = store::cached_token(db, token_id).await?.ok_or(AppError::Unauthorized)?;
     let expired = row.expires_at.is_some_and(|at| at <= Utc::now());
     if !constant_time_eq(&sha256(secret), &row.secret_hash) || row.revoked_at.is_some() || expired {
         return Err(AppError::Unauthorized);
@@ -206,7 +206,8 @@ pub async fn token_principal(db: &Db, token: &str) -> Result<TokenPrincipal, App
     Ok(TokenPrincipal { token_id, workspace_id: row.workspace_id, scopes })
 }
 
-/// Whether a token still stands: not revoked, not expired (open streams check this again).
+/// Whether a token still stands: not revoked, not expired (open streams check this again,
+/// every few seconds, from the database itself).
 pub async fn token_standing(db: &Db, token_id: Uuid) -> Result<bool, AppError> {
     Ok(store::token_by_id(db, token_id)
         .await?

@@ -17,7 +17,7 @@ use tokio::sync::{broadcast, Notify};
 use crate::model::Event;
 use crate::server::domain::webhook;
 use crate::server::error::AppError;
-use crate::server::store::{self, Db, Tx};
+use crate::server::store::{self, Db, Pool, Tx};
 
 /// The PostgreSQL notification channel.
 pub const CHANNEL: &str = "loopstack_secrets_events";
@@ -115,7 +115,7 @@ impl EventHub {
         let seqs: Vec<i64> = rows.iter().map(|row| row.seq).collect();
         store::mark_dispatched(&mut tx, &seqs).await?;
         tx.commit().await?;
-        if matches!(self.db, Db::Sqlite(_)) {
+        if self.db.is_sqlite() {
             for event in events {
                 let _ = self.local.send(event);
             }
@@ -127,29 +127,51 @@ impl EventHub {
     }
 
     /// On PostgreSQL, starts listening (before returning, so no later change is missed) for
-    /// every instance's notifications and rebroadcasts them locally. `PgListener` reconnects
-    /// by itself after a lost connection. Does nothing on SQLite.
+    /// every instance's notifications: dispatched events are rebroadcast locally, and changes
+    /// (the outbox trigger's, at each commit) invalidate the read cache, which serves only
+    /// while this listener is connected. Does nothing on SQLite.
     pub async fn start_listener(&self) -> anyhow::Result<Option<tokio::task::AbortHandle>> {
-        let Db::Postgres(pool) = &self.db else { return Ok(None) };
-        let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
-        listener.listen(CHANNEL).await?;
-        let local = self.local.clone();
+        let Pool::Postgres(pool) = &self.db.pool else { return Ok(None) };
+        let pool = pool.clone();
+        let mut listener = listen(&pool).await?;
+        self.db.cache().enable();
+        let (local, db) = (self.local.clone(), self.db.clone());
         let task = tokio::spawn(async move {
             loop {
-                match listener.recv().await {
-                    Ok(notification) => match serde_json::from_str::<Event>(notification.payload()) {
+                match listener.try_recv().await {
+                    Ok(Some(notification)) if notification.channel() == store::CHANGES_CHANNEL => {
+                        db.cache().apply_json(notification.payload());
+                    }
+                    Ok(Some(notification)) => match serde_json::from_str::<Event>(notification.payload()) {
                         Ok(event) => {
                             let _ = local.send(event);
                         }
                         Err(err) => tracing::warn!(error = %err, "ignored a malformed event notification"),
                     },
-                    Err(err) => {
-                        tracing::warn!(error = %err, "event listener error; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    Ok(None) | Err(_) => {
+                        // Notifications sent while the connection was down are lost: serve
+                        // nothing from memory until a new connection listens.
+                        db.cache().disable();
+                        tracing::warn!("event listener lost its connection; reconnecting");
+                        listener = loop {
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            match listen(&pool).await {
+                                Ok(listener) => break listener,
+                                Err(err) => tracing::warn!(error = %err, "event listener could not reconnect"),
+                            }
+                        };
+                        db.cache().enable();
                     }
                 }
             }
         });
         Ok(Some(task.abort_handle()))
     }
+}
+
+/// A new listener on the event and change channels.
+async fn listen(pool: &sqlx::PgPool) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen_all([CHANNEL, store::CHANGES_CHANNEL]).await?;
+    Ok(listener)
 }

@@ -93,7 +93,19 @@ impl SecretService {
     /// Keys and `has_value` flags of a workspace, sorted by key. Never values.
     #[tracing::instrument(skip(self), err)]
     pub async fn find_all_by_workspace(&self, workspace_id: Uuid) -> Result<Vec<SecretItem>, AppError> {
-        store::list_secrets(&self.db, workspace_id).await
+        Ok(store::listing(&self.db, workspace_id).await?.items.clone())
+    }
+
+    /// The list route's JSON: the keys after `after`, at most `limit` of them (without either,
+    /// all), from memory while nothing changed them.
+    pub async fn list_json(
+        &self,
+        workspace_id: Uuid,
+        after: Option<&SecretKey>,
+        limit: Option<u32>,
+    ) -> Result<String, AppError> {
+        let listing = store::listing(&self.db, workspace_id).await?;
+        Ok(listing.page_json(after.map(SecretKey::as_str), limit.map(|limit| limit as usize)))
     }
 
     /// Creates a secret; 409 when the key exists.

@@ -6,6 +6,7 @@
 //! the services call them, inside their transactions where a change spans rows.
 
 mod audit;
+mod cache;
 mod data_keys;
 mod egress;
 mod elicitations;
@@ -19,6 +20,7 @@ mod versions;
 mod webhooks;
 
 pub use audit::*;
+pub use cache::{Listing, ReadCache, CHANGES_CHANNEL};
 pub use data_keys::*;
 pub use egress::*;
 pub use elicitations::*;
@@ -34,11 +36,20 @@ use anyhow::Context;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// A pool over one of the supported engines.
+/// The database: a pool over one of the supported engines, and what the hot reads serve from
+/// memory (see [`ReadCache`]), shared by every clone.
 #[derive(Clone, Debug)]
-pub enum Db {
+pub struct Db {
+    pub pool: Pool,
+    cache: Arc<ReadCache>,
+}
+
+/// A pool of one of the supported engines.
+#[derive(Clone, Debug)]
+pub enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
@@ -48,9 +59,9 @@ pub enum Db {
 #[macro_export]
 macro_rules! on_pool {
     ($db:expr, $pool:ident => $body:expr) => {
-        match $db {
-            $crate::server::store::Db::Sqlite($pool) => $body,
-            $crate::server::store::Db::Postgres($pool) => $body,
+        match &($db).pool {
+            $crate::server::store::Pool::Sqlite($pool) => $body,
+            $crate::server::store::Pool::Postgres($pool) => $body,
         }
     };
 }
@@ -66,6 +77,8 @@ pub struct Tx {
     pub conn: TxConn,
     audits: Vec<audit::Pending>,
     events: Vec<outbox::PendingEvent>,
+    /// Invalidated by the events when the transaction commits.
+    cache: Arc<ReadCache>,
 }
 
 /// The engine's transaction inside a [`Tx`].
@@ -120,8 +133,10 @@ impl<'a> From<&'a mut Tx> for Conn<'a> {
 macro_rules! on_conn {
     ($conn:expr, $exec:ident => $body:expr) => {
         match $conn {
-            $crate::server::store::Conn::Pool($crate::server::store::Db::Sqlite($exec)) => $body,
-            $crate::server::store::Conn::Pool($crate::server::store::Db::Postgres($exec)) => $body,
+            $crate::server::store::Conn::Pool(db) => match &db.pool {
+                $crate::server::store::Pool::Sqlite($exec) => $body,
+                $crate::server::store::Pool::Postgres($exec) => $body,
+            },
             $crate::server::store::Conn::Tx(tx) => match &mut tx.conn {
                 $crate::server::store::TxConn::Sqlite(t) => {
                     let $exec = &mut **t;
@@ -151,16 +166,21 @@ pub enum WorkspaceLock {
 
 impl Tx {
     /// Writes the events recorded in the transaction to the outbox and its audit entries, each
-    /// at the end of its chain, and commits.
+    /// at the end of its chain, and commits; then drops what the events changed from this
+    /// instance's memory, before the caller can answer anyone (also when the commit reports
+    /// an error: it may have committed all the same).
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
         let events = std::mem::take(&mut self.events);
-        outbox::write(&mut self, events).await?;
+        outbox::write(&mut self, &events).await?;
         let audits = std::mem::take(&mut self.audits);
         audit::append(&mut self, audits).await?;
-        match self.conn {
+        let Tx { conn, cache, .. } = self;
+        let committed = match conn {
             TxConn::Sqlite(t) => t.commit().await,
             TxConn::Postgres(t) => t.commit().await,
-        }
+        };
+        cache.apply(events.iter().map(outbox::PendingEvent::event));
+        committed
     }
 
     /// Locks a workspace until the transaction ends (PostgreSQL; see [`WorkspaceLock`]).
@@ -203,11 +223,37 @@ impl Tx {
 impl Db {
     /// Begins a write transaction.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        let conn = match self {
-            Db::Sqlite(pool) => TxConn::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-            Db::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
+        let conn = match &self.pool {
+            Pool::Sqlite(pool) => TxConn::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
         };
-        Ok(Tx { conn, audits: Vec::new(), events: Vec::new() })
+        Ok(Tx { conn, audits: Vec::new(), events: Vec::new(), cache: self.cache.clone() })
+    }
+
+    /// What the hot reads serve from memory.
+    pub fn cache(&self) -> &ReadCache {
+        &self.cache
+    }
+
+    /// The cache, fresh: on SQLite, the events other processes committed are applied first
+    /// (see [`ReadCache::catch_up`]).
+    pub async fn fresh_cache(&self) -> Result<&ReadCache, sqlx::Error> {
+        if let Pool::Sqlite(pool) = &self.pool {
+            self.cache
+                .catch_up(|after| async move {
+                    sqlx::query_as("SELECT seq, payload FROM outbox WHERE seq > $1 ORDER BY seq")
+                        .bind(after)
+                        .fetch_all(pool)
+                        .await
+                })
+                .await?;
+        }
+        Ok(&self.cache)
+    }
+
+    /// Whether this is the embedded SQLite.
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self.pool, Pool::Sqlite(_))
     }
 
     /// Connects to `url`. A SQLite file (and its folder) is created when missing, in WAL mode
@@ -220,7 +266,7 @@ impl Db {
                 .connect(url)
                 .await
                 .context("failed to connect to PostgreSQL")?;
-            return Ok(Db::Postgres(pool));
+            return Ok(Db { pool: Pool::Postgres(pool), cache: Arc::new(ReadCache::new(false)) });
         }
         let options = SqliteConnectOptions::from_str(url)
             .with_context(|| format!("invalid database URL {url}"))?
@@ -240,25 +286,30 @@ impl Db {
             .connect_with(options)
             .await
             .context("failed to open the SQLite database")?;
-        Ok(Db::Sqlite(pool))
+        Ok(Db { pool: Pool::Sqlite(pool), cache: Arc::new(ReadCache::new(true)) })
     }
 
     /// Applies the migrations of this engine, then chains the audit entries written before
-    /// the log was a chain.
+    /// the log was a chain. On SQLite the cache then follows the outbox from its end.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        match self {
-            Db::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await,
-            Db::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await,
+        match &self.pool {
+            Pool::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await,
+            Pool::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await,
         }
         .context("failed to apply database migrations")?;
-        audit::chain_unchained(self).await.context("failed to chain the audit log")
+        audit::chain_unchained(self).await.context("failed to chain the audit log")?;
+        if let Pool::Sqlite(pool) = &self.pool {
+            let end: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetch_one(pool).await?;
+            self.cache.follow_from(end).await;
+        }
+        Ok(())
     }
 
     /// The engine's name, for messages.
     pub fn engine(&self) -> &'static str {
-        match self {
-            Db::Sqlite(_) => "sqlite",
-            Db::Postgres(_) => "postgres",
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
         }
     }
 

@@ -17,6 +17,13 @@ pub(super) struct PendingEvent {
     event: Event,
 }
 
+impl PendingEvent {
+    /// The event.
+    pub(super) fn event(&self) -> &Event {
+        &self.event
+    }
+}
+
 /// Records `events` in `tx`: they are written to the outbox when it commits, or never.
 pub fn emit(tx: &mut Tx, events: impl IntoIterator<Item = Event>) {
     let at = Utc::now();
@@ -24,7 +31,7 @@ pub fn emit(tx: &mut Tx, events: impl IntoIterator<Item = Event>) {
 }
 
 /// Writes the recorded events (called by [`Tx::commit`], after the audit entries).
-pub(super) async fn write(tx: &mut Tx, events: Vec<PendingEvent>) -> Result<(), sqlx::Error> {
+pub(super) async fn write(tx: &mut Tx, events: &[PendingEvent]) -> Result<(), sqlx::Error> {
     for pending in events {
         let payload = serde_json::to_string(&pending.event).expect("BUG: events always serialize");
         on_tx!(tx, c => sqlx::query(

@@ -1,12 +1,14 @@
-//! The `secrets` table: listings (never a value), pages, the JSON list, rows with their
+//! The `secrets` table: listings (never a value, kept in memory), pages, rows with their
 //! ciphertext, inserts, updates, the atomic upsert, re-sealing under a new data key.
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::model::SecretItem;
 use crate::server::error::{on_constraint, AppError};
-use crate::server::store::{escape_like, on_conn, on_pool, on_tx, Conn, Db, Tx};
+use crate::server::store::{escape_like, on_conn, on_pool, on_tx, Conn, Db, Listing, Tx};
 
 /// A secret row with its ciphertext (never leaves the server).
 #[derive(sqlx::FromRow)]
@@ -100,54 +102,20 @@ pub async fn secrets_page(
     Ok((rows.into_iter().map(SecretItem::from).collect(), matching, total))
 }
 
-/// Where a listing starts and how long it is: keys after `after`, at most `limit` of them
-/// (`None`: from the first key, all of them).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ListWindow<'a> {
-    pub after: Option<&'a str>,
-    pub limit: Option<i64>,
-}
-
-/// A workspace's listing as the API writes it, `[{id, key, hasValue, updatedAt, version}]` sorted by
-/// key, within `window`. On SQLite the database builds the JSON text in one row: sqlx hands
-/// every SQLite row across threads, and that hand-off dominated the profile of this route; in
-/// one row it is 1.8 times as fast with 1,000 secrets. PostgreSQL's driver decodes rows in
-/// place, and there `json_agg` was slower than decoding and serde, so it keeps that path (see
-/// BENCHMARKS.md). A test holds both equal to serde's output of [`list_secrets`].
-pub async fn secrets_json(db: &Db, workspace_id: Uuid, window: ListWindow<'_>) -> Result<String, AppError> {
-    // Keys are never empty, so every key sorts after "".
-    let after = window.after.unwrap_or("");
-    match db {
-        Db::Sqlite(pool) => Ok(sqlx::query_scalar(
-            "SELECT COALESCE(json_group_array(json_object(
-                 'id', lower(substr(hex(id), 1, 8) || '-' || substr(hex(id), 9, 4) || '-' || substr(hex(id), 13, 4)
-                         || '-' || substr(hex(id), 17, 4) || '-' || substr(hex(id), 21)),
-                 'key', key,
-                 'hasValue', json(CASE WHEN has_value THEN 'true' ELSE 'false' END),
-                 'updatedAt', replace(updated_at, '+00:00', 'Z'),
-                 'version', version) ORDER BY key), '[]')
-             FROM (SELECT id, key, has_value, updated_at, version FROM secrets
-                   WHERE workspace_id = $1 AND key > $2 ORDER BY key LIMIT $3)",
-        )
-        .bind(workspace_id)
-        .bind(after)
-        // SQLite reads a negative limit as none.
-        .bind(window.limit.unwrap_or(-1))
-        .fetch_one(pool)
-        .await?),
-        Db::Postgres(pool) => {
-            let sql = concat!(
-                "SELECT ",
-                item_columns!(),
-                " FROM secrets WHERE workspace_id = $1 AND key > $2 ORDER BY key LIMIT $3"
-            );
-            // PostgreSQL reads a NULL limit as none.
-            let rows: Vec<SecretItemRow> =
-                sqlx::query_as(sql).bind(workspace_id).bind(after).bind(window.limit).fetch_all(pool).await?;
-            let items: Vec<SecretItem> = rows.into_iter().map(SecretItem::from).collect();
-            Ok(serde_json::to_string(&items).map_err(anyhow::Error::from)?)
-        }
+/// A workspace's listing, sorted by key (bytewise, on both engines): from memory when it is
+/// fresh (see [`ReadCache`]), else read and kept.
+pub async fn listing(db: &Db, workspace_id: Uuid) -> Result<Arc<Listing>, AppError> {
+    let cache = db.fresh_cache().await?;
+    if let Some(listing) = cache.listing(workspace_id) {
+        return Ok(listing);
     }
+    let ticket = cache.listing_ticket(workspace_id);
+    let mut items = list_secrets(db, workspace_id).await?;
+    // PostgreSQL orders by the database's collation; the cursor of a page compares bytes.
+    items.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    let listing = Arc::new(Listing::new(items));
+    cache.store_listing(workspace_id, ticket, listing.clone());
+    Ok(listing)
 }
 
 /// One secret with its ciphertext.

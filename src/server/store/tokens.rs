@@ -1,5 +1,7 @@
 //! API tokens (the hash of the secret only).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -34,6 +36,21 @@ pub async fn token_by_id(db: &Db, id: Uuid) -> Result<Option<TokenRow>, AppError
     Ok(on_pool!(db, pool => sqlx::query_as(
         "SELECT id, workspace_id, name, secret_hash, scopes, created_at, expires_at, revoked_at FROM api_tokens WHERE id = $1")
         .bind(id).fetch_optional(pool).await?))
+}
+
+/// One token by id, from memory while it is fresh (see [`ReadCache`](super::ReadCache)):
+/// every authenticated request reads it.
+pub async fn cached_token(db: &Db, id: Uuid) -> Result<Option<Arc<TokenRow>>, AppError> {
+    let cache = db.fresh_cache().await?;
+    if let Some(row) = cache.token(id) {
+        return Ok(Some(row));
+    }
+    let ticket = cache.token_ticket();
+    let row = token_by_id(db, id).await?.map(Arc::new);
+    if let Some(row) = &row {
+        cache.store_token(ticket, row.clone());
+    }
+    Ok(row)
 }
 
 /// Tokens, newest first, optionally of one workspace.

@@ -21,8 +21,7 @@ impl SecretService {
     /// (`global: false`) and the global keys it does not override (`global: true`). Never
     /// values.
     pub async fn key_states(&self, workspace_id: Uuid) -> Result<Vec<SecretKeyState>, AppError> {
-        let items = store::list_secrets(&self.db, workspace_id).await?;
-        Ok(self.overlay(&items))
+        Ok(self.overlay(&store::listing(&self.db, workspace_id).await?.items))
     }
 
     /// [`SecretService::key_states`] over a listing already read (inside a transaction).
@@ -46,8 +45,8 @@ impl SecretService {
         if self.globals.is_empty() {
             return Ok(Vec::new());
         }
-        let own: BTreeSet<String> =
-            store::list_secrets(&self.db, workspace_id).await?.into_iter().map(|item| item.key).collect();
+        let listing = store::listing(&self.db, workspace_id).await?;
+        let own: BTreeSet<&str> = listing.items.iter().map(|item| item.key.as_str()).collect();
         let keys = self.globals.iter().map(|(key, global)| GlobalKey {
             key: key.to_string(),
             has_value: !global.value.is_empty(),

@@ -61,11 +61,7 @@ async fn list(
         return Err(AppError::BadRequest(format!("limit must be between 1 and {MAX_LIST_LIMIT}")));
     }
     let after = page.after.as_deref().map(|key| state.secrets.existing_key(key)).transpose()?;
-    let window = crate::server::store::ListWindow {
-        after: after.as_ref().map(|key| key.as_str()),
-        limit: page.limit.map(i64::from),
-    };
-    let json = crate::server::store::secrets_json(&state.db, workspace_id, window).await?;
+    let json = state.secrets.list_json(workspace_id, after.as_ref(), page.limit).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], json))
 }
 
