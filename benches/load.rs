@@ -119,7 +119,7 @@ impl Bench {
         let tool_bare = self.wrk(&tool_bare, &[], Some(&tool_script), None);
         let json_type = "Content-Type: application/json";
         let tool = self.wrk(&tool_url, &[&auth, json_type], Some(&tool_script), Some(&server));
-        let run_url = self.runtime.block_on(server.run(&token));
+        let run_url = self.runtime.block_on(server.run(&token, "STATUS"));
         let run_bytes = http_get(&run_url, &[&auth]);
         let run_bare = self.runtime.block_on(bare_axum(run_bytes.clone()));
         let run_bare = self.wrk(&run_bare, &[], None, None);
@@ -469,21 +469,10 @@ async fn raw_sqlx_upserts(url: &str, seconds: u32) -> Load {
 /// are held (MiB), and how many were answered once the run moved on.
 async fn long_polls(server: &Server, token: &str, count: usize) -> (f64, f64, usize) {
     let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
-    let ws = server.workspace;
-    let run: serde_json::Value = client
-        .post(format!("{}/api/v1/workspaces/{ws}/workflows", server.base))
-        .bearer_auth(token)
-        .json(&serde_json::json!({"workflow": "secrets_request", "args": {"variables": [{"key": "HELD"}]}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = run["id"].as_str().unwrap().to_string();
+    let run = server.run(token, "HELD").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = rss_mib(server.child.id());
-    let wait_url = format!("{}/api/v1/workspaces/{ws}/workflows/{id}/wait?timeout=60", server.base);
+    let wait_url = format!("{run}/wait?timeout=60");
     let waits: Vec<_> = (0..count)
         .map(|_| {
             let request = client.get(&wait_url).bearer_auth(token).send();
@@ -493,7 +482,7 @@ async fn long_polls(server: &Server, token: &str, count: usize) -> (f64, f64, us
     tokio::time::sleep(Duration::from_secs(5)).await;
     let held = rss_mib(server.child.id());
     client
-        .post(format!("{}/api/v1/workspaces/{ws}/workflows/{id}/cancel", server.base))
+        .post(format!("{run}/cancel"))
         .bearer_auth(token)
         .json(&serde_json::json!({}))
         .send()
@@ -613,13 +602,13 @@ impl Server {
         text.lines().last().unwrap_or_default().trim().to_string()
     }
 
-    /// Starts a secret request in the main workspace; the URL of its status.
-    async fn run(&self, token: &str) -> String {
+    /// Starts a secret request for `key` in the main workspace; the URL of the run.
+    async fn run(&self, token: &str, key: &str) -> String {
         let ws = self.workspace;
         let run: serde_json::Value = reqwest::Client::new()
             .post(format!("{}/api/v1/workspaces/{ws}/workflows", self.base))
             .bearer_auth(token)
-            .json(&serde_json::json!({"workflow": "secrets_request", "args": {"variables": [{"key": "STATUS"}]}}))
+            .json(&serde_json::json!({"workflow": "secrets_request", "args": {"variables": [{"key": key}]}}))
             .send()
             .await
             .unwrap()
