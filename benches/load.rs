@@ -138,15 +138,28 @@ impl Bench {
 
         // 3. Durable upserts over 1,000 keys, against raw sqlx running the same upsert.
         let script = upsert_script(&server);
+        let fsyncs = FsyncCount::start(server.child.id());
         let upsert = self.wrk(
             &format!("{}/api/v1/workspaces/{}/secrets/upsert", server.base, server.workspace),
             &[&auth, "Content-Type: application/json"],
             Some(&script),
             Some(&server),
         );
+        let fsyncs = fsyncs.stop();
         let raw = self.runtime.block_on(raw_sqlx_upserts(&server.raw_database_url(engine), self.seconds));
         println!("### Durable upsert over 1,000 keys vs raw sqlx (same engine and durability settings, {CONNECTIONS} tasks)\n");
         table(&[("raw sqlx upsert (one transaction each)", raw, None), ("PUT .../secrets/upsert", upsert, Some(raw))]);
+        if engine == "sqlite" {
+            let disk = fsync_rate(server.dir.path());
+            match fsyncs {
+                Some(fsyncs) => println!(
+                    "The server's fsyncs during the upserts (perf, ext4:ext4_sync_file_enter): {fsyncs}, {:.1} upserts per fsync; this disk does {disk:.0} fsyncs/s alone (write 4 KiB + fdatasync, one file, {} s), so one fsync per upsert would cap at {disk:.0} upserts/s.\n",
+                    upsert.rps * f64::from(self.seconds) / fsyncs.max(1) as f64,
+                    FSYNC_SECONDS
+                ),
+                None => println!("(perf could not count the server's fsyncs; this disk does {disk:.0} fsyncs/s alone.)\n"),
+            }
+        }
 
         // 4. Server-side rendering: the secrets page with 1,000 keys, and the sign-in page.
         let big = server.workspace_with("ssr-1000", 1000);
@@ -359,6 +372,48 @@ end
     path
 }
 
+/// Counts a process's fsyncs on ext4 with `perf stat` while it runs (root, or a permissive
+/// `perf_event_paranoid`).
+struct FsyncCount(Option<Child>);
+
+impl FsyncCount {
+    fn start(pid: u32) -> FsyncCount {
+        let perf = Command::new("perf")
+            .args(["stat", "-x", ",", "-e", "ext4:ext4_sync_file_enter", "-p", &pid.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .ok();
+        std::thread::sleep(Duration::from_millis(300));
+        FsyncCount(perf)
+    }
+
+    /// Stops counting; the count, when perf gave one.
+    fn stop(self) -> Option<u64> {
+        let perf = self.0?;
+        Command::new("kill").args(["-INT", &perf.id().to_string()]).status().ok()?;
+        let output = perf.wait_with_output().ok()?;
+        let text = String::from_utf8_lossy(&output.stderr);
+        text.lines().find(|line| line.contains("ext4_sync_file_enter"))?.split(',').next()?.trim().parse().ok()
+    }
+}
+
+const FSYNC_SECONDS: u64 = 2;
+
+/// How many `write` + `fdatasync` rounds of 4 KiB one file in `dir` takes per second.
+fn fsync_rate(dir: &Path) -> f64 {
+    let mut file = std::fs::File::create(dir.join("fsync-rate.bin")).unwrap();
+    let block = [7u8; 4096];
+    let started = Instant::now();
+    let mut rounds = 0u64;
+    while started.elapsed() < Duration::from_secs(FSYNC_SECONDS) {
+        file.write_all(&block).unwrap();
+        file.sync_data().unwrap();
+        rounds += 1;
+    }
+    rounds as f64 / started.elapsed().as_secs_f64()
+}
+
 /// A Lua script making wrk POST `body` as JSON.
 fn post_script(server: &Server, name: &str, body: &str) -> PathBuf {
     let path = server.dir.path().join(name);
@@ -481,13 +536,7 @@ async fn long_polls(server: &Server, token: &str, count: usize) -> (f64, f64, us
         .collect();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let held = rss_mib(server.child.id());
-    client
-        .post(format!("{run}/cancel"))
-        .bearer_auth(token)
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .unwrap();
+    client.post(format!("{run}/cancel")).bearer_auth(token).json(&serde_json::json!({})).send().await.unwrap();
     let mut answered = 0;
     for wait in waits {
         if wait.await.unwrap() {

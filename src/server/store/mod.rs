@@ -10,6 +10,7 @@ mod cache;
 mod data_keys;
 mod egress;
 mod elicitations;
+mod group_commit;
 mod outbox;
 pub mod runs;
 mod secrets;
@@ -45,6 +46,8 @@ use std::time::Duration;
 pub struct Db {
     pub pool: Pool,
     cache: Arc<ReadCache>,
+    /// SQLite: the connection write transactions take turns on (see [`group_commit`]).
+    writer: Option<group_commit::GroupCommit>,
 }
 
 /// A pool of one of the supported engines.
@@ -67,8 +70,9 @@ macro_rules! on_pool {
 }
 pub use crate::on_pool;
 
-/// A write transaction on either engine. On SQLite it starts with `BEGIN IMMEDIATE`, so
-/// writers queue on the busy timeout instead of failing when a read lock cannot be upgraded.
+/// A write transaction on either engine. On SQLite it is a savepoint in a group commit (see
+/// [`group_commit`]): writers queue fairly for the one write connection, and concurrent ones
+/// share a commit.
 /// Audit entries recorded in it are chained and written by [`Tx::commit`], last, so a
 /// transaction holds its audit chain's head only for its final statements and never waits for
 /// another lock while holding it; events recorded in it go to the outbox in the same commit.
@@ -83,7 +87,7 @@ pub struct Tx {
 
 /// The engine's transaction inside a [`Tx`].
 pub enum TxConn {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Sqlite(group_commit::Turn),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
@@ -223,9 +227,10 @@ impl Tx {
 impl Db {
     /// Begins a write transaction.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        let conn = match &self.pool {
-            Pool::Sqlite(pool) => TxConn::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-            Pool::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
+        let conn = match (&self.pool, &self.writer) {
+            (Pool::Sqlite(_), Some(writer)) => TxConn::Sqlite(writer.begin().await?),
+            (Pool::Sqlite(_), None) => unreachable!("BUG: a SQLite database opens with its writer"),
+            (Pool::Postgres(pool), _) => TxConn::Postgres(pool.begin().await?),
         };
         Ok(Tx { conn, audits: Vec::new(), events: Vec::new(), cache: self.cache.clone() })
     }
@@ -251,6 +256,12 @@ impl Db {
         Ok(&self.cache)
     }
 
+    /// SQLite: the writes committed so far and the commits (each one `fsync`) that carried
+    /// them, since this handle was opened.
+    pub fn group_commit_stats(&self) -> Option<(u64, u64)> {
+        self.writer.as_ref().map(group_commit::GroupCommit::stats)
+    }
+
     /// Whether this is the embedded SQLite.
     pub fn is_sqlite(&self) -> bool {
         matches!(self.pool, Pool::Sqlite(_))
@@ -266,7 +277,7 @@ impl Db {
                 .connect(url)
                 .await
                 .context("failed to connect to PostgreSQL")?;
-            return Ok(Db { pool: Pool::Postgres(pool), cache: Arc::new(ReadCache::new(false)) });
+            return Ok(Db { pool: Pool::Postgres(pool), cache: Arc::new(ReadCache::new(false)), writer: None });
         }
         let options = SqliteConnectOptions::from_str(url)
             .with_context(|| format!("invalid database URL {url}"))?
@@ -283,10 +294,11 @@ impl Db {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .context("failed to open the SQLite database")?;
-        Ok(Db { pool: Pool::Sqlite(pool), cache: Arc::new(ReadCache::new(true)) })
+        let writer = group_commit::GroupCommit::open(&options).await.context("failed to open the SQLite database")?;
+        Ok(Db { pool: Pool::Sqlite(pool), cache: Arc::new(ReadCache::new(true)), writer: Some(writer) })
     }
 
     /// Applies the migrations of this engine, then chains the audit entries written before
