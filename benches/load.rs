@@ -596,6 +596,8 @@ impl Server {
             // limit must not end it early: what is measured is the hashing semaphore.
             ("LOOPSTACK_SECRETS_SIGN_IN_FAILURES_PER_ADDRESS".into(), "1000000000".into()),
             ("LOOPSTACK_SECRETS_SIGN_IN_FAILURES_PER_USER".into(), "1000000000".into()),
+            // A thousand long-polls on one token: past the per-credential cap on open streams.
+            ("LOOPSTACK_SECRETS_MAX_STREAMS".into(), "2000".into()),
             ("RUST_LOG".into(), "warn".into()),
         ];
         let url = match engine {

@@ -6,6 +6,10 @@ use clap::Parser;
 use loopstack_secrets::server::{cli, config::Cli};
 use tracing_subscriber::EnvFilter;
 
+/// See the note on `mimalloc` in Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     // `.env` is read before parsing, so its variables feed the `env` attributes of the CLI.

@@ -21,9 +21,21 @@ use crate::server::store::{AttemptLimits, Db};
 use crate::server::web::http::StaticFiles;
 use crate::server::web::streams::StreamLimits;
 
-/// Shared application state; cheap to clone.
+/// Shared application state: one pointer, so a clone (each request makes several: every
+/// extractor and middleware that takes the state) is one reference count, not one per service.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     pub db: Db,
     pub config: Arc<Config>,
     pub kek: Arc<MasterKey>,
@@ -103,7 +115,7 @@ pub async fn open_with_env(
         .build();
     let background = Arc::default();
     let streams = StreamLimits::new(config.max_streams);
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         db,
         config: Arc::new(config),
         kek,
@@ -117,7 +129,7 @@ pub async fn open_with_env(
         leptos_options,
         static_files,
         background,
-    };
+    }));
     Ok(Opened { state, key_source })
 }
 
