@@ -59,7 +59,7 @@ pub struct SecretService {
     globals: Arc<GlobalSecrets>,
     history: History,
     /// Each workspace's leak guard, with the fingerprint of the values it was built from.
-    guards: Arc<Mutex<HashMap<Uuid, (leaks::Fingerprint, crate::server::domain::leak::LeakGuard)>>>,
+    guards: Arc<Mutex<HashMap<Uuid, (leaks::ListingFingerprint, crate::server::domain::leak::LeakGuard)>>>,
 }
 
 impl SecretService {

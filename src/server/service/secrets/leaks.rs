@@ -1,8 +1,12 @@
 //! The leak guard of a workspace: a matcher over every stored value, kept per workspace and
-//! rebuilt when its secrets change (a cheap fingerprint, the count and the newest change, is
-//! read each time, so a write by another instance or by the CLI is seen at once). Whatever
-//! goes back to a model or a person passes through [`SecretService::mask_json`]; a match
-//! becomes `***` and is audited as `leak.blocked` (where, which key, never the value).
+//! rebuilt when its secrets change (a fingerprint of the workspace's listing, the count, the
+//! newest change and the sum of versions, is taken each time from the listing kept in memory,
+//! which every write drops: at once on this instance and for the CLI on SQLite, within the
+//! notification delay from another PostgreSQL instance). Whatever goes back to a model or a
+//! person passes through [`SecretService::mask_json`]; a match becomes `***` and is audited as
+//! `leak.blocked` (where, which key, never the value). Opening the values and building a
+//! matcher is CPU work that grows with them: it runs on a blocking thread, never on the
+//! threads that serve requests.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -14,13 +18,21 @@ use crate::server::domain::{Actor, AuditAction};
 use crate::server::error::AppError;
 use crate::server::store;
 
-/// What identifies a workspace's set of values: how many, and the newest change.
+/// What identifies the set of every workspace's values: how many, and the newest change.
 pub type Fingerprint = (i64, Option<DateTime<Utc>>);
+
+/// What identifies a workspace's values: how many, the newest change, the sum of versions.
+pub type ListingFingerprint = (usize, Option<DateTime<Utc>>, i64);
+
+fn fingerprint_of(listing: &store::Listing) -> ListingFingerprint {
+    let items = &listing.items;
+    (items.len(), items.iter().map(|item| item.updated_at).max(), items.iter().map(|item| item.version).sum())
+}
 
 impl SecretService {
     /// The leak guard over the workspace's current values.
     pub async fn leak_guard(&self, workspace_id: Uuid) -> Result<LeakGuard, AppError> {
-        let fingerprint = store::secrets_fingerprint(&self.db, workspace_id).await?;
+        let fingerprint = fingerprint_of(&*store::listing(&self.db, workspace_id).await?);
         if let Some((seen, guard)) =
             self.guards.lock().expect("BUG: the guard cache lock is never poisoned").get(&workspace_id)
         {
@@ -29,16 +41,26 @@ impl SecretService {
             }
         }
         let rows = store::secrets_with_ciphertext(&self.db, workspace_id).await?;
-        let mut values = Vec::with_capacity(rows.len());
-        for row in &rows {
-            values.push((row.key.clone(), self.open(row)?));
-        }
-        let guard = self.guard_over(&values);
+        let guard = self.guard_off_thread(rows).await?;
         self.guards
             .lock()
             .expect("BUG: the guard cache lock is never poisoned")
             .insert(workspace_id, (fingerprint, guard.clone()));
         Ok(guard)
+    }
+
+    /// Opens `rows` and builds a guard over them, on a blocking thread.
+    async fn guard_off_thread(&self, rows: Vec<store::SecretRow>) -> Result<LeakGuard, AppError> {
+        let service = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut values = Vec::with_capacity(rows.len());
+            for row in &rows {
+                values.push((row.key.clone(), service.open(row)?));
+            }
+            Ok(service.guard_over(&values))
+        })
+        .await
+        .map_err(|err| AppError::Internal(anyhow::anyhow!("building a leak guard failed: {err}")))?
     }
 
     /// A guard over `values` and the operator's global values (they never change while the
@@ -56,13 +78,11 @@ impl SecretService {
         if seen == Some(fingerprint) {
             return Ok(fingerprint);
         }
-        let mut values = Vec::new();
+        let mut rows = Vec::new();
         for (workspace_id, _) in store::all_workspaces(&self.db).await? {
-            for row in store::secrets_with_ciphertext(&self.db, workspace_id).await? {
-                values.push((row.key.clone(), self.open(&row)?));
-            }
+            rows.extend(store::secrets_with_ciphertext(&self.db, workspace_id).await?);
         }
-        crate::server::logging::set_guard(self.guard_over(&values));
+        crate::server::logging::set_guard(self.guard_off_thread(rows).await?);
         Ok(fingerprint)
     }
 
