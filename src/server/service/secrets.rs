@@ -60,6 +60,9 @@ pub struct SecretService {
     history: History,
     /// Each workspace's leak guard, with the fingerprint of the values it was built from.
     guards: Arc<Mutex<HashMap<Uuid, (leaks::ListingFingerprint, crate::server::domain::leak::LeakGuard)>>>,
+    /// Held while a guard is built: the requests that find it missing wait for one build
+    /// instead of each building their own (each holds every value and its encodings).
+    guard_builds: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SecretService {
@@ -72,7 +75,16 @@ impl SecretService {
         events: EventHub,
         globals: Arc<GlobalSecrets>,
     ) -> SecretService {
-        SecretService { db, kek, limits, events, globals, history: History::default(), guards: Arc::default() }
+        SecretService {
+            db,
+            kek,
+            limits,
+            events,
+            globals,
+            history: History::default(),
+            guards: Arc::default(),
+            guard_builds: Arc::default(),
+        }
     }
 
     /// The same service keeping `history` (versions per secret, how long deleted ones stay).

@@ -33,12 +33,12 @@ impl SecretService {
     /// The leak guard over the workspace's current values.
     pub async fn leak_guard(&self, workspace_id: Uuid) -> Result<LeakGuard, AppError> {
         let fingerprint = fingerprint_of(&*store::listing(&self.db, workspace_id).await?);
-        if let Some((seen, guard)) =
-            self.guards.lock().expect("BUG: the guard cache lock is never poisoned").get(&workspace_id)
-        {
-            if *seen == fingerprint {
-                return Ok(guard.clone());
-            }
+        if let Some(guard) = self.kept_guard(workspace_id, fingerprint) {
+            return Ok(guard);
+        }
+        let _building = self.guard_builds.lock().await;
+        if let Some(guard) = self.kept_guard(workspace_id, fingerprint) {
+            return Ok(guard);
         }
         let rows = store::secrets_with_ciphertext(&self.db, workspace_id).await?;
         let guard = self.guard_off_thread(rows).await?;
@@ -47,6 +47,12 @@ impl SecretService {
             .expect("BUG: the guard cache lock is never poisoned")
             .insert(workspace_id, (fingerprint, guard.clone()));
         Ok(guard)
+    }
+
+    /// The workspace's guard, if it was built from values with this fingerprint.
+    fn kept_guard(&self, workspace_id: Uuid, fingerprint: ListingFingerprint) -> Option<LeakGuard> {
+        let guards = self.guards.lock().expect("BUG: the guard cache lock is never poisoned");
+        guards.get(&workspace_id).filter(|(seen, _)| *seen == fingerprint).map(|(_, guard)| guard.clone())
     }
 
     /// Opens `rows` and builds a guard over them, on a blocking thread.
