@@ -548,26 +548,23 @@ async fn long_polls(server: &Server, token: &str, count: usize) -> (f64, f64, us
 
 /// A JSON POST with extra `Name: value` headers, blocking; the body.
 fn http_post(url: &str, headers: &[&str], body: &str) -> Vec<u8> {
-    let mut request =
-        reqwest::blocking::Client::new().post(url).header("Content-Type", "application/json").body(body.to_string());
-    for header in headers {
-        let (name, value) = header.split_once(": ").unwrap();
-        request = request.header(name, value);
-    }
-    let response = request.send().unwrap();
-    assert!(response.status().is_success(), "{url}: {}", response.status());
-    response.bytes().unwrap().to_vec()
+    let client = reqwest::blocking::Client::new();
+    send(client.post(url).header("Content-Type", "application/json").body(body.to_string()), headers)
 }
 
 /// A GET with extra `Name: value` headers, blocking; the body.
 fn http_get(url: &str, headers: &[&str]) -> Vec<u8> {
-    let mut request = reqwest::blocking::Client::new().get(url);
+    send(reqwest::blocking::Client::new().get(url), headers)
+}
+
+/// Sends `request` with extra `Name: value` headers; the body of its 2xx answer.
+fn send(mut request: reqwest::blocking::RequestBuilder, headers: &[&str]) -> Vec<u8> {
     for header in headers {
         let (name, value) = header.split_once(": ").unwrap();
         request = request.header(name, value);
     }
     let response = request.send().unwrap();
-    assert!(response.status().is_success(), "{url}: {}", response.status());
+    assert!(response.status().is_success(), "{}: {}", response.url(), response.status());
     response.bytes().unwrap().to_vec()
 }
 
