@@ -5,7 +5,8 @@
 //! claims them in order and, in one transaction with marking them dispatched, queues one
 //! delivery per subscribed webhook and hands them to the live event streams and long-polls: on
 //! PostgreSQL through `NOTIFY` (sent at that commit; every instance `LISTEN`s and rebroadcasts
-//! locally, and instances claim with `SKIP LOCKED`, so each event is dispatched once), on SQLite
+//! locally; instances take turns and claim with `SKIP LOCKED`, so each event is dispatched once
+//! and in order), on SQLite
 //! (one process) in process after the commit. An event committed just before the server died is
 //! dispatched when it starts again.
 
@@ -96,6 +97,9 @@ impl EventHub {
     /// Dispatches the oldest waiting events, in one transaction; how many.
     pub async fn dispatch_once(&self) -> Result<usize, AppError> {
         let mut tx = self.db.begin().await?;
+        // Instances dispatch in turn: two claiming side by side (`SKIP LOCKED`) could each take
+        // part of one transaction's events and publish them out of order.
+        tx.lock_name("outbox dispatch").await?;
         let rows = store::claim_events(&mut tx, BATCH).await?;
         if rows.is_empty() {
             return Ok(0);
