@@ -166,11 +166,61 @@ async fn a_change_is_dropped_from_memory_by_the_commit_that_made_it(engine: Engi
     assert!(row.revoked_at.is_some(), "the next read after the commit sees the revocation");
 }
 
+/// Starts a secret request for `key`; its path.
+async fn start_request(app: &TestApp, ws: Uuid, token: &str, key: &str) -> String {
+    let body = serde_json::json!({"workflow": "secrets_request", "args": {"variables": [{"key": key}]}});
+    let response = app
+        .req(reqwest::Method::POST, &format!("/api/v1/workspaces/{ws}/workflows"), token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    format!("/api/v1/workspaces/{ws}/workflows/{}", json(response).await["id"].as_str().unwrap())
+}
+
+async fn run_status(app: &TestApp, token: &str, path: &str) -> String {
+    let response = app.req(reqwest::Method::GET, path, token).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    json(response).await["status"].as_str().unwrap().to_string()
+}
+
+/// A run read again and again (and so kept in memory) shows each move the moment it was
+/// acknowledged: a submission, a cancellation.
+async fn a_run_kept_in_memory_shows_each_acknowledged_move(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let ws = app.workspace("main").await;
+    let token = app.token(ws, &[Scope::SecretsList, Scope::SecretsWrite, Scope::WorkflowsRun]).await;
+    let submitted = start_request(&app, ws, &token, "SUBMITTED").await;
+    let cancelled = start_request(&app, ws, &token, "CANCELLED").await;
+    for _ in 0..3 {
+        assert_eq!(run_status(&app, &token, &submitted).await, "waiting");
+        assert_eq!(run_status(&app, &token, &cancelled).await, "waiting");
+    }
+
+    let body = serde_json::json!({"variables": [{"key": "SUBMITTED", "value": "submitted-value"}]});
+    let fire = app.req(reqwest::Method::POST, &format!("{submitted}/transitions/secretsSubmitted"), &token).json(&body);
+    assert_eq!(fire.send().await.unwrap().status(), 200);
+    assert_eq!(run_status(&app, &token, &submitted).await, "completed");
+    assert_eq!(run_status(&app, &token, &cancelled).await, "waiting");
+
+    let cancel = app.req(reqwest::Method::POST, &format!("{cancelled}/cancel"), &token).json(&serde_json::json!({}));
+    assert_eq!(cancel.send().await.unwrap().status(), 200);
+    assert_eq!(run_status(&app, &token, &cancelled).await, "cancelled");
+
+    // Another workspace's token never reads the kept run.
+    let other = app.workspace("other").await;
+    let stranger = app.token(other, &[Scope::WorkflowsRun]).await;
+    let foreign = submitted.replace(&ws.to_string(), &other.to_string());
+    assert_eq!(app.req(reqwest::Method::GET, &foreign, &stranger).send().await.unwrap().status(), 404);
+}
+
 both_engines!(
     a_change_is_dropped_from_memory_by_the_commit_that_made_it,
     no_read_is_answered_from_an_entry_its_acknowledged_write_replaced,
     no_request_is_let_in_by_a_token_revoked_before_it_started,
     a_listing_is_kept_until_a_write_to_its_workspace,
+    a_run_kept_in_memory_shows_each_acknowledged_move,
 );
 
 /// The CLI writing the server's SQLite file while it runs (`token revoke`, `import`): the next
@@ -193,6 +243,26 @@ async fn the_server_sees_what_the_cli_wrote_to_its_sqlite_file() {
 
     cli(&app, &["token", "revoke", &token_id(&token).to_string()]);
     assert_eq!(app.list(ws, &token).await.status(), 401, "the CLI's revocation holds at once");
+}
+
+/// A request reads the SQLite outbox once, however many of its reads want a fresh cache: the
+/// list route (token, listing) and `get_secret_keys` (token, listing, leak guard) each make one
+/// check, where every read checking alone made two or three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_checks_the_sqlite_outbox_once() {
+    let app = spawn_app(Engine::Sqlite).await;
+    let ws = app.workspace("main").await;
+    let token = app.token(ws, &[Scope::SecretsList, Scope::SecretsWrite, Scope::ToolsCall]).await;
+    app.create(ws, &token, "CHECKED", "v").await;
+    let requests = 20;
+    let before = app.state.db.cache().checks_made();
+    for _ in 0..requests {
+        assert_eq!(app.list(ws, &token).await.status(), 200);
+        assert_eq!(app.tool(ws, &token, "get_secret_keys", serde_json::json!({})).await.status(), 200);
+    }
+    let made = app.state.db.cache().checks_made() - before;
+    // Background tasks may check now and then too; two per request would be 80.
+    assert!((2 * requests..2 * requests + 10).contains(&made), "{made} checks for {} requests", 2 * requests);
 }
 
 /// Runs the binary's CLI on the app's data dir and database.
@@ -234,6 +304,14 @@ async fn another_postgres_instance_hears_of_a_write_and_a_revocation() {
     .unwrap();
     let refused = until(|| async { second.list(ws, &spare).await.status() == 401 }).await;
     println!("a revocation on one instance reached the other {refused:?} after it was acknowledged");
+
+    let runner = first.token(ws, &[Scope::WorkflowsRun]).await;
+    let run = start_request(&first, ws, &runner, "MOVED").await;
+    assert_eq!(run_status(&second, &runner, &run).await, "waiting", "the second one keeps it");
+    let cancel = first.req(reqwest::Method::POST, &format!("{run}/cancel"), &runner).json(&serde_json::json!({}));
+    assert_eq!(cancel.send().await.unwrap().status(), 200);
+    let moved = until(|| async { run_status(&second, &runner, &run).await == "cancelled" }).await;
+    println!("a run's move on one instance reached the other {moved:?} after it was acknowledged");
 }
 
 /// Polls `check` every millisecond until it holds (at most 10 seconds); how long from now.

@@ -1,5 +1,6 @@
-//! What the hot read paths serve from memory: API tokens by id and each workspace's listing
-//! (keys and flags, never a value or a ciphertext), kept fresh by the events that change them.
+//! What the hot read paths serve from memory: API tokens by id, each workspace's listing
+//! (keys and flags, never a value or a ciphertext) and runs as the API shows them (before the
+//! leak guard, which is applied on every read), kept fresh by the events that change them.
 //!
 //! - On the instance that commits a change, [`Tx::commit`](super::Tx::commit) applies the
 //!   transaction's events before it returns, so the caller is answered only after the entries
@@ -11,19 +12,23 @@
 //!   Before an entry is served, the outbox is read past the last event applied (SQLite commits
 //!   one writer at a time, so its sequence grows in commit order). Concurrent readers share
 //!   one such check, but each waits for a check that started after it arrived, so a write
-//!   committed before a request arrived is seen by it.
+//!   committed before a request arrived is seen by it. Within one request
+//!   ([`one_check_per_request`]) the first check serves every later read: a request sees what
+//!   was committed before it arrived, as with the first read alone.
 //!
 //! A read that misses takes a ticket before it reads the database and stores what it read only
 //! if no invalidation of that entry happened since, so a read that raced a commit never stores
 //! what the commit replaced.
 
+use std::cell::Cell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use uuid::Uuid;
 
-use crate::model::{Event, SecretItem};
+use crate::model::{Event, SecretItem, WorkflowRun};
 use crate::server::store::TokenRow;
 
 /// The PostgreSQL channel the outbox trigger notifies (migration 0011).
@@ -33,6 +38,8 @@ pub const CHANGES_CHANNEL: &str = "loopstack_secrets_changes";
 const MAX_TOKENS: usize = 100_000;
 /// Most listings kept; past it the cache starts over.
 const MAX_LISTINGS: usize = 10_000;
+/// Most runs kept; past it they start over.
+const MAX_RUNS: usize = 10_000;
 
 /// A workspace's listing: every secret by key, and the list route's JSON of all of them.
 #[derive(Debug)]
@@ -76,14 +83,33 @@ struct Entries {
     tokens: HashMap<Uuid, Arc<TokenRow>>,
     /// Per workspace: its generation (bumped by each change to its secrets) and its listing.
     listings: HashMap<Uuid, (u64, Option<Arc<Listing>>)>,
+    /// Bumped by every change of a run (a read racing any of them stores nothing).
+    run_generation: u64,
+    runs: HashMap<Uuid, Arc<WorkflowRun>>,
 }
 
 /// SQLite's follower of the outbox (see the module's comment).
 struct Follower {
     /// The last outbox sequence number whose event has been applied.
     applied: i64,
-    /// The number of the last finished check.
-    done: u64,
+}
+
+tokio::task_local! {
+    /// The request's arrival at the cache it reads: which cache (its address) and the number
+    /// of checks started before its first read.
+    static ARRIVAL: Cell<Option<(usize, u64)>>;
+}
+
+/// Runs a request so that its reads share one outbox check (SQLite): the first read takes the
+/// request's arrival, and every later read is served by the check that followed it.
+pub async fn one_check_per_request<F: Future>(request: F) -> F::Output {
+    ARRIVAL.scope(Cell::new(None), request).await
+}
+
+/// Moves the current request's arrival to now: a long call (a wait that re-checks its
+/// credential) sees what was committed while it waited.
+pub fn arrive_again() {
+    let _ = ARRIVAL.try_with(|arrival| arrival.set(None));
 }
 
 /// Tokens and listings in memory, invalidated by events.
@@ -92,8 +118,10 @@ pub struct ReadCache {
     /// Whether entries may be served and stored: on PostgreSQL only while the listener hears
     /// every change.
     enabled: AtomicBool,
-    /// SQLite only: the number of checks started, and the follower.
+    /// SQLite only: the number of checks started, the number of the last finished one, and
+    /// the follower.
     checks: AtomicU64,
+    done: AtomicU64,
     follower: Option<tokio::sync::Mutex<Follower>>,
 }
 
@@ -112,7 +140,8 @@ impl ReadCache {
             entries: Mutex::default(),
             enabled: AtomicBool::new(false),
             checks: AtomicU64::new(0),
-            follower: follows.then(|| tokio::sync::Mutex::new(Follower { applied: 0, done: 0 })),
+            done: AtomicU64::new(0),
+            follower: follows.then(|| tokio::sync::Mutex::new(Follower { applied: 0 })),
         }
     }
 
@@ -152,6 +181,7 @@ impl ReadCache {
         entries.clears += 1;
         entries.tokens.clear();
         entries.listings.clear();
+        entries.runs.clear();
     }
 
     /// Applies what `events` change: a token event drops the token, a secret event the
@@ -169,7 +199,11 @@ impl ReadCache {
                     slot.0 += 1;
                     slot.1 = None;
                 }
-                Event::TokenCreated { .. } | Event::WorkflowUpdated { .. } | Event::MemberChanged { .. } => {}
+                Event::WorkflowUpdated { workflow_id, .. } => {
+                    entries.run_generation += 1;
+                    entries.runs.remove(workflow_id);
+                }
+                Event::TokenCreated { .. } | Event::MemberChanged { .. } => {}
             }
         }
     }
@@ -238,21 +272,50 @@ impl ReadCache {
         entries.listings.insert(workspace_id, (generation, Some(listing)));
     }
 
-    /// SQLite: makes sure every event committed before this call is applied, with one read
-    /// of the outbox shared by the callers that arrived before it started. `read` returns the
-    /// events after a sequence number, in order, with their numbers (SQLite's `AUTOINCREMENT`
-    /// numbers them without gaps; a gap means some were purged unread, and clears all).
-    /// Nothing on PostgreSQL.
+    /// A cached run, if enabled and present.
+    pub fn run(&self, id: Uuid) -> Option<Arc<WorkflowRun>> {
+        if !self.is_enabled() {
+            return None;
+        }
+        self.entries().runs.get(&id).cloned()
+    }
+
+    /// The ticket for reading a run.
+    pub fn run_ticket(&self) -> Ticket {
+        let entries = self.entries();
+        Ticket { clears: entries.clears, generation: entries.run_generation }
+    }
+
+    /// Stores a run read under `ticket`, unless a run changed in between.
+    pub fn store_run(&self, ticket: Ticket, run: Arc<WorkflowRun>) {
+        let mut entries = self.entries();
+        if !self.is_enabled() || entries.clears != ticket.clears || entries.run_generation != ticket.generation {
+            return;
+        }
+        if entries.runs.len() >= MAX_RUNS {
+            entries.runs.clear();
+        }
+        entries.runs.insert(run.id, run);
+    }
+
+    /// SQLite: makes sure every event committed before this call (or before the request it
+    /// serves, see [`one_check_per_request`]) is applied, with one read of the outbox shared by
+    /// the callers that arrived before it started. `read` returns the events after a sequence
+    /// number, in order, with their numbers (SQLite's `AUTOINCREMENT` numbers them without
+    /// gaps; a gap means some were purged unread, and clears all). Nothing on PostgreSQL.
     pub async fn catch_up<F, Fut>(&self, read: F) -> Result<(), sqlx::Error>
     where
         F: FnOnce(i64) -> Fut,
-        Fut: std::future::Future<Output = Result<Vec<(i64, String)>, sqlx::Error>>,
+        Fut: Future<Output = Result<Vec<(i64, String)>, sqlx::Error>>,
     {
         let Some(follower) = self.follower.as_ref().filter(|_| self.is_enabled()) else { return Ok(()) };
-        let arrived = self.checks.load(Ordering::SeqCst);
+        let arrived = self.arrival();
+        // A check that started after the arrival has finished.
+        if self.done.load(Ordering::SeqCst) > arrived {
+            return Ok(());
+        }
         let mut follower = follower.lock().await;
-        if follower.done > arrived {
-            // A check that started after this call arrived has finished.
+        if self.done.load(Ordering::SeqCst) > arrived {
             return Ok(());
         }
         let number = self.checks.fetch_add(1, Ordering::SeqCst) + 1;
@@ -265,8 +328,29 @@ impl ReadCache {
             self.apply_json(&payload);
             follower.applied = seq;
         }
-        follower.done = number;
+        self.done.store(number, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// The number of checks started before this call, or before the first read of the
+    /// request it serves.
+    fn arrival(&self) -> u64 {
+        let now = self.checks.load(Ordering::SeqCst);
+        let me = self as *const ReadCache as usize;
+        ARRIVAL
+            .try_with(|arrival| match arrival.get() {
+                Some((cache, arrived)) if cache == me => arrived,
+                _ => {
+                    arrival.set(Some((me, now)));
+                    now
+                }
+            })
+            .unwrap_or(now)
+    }
+
+    /// SQLite: how many outbox checks this process has made.
+    pub fn checks_made(&self) -> u64 {
+        self.checks.load(Ordering::SeqCst)
     }
 }
 
@@ -409,5 +493,82 @@ mod tests {
         let other = serde_json::to_string(&upserted(Uuid::new_v4())).unwrap();
         cache.catch_up(|_| async move { Ok(vec![(9, other)]) }).await.unwrap();
         assert!(cache.token(id).is_none());
+    }
+
+    fn run(id: Uuid) -> Arc<WorkflowRun> {
+        Arc::new(WorkflowRun {
+            id,
+            workspace_id: Uuid::new_v4(),
+            workflow: "secrets_request".into(),
+            place: "waiting".into(),
+            status: crate::model::RunStatus::Waiting,
+            args: serde_json::json!({}),
+            result: None,
+            parent_id: None,
+            callback: None,
+            expires_at: None,
+            created_at: Utc::now(),
+            created_by: crate::model::CreatedBy::Cli,
+            updated_at: Utc::now(),
+            transitions: Vec::new(),
+            documents: Vec::new(),
+        })
+    }
+
+    fn updated(run: &WorkflowRun) -> Event {
+        Event::WorkflowUpdated {
+            workspace_id: run.workspace_id,
+            workflow_id: run.id,
+            workflow: run.workflow.clone(),
+            place: "done".into(),
+            status: crate::model::RunStatus::Completed,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_move_drops_the_run_and_a_read_that_raced_any_move_is_not_stored() {
+        let cache = following(0).await;
+        let (mine, other) = (run(Uuid::new_v4()), run(Uuid::new_v4()));
+        cache.store_run(cache.run_ticket(), mine.clone());
+        assert!(cache.run(mine.id).is_some());
+        cache.apply([&updated(&mine)]);
+        assert!(cache.run(mine.id).is_none());
+
+        let ticket = cache.run_ticket();
+        cache.apply([&updated(&other)]);
+        cache.store_run(ticket, mine.clone());
+        assert!(cache.run(mine.id).is_none(), "read before another run moved: not stored");
+        cache.store_run(cache.run_ticket(), mine.clone());
+        cache.apply([&upserted(mine.workspace_id)]);
+        assert!(cache.run(mine.id).is_some(), "a secret write leaves runs alone");
+    }
+
+    #[tokio::test]
+    async fn the_reads_of_one_request_share_its_first_check_until_it_arrives_again() {
+        let cache = following(0).await;
+        let reads = std::sync::atomic::AtomicUsize::new(0);
+        let check = || async {
+            cache
+                .catch_up(|_| {
+                    reads.fetch_add(1, Ordering::SeqCst);
+                    async { Ok(vec![]) }
+                })
+                .await
+                .unwrap()
+        };
+        one_check_per_request(async {
+            check().await;
+            check().await;
+            check().await;
+            assert_eq!(reads.load(Ordering::SeqCst), 1, "one check serves the request");
+            arrive_again();
+            check().await;
+            check().await;
+            assert_eq!(reads.load(Ordering::SeqCst), 2, "arriving again checks again, once");
+        })
+        .await;
+        check().await;
+        check().await;
+        assert_eq!(reads.load(Ordering::SeqCst), 4, "outside a request every read checks");
     }
 }

@@ -21,7 +21,7 @@ mod versions;
 mod webhooks;
 
 pub use audit::*;
-pub use cache::{Listing, ReadCache, CHANGES_CHANNEL};
+pub use cache::{arrive_again, one_check_per_request, Listing, ReadCache, CHANGES_CHANNEL};
 pub use data_keys::*;
 pub use egress::*;
 pub use elicitations::*;

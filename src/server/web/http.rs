@@ -20,6 +20,8 @@ use hyper_util::service::TowerToHyperService;
 use leptos::prelude::use_context;
 use tokio::net::TcpListener;
 
+use crate::server::store;
+
 /// How long open connections get to finish after a shutdown signal (event streams never do).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -68,6 +70,12 @@ pub async fn serve(listener: TcpListener, app: Router, header_timeout: Duration,
 /// Largest request body on any route (REST, server functions, pages), enforced before any
 /// parsing or authentication: a value is at most 64 KiB, but JSON escaping can grow it.
 pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+
+/// Serves each request's reads on SQLite under one check of the outbox (the CLI's writes), not
+/// one per read: see [`store::one_check_per_request`].
+pub async fn one_outbox_check(request: Request, next: Next) -> Response {
+    store::one_check_per_request(next.run(request)).await
+}
 
 /// Caps every request body at [`BODY_LIMIT_BYTES`] before anything parses it. A declared
 /// length over the limit is a 413: read and thrown away first when it is at most

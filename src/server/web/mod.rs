@@ -36,6 +36,7 @@ pub fn api_router(state: AppState) -> Router {
     }
     routes
         .layer(axum::middleware::from_fn(http::limit_body))
+        .layer(axum::middleware::from_fn(http::one_outbox_check))
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .layer(axum::middleware::from_fn_with_state(state.static_files.clone(), http::response_headers))
         .with_state(state)
@@ -64,6 +65,7 @@ pub fn app_router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(http::server_fn_argument_errors))
         .layer(axum::middleware::from_fn_with_state(csrf_guard, csrf::guard))
         .layer(axum::middleware::from_fn(http::limit_body))
+        .layer(axum::middleware::from_fn(http::one_outbox_check))
         .layer(CompressionLayer::new().compress_when(http::compress_static_only()))
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .layer(axum::middleware::from_fn_with_state(state.static_files.clone(), http::response_headers))

@@ -87,6 +87,8 @@ impl Principal {
     /// token must still be unrevoked and unexpired, the session still signed in and unexpired,
     /// and the rule of [`Principal::authorize`] must still hold (a removed member is a 404).
     pub async fn recheck(&self, state: &AppState, workspace_id: Uuid, scope: Scope) -> Result<(), AppError> {
+        // What was committed while the call waited counts from here on.
+        crate::server::store::arrive_again();
         let standing = match self {
             Principal::Token(token) => access::token_standing(&state.db, token.token_id).await?,
             Principal::User(user) => state.sessions.session_alive(user.session_id).await?,

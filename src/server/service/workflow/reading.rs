@@ -2,6 +2,7 @@
 //! one query), and the long-poll that waits for a run to move.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
@@ -10,10 +11,26 @@ use crate::server::domain::ActorKind;
 use crate::server::store::token_by_id;
 
 impl WorkflowEngine {
-    /// A run with its documents and available transitions.
+    /// A run with its documents and available transitions: from memory while no move of it
+    /// has been committed since it was read (status reads and polls read it again and again),
+    /// through the leak guard each time.
     pub async fn view(&self, workspace_id: Uuid, id: Uuid) -> Result<WorkflowRun, AppError> {
-        let run = runs::run(&self.db, workspace_id, id).await?.ok_or(AppError::NotFound)?;
-        self.to_view(run).await
+        let cache = self.db.fresh_cache().await?;
+        let mut view = match cache.run(id) {
+            Some(run) if run.workspace_id == workspace_id => WorkflowRun::clone(&run),
+            Some(_) => return Err(AppError::NotFound),
+            None => {
+                let ticket = cache.run_ticket();
+                let run = runs::run(&self.db, workspace_id, id).await?.ok_or(AppError::NotFound)?;
+                let documents = runs::documents(&self.db, run.id).await?;
+                let created_by = self.created_by(&run).await?;
+                let view = view_of(run, documents, created_by)?;
+                cache.store_run(ticket, Arc::new(view.clone()));
+                view
+            }
+        };
+        self.guard(&mut view).await?;
+        Ok(view)
     }
 
     /// A workspace's runs, newest first, optionally with one status (`waiting`: the pending
