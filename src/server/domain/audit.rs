@@ -140,29 +140,46 @@ impl Link<'_> {
     /// and, when present, its length (u32, big-endian) and bytes, then the previous hash. No
     /// two different entries encode alike, whatever their text holds.
     pub fn hash(&self, prev: &[u8]) -> [u8; 32] {
-        fn field(h: &mut Sha256, value: Option<&[u8]>) {
-            match value {
-                None => h.update([0u8]),
-                Some(bytes) => {
-                    h.update([1u8]);
-                    h.update((bytes.len() as u32).to_be_bytes());
-                    h.update(bytes);
-                }
-            }
-        }
+        let (head, tail) = self.encoding_around_place();
+        let mut last = Vec::with_capacity(5 + prev.len());
+        field(&mut last, Some(prev));
         let mut h = Sha256::new();
-        h.update(b"loopstack-secrets audit v1\n");
-        field(&mut h, Some(chain_of(self.workspace_id).as_bytes()));
-        field(&mut h, Some(&self.seq.to_be_bytes()));
-        field(&mut h, Some(self.id.as_bytes()));
-        field(&mut h, Some(self.at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string().as_bytes()));
-        field(&mut h, Some(self.actor.as_bytes()));
-        field(&mut h, Some(self.action.as_bytes()));
-        field(&mut h, self.key.map(str::as_bytes));
-        field(&mut h, self.detail.map(str::as_bytes));
-        field(&mut h, self.run_id.as_ref().map(|id| &id.as_bytes()[..]));
-        field(&mut h, Some(prev));
+        h.update(head);
+        h.update(self.seq.to_be_bytes());
+        h.update(tail);
+        h.update(last);
         h.finalize().into()
+    }
+
+    /// The canonical encoding without the place's 8 bytes and the previous hash's field: the
+    /// bytes before the place and those after it. A database that gives the place computes
+    /// the hash from them (PostgreSQL's one-trip upsert, migration 0013).
+    pub fn encoding_around_place(&self) -> (Vec<u8>, Vec<u8>) {
+        let mut head = b"loopstack-secrets audit v1\n".to_vec();
+        field(&mut head, Some(chain_of(self.workspace_id).as_bytes()));
+        head.extend([1u8, 0, 0, 0, 8]);
+        let mut tail = Vec::with_capacity(128);
+        field(&mut tail, Some(self.id.as_bytes()));
+        field(&mut tail, Some(self.at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string().as_bytes()));
+        field(&mut tail, Some(self.actor.as_bytes()));
+        field(&mut tail, Some(self.action.as_bytes()));
+        field(&mut tail, self.key.map(str::as_bytes));
+        field(&mut tail, self.detail.map(str::as_bytes));
+        field(&mut tail, self.run_id.as_ref().map(|id| &id.as_bytes()[..]));
+        (head, tail)
+    }
+}
+
+/// A field of the encoding: a one-byte tag and, when present, its length (u32, big-endian) and
+/// bytes.
+fn field(out: &mut Vec<u8>, value: Option<&[u8]>) {
+    match value {
+        None => out.push(0),
+        Some(bytes) => {
+            out.push(1);
+            out.extend((bytes.len() as u32).to_be_bytes());
+            out.extend(bytes);
+        }
     }
 }
 

@@ -62,6 +62,11 @@ impl EventHub {
         Ok(())
     }
 
+    /// Wakes the dispatcher for events a statement of its own committed (a one-trip upsert).
+    pub fn written(&self) {
+        self.dispatch.notify_one();
+    }
+
     /// Starts the dispatcher: it dispatches whenever woken, and every second (events left by a
     /// server that died, or committed by another instance that did not get to them).
     pub fn start_dispatcher(&self) -> tokio::task::AbortHandle {

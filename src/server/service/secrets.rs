@@ -4,10 +4,12 @@
 
 mod globals;
 mod leaks;
+mod one_trip;
 mod rotation;
 mod values;
 mod versions;
 
+pub use one_trip::OneTripStats;
 pub use rotation::DataKeyRotation;
 pub use values::InUse;
 
@@ -63,6 +65,8 @@ pub struct SecretService {
     /// Held while a guard is built: the requests that find it missing wait for one build
     /// instead of each building their own (each holds every value and its encodings).
     guard_builds: Arc<tokio::sync::Mutex<()>>,
+    /// PostgreSQL: what one-trip upserts seal for (data keys, rows last written).
+    expected: Arc<one_trip::Expectations>,
 }
 
 impl SecretService {
@@ -84,6 +88,7 @@ impl SecretService {
             history: History::default(),
             guards: Arc::default(),
             guard_builds: Arc::default(),
+            expected: Arc::default(),
         }
     }
 
@@ -195,8 +200,25 @@ impl SecretService {
 
     /// [`SecretService::upsert`] as check-and-set: refused (412, nothing changed) unless the
     /// secret is at the `expected` version, when one is given (a key not stored yet is at none).
+    /// On PostgreSQL usually one round trip (see `one_trip`).
     #[tracing::instrument(skip(self, key, value), fields(key = %key), err)]
     pub async fn upsert_if(
+        &self,
+        workspace_id: Uuid,
+        key: &SecretKey,
+        value: &SecretValue,
+        expected: Expected,
+        actor: &Actor,
+    ) -> Result<SecretItem, AppError> {
+        if self.db.is_sqlite() {
+            self.upsert_in_transaction(workspace_id, key, value, expected, actor).await
+        } else {
+            self.upsert_one_trip(workspace_id, key, value, expected, actor).await
+        }
+    }
+
+    /// [`SecretService::upsert_if`] as a write transaction.
+    async fn upsert_in_transaction(
         &self,
         workspace_id: Uuid,
         key: &SecretKey,

@@ -39,6 +39,16 @@ pub async fn active_data_key_in(tx: &mut Tx, workspace_id: Uuid) -> Result<Optio
         .bind(workspace_id).fetch_optional(&mut *conn).await?))
 }
 
+/// A workspace's active data key version, wrapped, and whether it requires check-and-set, read
+/// outside a transaction (what a one-trip upsert seals with; the statement checks it is still
+/// the active one).
+pub async fn active_data_key(db: &Db, workspace_id: Uuid) -> Result<Option<(i32, Vec<u8>, bool)>, AppError> {
+    Ok(on_pool!(db, pool => sqlx::query_as(
+        "SELECT k.version, k.wrapped_key, w.require_check_and_set FROM workspace_keys k JOIN workspaces w ON w.id = k.workspace_id
+         WHERE k.workspace_id = $1 ORDER BY k.version DESC LIMIT 1")
+        .bind(workspace_id).fetch_optional(pool).await?))
+}
+
 /// Adds the next data key version of a workspace (wrapped by `wrap` for that version) and
 /// returns it. On PostgreSQL it first takes the workspace row exclusively, waiting for writers
 /// still sealing under the current version.

@@ -11,6 +11,7 @@ mod data_keys;
 mod egress;
 mod elicitations;
 mod group_commit;
+mod one_trip;
 mod outbox;
 pub mod runs;
 mod secrets;
@@ -25,6 +26,7 @@ pub use cache::{arrive_again, one_check_per_request, Listing, ReadCache, CHANGES
 pub use data_keys::*;
 pub use egress::*;
 pub use elicitations::*;
+pub use one_trip::*;
 pub use outbox::*;
 pub use secrets::*;
 pub use sessions::*;
