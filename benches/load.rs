@@ -148,7 +148,26 @@ impl Bench {
         let fsyncs = fsyncs.stop();
         let raw = self.runtime.block_on(raw_sqlx_upserts(&server.raw_database_url(engine), self.seconds));
         println!("### Durable upsert over 1,000 keys vs raw sqlx (same engine and durability settings, {CONNECTIONS} tasks)\n");
-        table(&[("raw sqlx upsert (one transaction each)", raw, None), ("PUT .../secrets/upsert", upsert, Some(raw))]);
+        if engine == "postgres" {
+            // The same rows per write as the product's (value, version, outbox event, audit
+            // entry and head), by the product's one statement, from raw sqlx: what the
+            // database alone can do, without HTTP, auth or sealing.
+            let same = self.runtime.block_on(raw_sqlx_same_writes(&server.raw_database_url(engine), self.seconds));
+            table(&[
+                ("raw sqlx upsert (one transaction each)", raw, None),
+                ("raw sqlx: the product's statement (lss_upsert_secret)", same, Some(raw)),
+                ("PUT .../secrets/upsert", upsert, Some(raw)),
+            ]);
+            println!(
+                "PUT .../secrets/upsert is {:.2} of raw sqlx running the product's own statement with the same rows.\n",
+                upsert.rps / same.rps
+            );
+        } else {
+            table(&[
+                ("raw sqlx upsert (one transaction each)", raw, None),
+                ("PUT .../secrets/upsert", upsert, Some(raw)),
+            ]);
+        }
         if engine == "sqlite" {
             let disk = fsync_rate(server.dir.path());
             match fsyncs {
@@ -370,6 +389,97 @@ end
 "#;
     std::fs::write(&path, script).unwrap();
     path
+}
+
+/// PostgreSQL: the product's one-statement upsert (`lss_upsert_secret`: the value, its
+/// version, the outbox event and the audit entry at its chain's head), run by `CONNECTIONS`
+/// tasks over 1,000 keys for `seconds`, each write sealed (here: fixed bytes) for the row its
+/// task last saw and sent again for the row there when another task moved it first, as the
+/// server does. A write counts once it is written.
+async fn raw_sqlx_same_writes(url: &str, seconds: u32) -> Load {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    let workspace = uuid::Uuid::new_v4();
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(16).connect(url).await.unwrap();
+    sqlx::query("INSERT INTO workspaces (id, name, created_at) VALUES ($1, 'raw', $2)")
+        .bind(workspace)
+        .bind(chrono::Utc::now())
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO workspace_keys (workspace_id, version, wrapped_key, created_at) VALUES ($1, 1, $2, $3)")
+        .bind(workspace)
+        .bind(vec![3u8; 60])
+        .bind(chrono::Utc::now())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let sql = "SELECT o_outcome, o_id, o_version FROM lss_upsert_secret(
+                   $1, $2, $3, $4, 1, $5, $6, 3, TRUE, 'bench', $7, NULL, 10, $8, 'secret.upserted', $7, $9, $10, $11, $12,
+                   'secret.upserted', $13)";
+    let rows: Arc<Mutex<HashMap<String, (uuid::Uuid, i64)>>> = Arc::default();
+    let deadline = Instant::now() + Duration::from_secs(seconds.into());
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..CONNECTIONS)
+        .map(|t| {
+            let (pool, rows) = (pool.clone(), rows.clone());
+            tokio::spawn(async move {
+                let mut times = Vec::new();
+                let mut n = t as usize;
+                while Instant::now() < deadline {
+                    let started = Instant::now();
+                    let key = format!("BENCH_{:04}", n % 1000);
+                    loop {
+                        let seen = rows.lock().unwrap().get(&key).copied();
+                        let (id, version) = seen.map_or_else(|| (uuid::Uuid::new_v4(), 1), |(id, v)| (id, v + 1));
+                        let payload = format!(r#"{{"type":"secret.upserted","workspaceId":"{workspace}","secretId":"{id}","key":"{key}"}}"#);
+                        let (outcome, now_id, now_version): (String, Option<uuid::Uuid>, Option<i64>) = sqlx::query_as(sql)
+                            .bind(workspace)
+                            .bind(&key)
+                            .bind(id)
+                            .bind(version)
+                            .bind(vec![7u8; 80])
+                            .bind(vec![1u8; 12])
+                            .bind(chrono::Utc::now())
+                            .bind(uuid::Uuid::new_v4())
+                            .bind(vec![5u8; 64])
+                            .bind(vec![6u8; 120])
+                            .bind(vec![0u8; 32])
+                            .bind(uuid::Uuid::new_v4())
+                            .bind(payload)
+                            .fetch_one(&pool)
+                            .await
+                            .unwrap();
+                        let mut rows = rows.lock().unwrap();
+                        match outcome.as_str() {
+                            "written" => {
+                                rows.insert(key.clone(), (now_id.unwrap(), now_version.unwrap()));
+                                break;
+                            }
+                            "reseal" => match now_id {
+                                Some(now_id) => rows.insert(key.clone(), (now_id, now_version.unwrap())),
+                                None => rows.remove(&key),
+                            },
+                            other => panic!("lss_upsert_secret answered {other}"),
+                        };
+                    }
+                    times.push(started.elapsed());
+                    n += CONNECTIONS as usize;
+                }
+                times
+            })
+        })
+        .collect();
+    let mut latencies: Vec<Duration> = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    pool.close().await;
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    let at =
+        |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)].as_secs_f64() * 1000.0;
+    Load { rps: latencies.len() as f64 / elapsed, p50_ms: at(0.50), p99_ms: at(0.99), peak_rss_mib: 0.0 }
 }
 
 /// Counts a process's fsyncs on ext4 with `perf stat` while it runs (root, or a permissive

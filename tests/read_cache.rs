@@ -215,12 +215,40 @@ async fn a_run_kept_in_memory_shows_each_acknowledged_move(engine: Engine) {
     assert_eq!(app.req(reqwest::Method::GET, &foreign, &stranger).send().await.unwrap().status(), 404);
 }
 
+/// `get_secret_keys` answers with text kept with the workspace's listing: a key written since
+/// shows at once, and an answer the leak guard had to mask (a key that spells a stored value)
+/// is made, and audited, on every call.
+async fn get_secret_keys_keeps_its_answer_only_while_it_holds(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let ws = app.workspace("main").await;
+    let token = app.token(ws, &[Scope::SecretsList, Scope::SecretsWrite, Scope::ToolsCall]).await;
+    let keys = || async { app.tool(ws, &token, "get_secret_keys", serde_json::json!({})).await.text().await.unwrap() };
+    assert_eq!(app.upsert(ws, &token, "FIRST", "one").await.status(), 200);
+    let first = keys().await;
+    assert!(first.contains("\"FIRST\"") && !first.contains("SECOND"), "{first}");
+    assert_eq!(keys().await, first, "the same answer while nothing changed");
+    assert_eq!(app.upsert(ws, &token, "SECOND", "two").await.status(), 200);
+    assert!(keys().await.contains("\"SECOND\""), "a write shows at once");
+
+    let spelled = "SPELLED_BY_A_VALUE_4711";
+    assert_eq!(app.upsert(ws, &token, "HOLDS_A_NAME", spelled).await.status(), 200);
+    assert_eq!(app.upsert(ws, &token, spelled, "x").await.status(), 200);
+    for _ in 0..2 {
+        let answer = keys().await;
+        assert!(!answer.contains(spelled) && answer.contains("\"SECOND\""), "{answer}");
+    }
+    let blocked = store::audit_events(&app.state.db, ws, Some("leak.blocked"), 10).await.unwrap();
+    let in_tool = blocked.iter().filter(|e| e.detail.as_deref() == Some("masked in tool get_secret_keys")).count();
+    assert_eq!(in_tool, 2, "each masked answer is audited: {blocked:?}");
+}
+
 both_engines!(
     a_change_is_dropped_from_memory_by_the_commit_that_made_it,
     no_read_is_answered_from_an_entry_its_acknowledged_write_replaced,
     no_request_is_let_in_by_a_token_revoked_before_it_started,
     a_listing_is_kept_until_a_write_to_its_workspace,
     a_run_kept_in_memory_shows_each_acknowledged_move,
+    get_secret_keys_keeps_its_answer_only_while_it_holds,
 );
 
 /// The CLI writing the server's SQLite file while it runs (`token revoke`, `import`): the next

@@ -65,6 +65,8 @@ pub struct SecretService {
     /// Held while a guard is built: the requests that find it missing wait for one build
     /// instead of each building their own (each holds every value and its encodings).
     guard_builds: Arc<tokio::sync::Mutex<()>>,
+    /// `get_secret_keys`' answers, kept while their listing is current.
+    answers: Arc<globals::KeptAnswers>,
     /// PostgreSQL: what one-trip upserts seal for (data keys, rows last written).
     expected: Arc<one_trip::Expectations>,
 }
@@ -88,6 +90,7 @@ impl SecretService {
             history: History::default(),
             guards: Arc::default(),
             guard_builds: Arc::default(),
+            answers: Arc::default(),
             expected: Arc::default(),
         }
     }

@@ -214,6 +214,45 @@ pub async fn call(
     }
 }
 
+/// A tool's answer as the REST API sends it.
+pub enum Reply {
+    /// Made for this call.
+    Result(ToolResult),
+    /// The whole answer (`{"data": ...}`) as JSON text, kept from an earlier call while it
+    /// holds.
+    Text(String),
+}
+
+/// [`call`] for the REST API: `get_secret_keys` answers with the text kept while the
+/// workspace's secrets are unchanged (see `SecretService::key_states_json`; agents ask it far
+/// more often than secrets change), every other tool as [`call`] does.
+pub async fn call_for_rest(
+    secrets: &SecretService,
+    workflows: &WorkflowEngine,
+    workspace_id: Uuid,
+    name: &str,
+    body: Value,
+    actor: &Actor,
+    heartbeat: &mut impl Heartbeat,
+) -> Result<Reply, AppError> {
+    if name != "get_secret_keys" {
+        return call(secrets, workflows, workspace_id, name, body, actor, heartbeat).await.map(Reply::Result);
+    }
+    let (args, _) = split_envelope(body)?;
+    no_arguments(&args)?;
+    let keys = secrets.key_states_json(workspace_id, "tool get_secret_keys", actor).await?;
+    Ok(Reply::Text(format!(r#"{{"data":{keys}}}"#)))
+}
+
+/// `get_secret_keys` takes none: nothing, or an empty object.
+fn no_arguments(args: &Value) -> Result<(), AppError> {
+    match args {
+        Value::Null => Ok(()),
+        Value::Object(map) if map.is_empty() => Ok(()),
+        _ => Err(AppError::BadRequest("get_secret_keys takes no arguments".into())),
+    }
+}
+
 async fn run_tool(
     secrets: &SecretService,
     workflows: &WorkflowEngine,
@@ -226,11 +265,7 @@ async fn run_tool(
     let (args, parent) = split_envelope(body)?;
     match name {
         "get_secret_keys" => {
-            match &args {
-                Value::Null => {}
-                Value::Object(map) if map.is_empty() => {}
-                _ => return Err(AppError::BadRequest("get_secret_keys takes no arguments".into())),
-            }
+            no_arguments(&args)?;
             let keys = secrets.key_states(workspace_id).await?;
             Ok(ToolResult { data: json!(keys), pending: None })
         }

@@ -112,16 +112,27 @@ impl SecretService {
         place: &str,
         actor: &Actor,
     ) -> Result<(), AppError> {
+        self.mask_all_telling(workspace_id, values, place, actor).await.map(|_| ())
+    }
+
+    /// [`SecretService::mask_all`], answering whether it masked anything.
+    pub(super) async fn mask_all_telling(
+        &self,
+        workspace_id: Uuid,
+        values: Vec<&mut Value>,
+        place: &str,
+        actor: &Actor,
+    ) -> Result<bool, AppError> {
         let guard = self.leak_guard(workspace_id).await?;
         if guard.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let mut found = std::collections::BTreeSet::new();
         for value in values {
             found.extend(guard.mask_json(value));
         }
         if found.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let mut tx = self.db.begin().await?;
         for key in &found {
@@ -130,6 +141,6 @@ impl SecretService {
         }
         tx.commit().await?;
         tracing::warn!(%workspace_id, place, keys = found.len(), "a stored value was on its way out and was masked");
-        Ok(())
+        Ok(true)
     }
 }

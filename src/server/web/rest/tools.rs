@@ -1,6 +1,8 @@
 //! The tool API: definitions for agents and calls scoped to a workspace.
 
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::Value;
@@ -47,13 +49,17 @@ async fn call(
     State(state): State<AppState>,
     ApiPath((workspace_id, name)): ApiPath<(Uuid, String)>,
     ApiJson(body): ApiJson<Value>,
-) -> Result<Json<ToolResult>, AppError> {
+) -> Result<Response, AppError> {
     principal.authorize(&state.db, workspace_id, tools::required_scope(&name)).await?;
     // A wait holds a stream slot, like the long-poll, and re-checks the credential as it goes.
     let _slot = if name == "wait_for_secrets" { Some(state.streams.open(principal.credential_id())?) } else { None };
     let mut recheck = Recheck { principal: &principal, state: &state, workspace_id };
     let actor = principal.actor();
-    Ok(Json(tools::call(&state.secrets, &state.workflows, workspace_id, &name, body, &actor, &mut recheck).await?))
+    let reply = tools::call_for_rest(&state.secrets, &state.workflows, workspace_id, &name, body, &actor, &mut recheck);
+    Ok(match reply.await? {
+        tools::Reply::Result(result) => Json(result).into_response(),
+        tools::Reply::Text(text) => ([(header::CONTENT_TYPE, "application/json")], text).into_response(),
+    })
 }
 
 /// The heartbeat of a waiting REST call: the credential must still hold.
