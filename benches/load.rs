@@ -398,6 +398,24 @@ end
     path
 }
 
+/// Throughput and latency of the requests whose `latencies` were taken over `elapsed`.
+fn load_of(mut latencies: Vec<Duration>, elapsed: Duration) -> Load {
+    latencies.sort();
+    let at =
+        |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)].as_secs_f64() * 1000.0;
+    Load { rps: latencies.len() as f64 / elapsed.as_secs_f64(), p50_ms: at(0.50), p99_ms: at(0.99), peak_rss_mib: 0.0 }
+}
+
+/// A workspace named `raw` in a raw baseline's database.
+async fn raw_workspace<'e, E: sqlx::Executor<'e, Database = sqlx::Postgres>>(pool: E, workspace: uuid::Uuid) {
+    sqlx::query("INSERT INTO workspaces (id, name, created_at) VALUES ($1, 'raw', $2)")
+        .bind(workspace)
+        .bind(chrono::Utc::now())
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
 /// PostgreSQL: the product's one-statement upsert (`lss_upsert_secret`: the value, its
 /// version, the outbox event and the audit entry at its chain's head), run by `CONNECTIONS`
 /// tasks over 1,000 keys for `seconds`, each write sealed (here: fixed bytes) for the row its
@@ -408,12 +426,7 @@ async fn raw_sqlx_same_writes(url: &str, seconds: u32) -> Load {
     use std::sync::{Arc, Mutex};
     let workspace = uuid::Uuid::new_v4();
     let pool = sqlx::postgres::PgPoolOptions::new().max_connections(16).connect(url).await.unwrap();
-    sqlx::query("INSERT INTO workspaces (id, name, created_at) VALUES ($1, 'raw', $2)")
-        .bind(workspace)
-        .bind(chrono::Utc::now())
-        .execute(&pool)
-        .await
-        .unwrap();
+    raw_workspace(&pool, workspace).await;
     sqlx::query("INSERT INTO workspace_keys (workspace_id, version, wrapped_key, created_at) VALUES ($1, 1, $2, $3)")
         .bind(workspace)
         .bind(vec![3u8; 60])
@@ -482,11 +495,7 @@ async fn raw_sqlx_same_writes(url: &str, seconds: u32) -> Load {
         latencies.extend(task.await.unwrap());
     }
     pool.close().await;
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort();
-    let at =
-        |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)].as_secs_f64() * 1000.0;
-    Load { rps: latencies.len() as f64 / elapsed, p50_ms: at(0.50), p99_ms: at(0.99), peak_rss_mib: 0.0 }
+    load_of(latencies, started.elapsed())
 }
 
 /// Counts a process's fsyncs on ext4 with `perf stat` while it runs (root, or a permissive
@@ -607,12 +616,7 @@ async fn raw_sqlx_upserts(url: &str, seconds: u32) -> Load {
     let started = Instant::now();
     if url.starts_with("postgres") {
         let pool = sqlx::postgres::PgPoolOptions::new().max_connections(10).connect(url).await.unwrap();
-        sqlx::query("INSERT INTO workspaces (id, name, created_at) VALUES ($1, 'raw', $2)")
-            .bind(workspace)
-            .bind(chrono::Utc::now())
-            .execute(&pool)
-            .await
-            .unwrap();
+        raw_workspace(&pool, workspace).await;
         drive!(pool);
     } else {
         let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
@@ -630,11 +634,7 @@ async fn raw_sqlx_upserts(url: &str, seconds: u32) -> Load {
             .unwrap();
         drive!(pool);
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort();
-    let at =
-        |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)].as_secs_f64() * 1000.0;
-    Load { rps: latencies.len() as f64 / elapsed, p50_ms: at(0.50), p99_ms: at(0.99), peak_rss_mib: 0.0 }
+    load_of(latencies, started.elapsed())
 }
 
 /// Opens `count` long-polls on one waiting run; returns the server's RSS before and while they
