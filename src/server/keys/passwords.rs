@@ -1,10 +1,13 @@
 //! Credential primitives: random secrets and their stored hashes, constant-time comparison, and
 //! password hashing (argon2id) off the async workers. Argon2 is deliberately slow; run on the
 //! threads that serve requests, a flood of sign-ins would stall every other route. Hashes run
-//! on blocking threads, at most one per permit of a semaphore sized to the cores; a caller that
-//! finds every permit taken is told to retry (429) at once instead of queueing.
+//! on threads of their own, one per permit of a semaphore sized to the cores, at a lower
+//! scheduling priority than the request threads (on Linux), so they take only the CPU requests
+//! leave; a caller that finds every permit taken is told to retry (429) at once instead of
+//! queueing.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -21,19 +24,49 @@ use crate::server::error::AppError;
 /// Seconds a caller turned away for lack of a hashing permit is told to wait.
 const BUSY_RETRY_SECS: u64 = 1;
 
-/// Hands out the right to run one password hash.
+/// How much lower the hashing threads' priority is than the process's (a nice value: the
+/// scheduler gives a thread at +10 about a tenth of the CPU a thread at 0 gets when both want
+/// it).
+const HASHING_NICENESS: i32 = 10;
+
+/// A hash to run.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Hands out the right to run one password hash, and runs it on its threads.
 #[derive(Clone)]
 pub struct Hasher {
     permits: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
 }
 
-/// The right to run one hash; returned when the hash is done.
-pub struct HashPermit(OwnedSemaphorePermit);
+/// The right to run one hash on one of the hasher's threads; returned when the hash is done.
+pub struct HashPermit {
+    permit: OwnedSemaphorePermit,
+    jobs: mpsc::Sender<Job>,
+}
 
 impl Hasher {
-    /// A hasher running at most `threads` hashes at once (at least one).
+    /// A hasher running at most `threads` hashes at once (at least one), each on a thread of
+    /// its own at a lower priority.
     pub fn new(threads: usize) -> Hasher {
-        Hasher { permits: Arc::new(Semaphore::new(threads.max(1))) }
+        let threads = threads.max(1);
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..threads {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("password-hash-{n}"))
+                .spawn(move || {
+                    lower_this_threads_priority();
+                    loop {
+                        // Ends when every sender (the hasher and its permits) is gone.
+                        let Ok(job) = queue.lock().unwrap_or_else(|p| p.into_inner()).recv() else { return };
+                        job();
+                    }
+                })
+                .expect("failed to start a password hashing thread");
+        }
+        Hasher { permits: Arc::new(Semaphore::new(threads)), jobs }
     }
 
     /// A hasher sized to the machine's cores.
@@ -43,7 +76,21 @@ impl Hasher {
 
     /// Takes a permit, or answers 429 at once when every one is in use.
     pub fn reserve(&self) -> Result<HashPermit, AppError> {
-        self.permits.clone().try_acquire_owned().map(HashPermit).map_err(|_| AppError::TooManyRequests(BUSY_RETRY_SECS))
+        let permit =
+            self.permits.clone().try_acquire_owned().map_err(|_| AppError::TooManyRequests(BUSY_RETRY_SECS))?;
+        Ok(HashPermit { permit, jobs: self.jobs.clone() })
+    }
+}
+
+/// Lowers the calling thread's scheduling priority by [`HASHING_NICENESS`] (Linux keeps a nice
+/// value per thread). Elsewhere, or when refused, the thread keeps the process's priority.
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain system calls on the calling thread's own id; no memory is passed.
+    unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        let current = libc::getpriority(libc::PRIO_PROCESS, tid);
+        libc::setpriority(libc::PRIO_PROCESS, tid, current + HASHING_NICENESS);
     }
 }
 
@@ -60,14 +107,15 @@ impl HashPermit {
     }
 
     async fn run<T: Send + 'static>(self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
-        let permit = self.0;
-        tokio::task::spawn_blocking(move || {
-            let out = job();
+        let HashPermit { permit, jobs } = self;
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send(job());
             drop(permit);
-            out
-        })
-        .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("a password hash task failed: {e}")))
+        });
+        let failed = || AppError::Internal(anyhow::anyhow!("a password hash task failed"));
+        jobs.send(job).map_err(|_| failed())?;
+        answer.await.map_err(|_| failed())
     }
 }
 
@@ -153,5 +201,23 @@ mod tests {
         let permit = hasher.reserve().unwrap();
         assert!(!permit.verify(None, Zeroizing::new("guess".into())).await.unwrap());
         assert!(hasher.reserve().is_ok(), "the permit comes back when the hash is done");
+    }
+
+    /// The nice value of the calling thread.
+    #[cfg(target_os = "linux")]
+    fn niceness() -> i32 {
+        // SAFETY: a plain system call about the calling thread.
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashes_run_at_a_lower_priority_than_the_caller() {
+        let hasher = Hasher::new(2);
+        let mine = niceness();
+        let theirs = hasher.reserve().unwrap().run(niceness).await.unwrap();
+        assert_eq!(theirs, (mine + HASHING_NICENESS).min(19), "a hashing thread's nice value");
+        let hash = hasher.reserve().unwrap().hash(Zeroizing::new("pw".into())).await.unwrap();
+        assert!(verify_password(&hash, "pw"));
     }
 }
