@@ -24,10 +24,11 @@ use crate::server::error::AppError;
 /// Seconds a caller turned away for lack of a hashing permit is told to wait.
 const BUSY_RETRY_SECS: u64 = 1;
 
-/// How much lower the hashing threads' priority is than the process's (a nice value: the
-/// scheduler gives a thread at +10 about a tenth of the CPU a thread at 0 gets when both want
-/// it).
-const HASHING_NICENESS: i32 = 10;
+/// How much lower the hashing threads' priority is than the process's, as a nice value (19 is
+/// the lowest: Linux's scheduler gives such a thread about 1/70 of the CPU a thread at 0 gets
+/// when both want it, and all of it when nothing else does). At +10 a flood still doubled the
+/// list's p99 on two cores (BENCHMARKS.md).
+const HASHING_NICENESS: i32 = 19;
 
 /// A hash to run.
 type Job = Box<dyn FnOnce() + Send>;
@@ -90,7 +91,7 @@ fn lower_this_threads_priority() {
     unsafe {
         let tid = libc::gettid() as libc::id_t;
         let current = libc::getpriority(libc::PRIO_PROCESS, tid);
-        libc::setpriority(libc::PRIO_PROCESS, tid, current + HASHING_NICENESS);
+        libc::setpriority(libc::PRIO_PROCESS, tid, (current + HASHING_NICENESS).min(19));
     }
 }
 
@@ -110,8 +111,10 @@ impl HashPermit {
         let HashPermit { permit, jobs } = self;
         let (done, answer) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
-            let _ = done.send(job());
+            let out = job();
+            // Back before the caller hears the answer.
             drop(permit);
+            let _ = done.send(out);
         });
         let failed = || AppError::Internal(anyhow::anyhow!("a password hash task failed"));
         jobs.send(job).map_err(|_| failed())?;
