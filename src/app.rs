@@ -24,7 +24,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
                 <AutoReload options=options.clone()/>
-                <HydrationScripts options=options.clone()/>
+                <HydrationScripts options=options.clone() islands=true/>
                 <HashedStylesheet options id="leptos"/>
                 <MetaTags/>
             </head>
@@ -35,10 +35,18 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The Studio. Pages that read data render fully on the server (`SsrMode::Async`) so a
-/// missing session can answer with a real redirect and pages work without JavaScript.
+/// The Studio. Pages render fully on the server (`SsrMode::Async`), so a missing session can
+/// answer with a real redirect and every page works without JavaScript; their forms post and the
+/// server sends the browser back. Only the islands (`#[island]`: the live secrets panel, the
+/// run page with its request form, and the forms that show a new credential once) hydrate.
 #[component]
 pub fn App() -> impl IntoView {
+    // Only islands hydrate, and each gets its data as props: outside them the server serializes
+    // no resource into the page (islands turn this back on while they render).
+    #[cfg(feature = "ssr")]
+    if let Some(context) = Owner::current_shared_context() {
+        context.set_is_hydrating(false);
+    }
     provide_meta_context();
     view! {
         <Title text="loopstack-secrets"/>

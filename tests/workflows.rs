@@ -82,6 +82,28 @@ async fn the_quick_start_flow_ends_with_stored_and_missing(engine: Engine) {
     assert!(markdown.contains("| `EXAMPLE_API_KEY` | Stored |"), "{markdown}");
     assert!(markdown.contains("| `EXAMPLE_SECRET` | Missing |"), "{markdown}");
     assert_eq!(app.value_of(ws, "EXAMPLE_API_KEY").await.as_deref(), Some(canary.as_str()));
+
+    // The Studio's run page gets the markdown already rendered by the server (the browser has
+    // no markdown parser), one entry per document.
+    let reader = app.user("reader", "a-reader-password").await;
+    app.add_member(ws, reader, "viewer").await;
+    let cookie = TestApp::session_cookie(&app.sign_in("reader", "a-reader-password").await).expect("a session");
+    let page = app
+        .client
+        .post(format!("{}/studio/run", app.base))
+        .header("cookie", &cookie)
+        .header("origin", &app.base)
+        .form(&[("workspace_id", ws.to_string()), ("run_id", id_of(&run))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let page = json(page).await;
+    let rendered = page["markdownHtml"].as_array().unwrap();
+    assert_eq!(rendered.len(), page["run"]["documents"].as_array().unwrap().len());
+    assert!(rendered[0].is_null(), "a request document is not markdown");
+    let html = rendered.last().unwrap().as_str().unwrap();
+    assert!(html.contains("<table>") && html.contains("<td><code>EXAMPLE_API_KEY</code></td>"), "{html}");
 }
 
 async fn request_secrets_answers_at_once_and_the_long_poll_returns_on_submission(engine: Engine) {

@@ -14,6 +14,7 @@ import {
   randomHex,
   recordPageTraffic,
   signIn,
+  upsertSecret,
   waitForHydration,
   type RecordedBody,
   type TestUser,
@@ -129,6 +130,9 @@ test('adds, updates, filters and deletes secrets', async ({ page }, testInfo) =>
   // Add two secrets; with JavaScript the rows appear without a reload.
   await addSecret(page, 'STRIPE_API_KEY', stripe);
   await expect(secretRow(page, 'STRIPE_API_KEY')).toContainText('Value set');
+  // The form is empty again: the typed value does not stay in its field.
+  await expect(page.getByLabel('Value', { exact: true })).toHaveValue('');
+  await expect(page.getByLabel('Key', { exact: true })).toHaveValue('');
   await addSecret(page, 'GITHUB_TOKEN', github);
   await expect(secretRow(page, 'GITHUB_TOKEN')).toContainText('Value set');
   await expect(secretRows(page)).toHaveCount(2);
@@ -256,10 +260,12 @@ test("an agent's request appears live and the user's answer wakes the agent", as
   await expect(page.getByRole('button', { name: 'Decline', exact: true })).toBeVisible();
   await screenshot(page, testInfo, 'studio-request.png');
   expect(settled, 'the long-poll ended before the person answered').toBe(false);
+  await markDocument(page);
 
   await page.getByRole('button', { name: 'Save & Continue', exact: true }).click();
   await expect(page.getByText('Status: completed')).toBeVisible();
   await expect(page.getByText('Secrets have been stored securely.')).toBeVisible();
+  await expectSameDocument(page, 'answering the request');
   await expect(page.getByRole('button', { name: 'Save & Continue', exact: true })).toHaveCount(0);
   await expect(page.getByLabel('OPENAI_API_KEY', { exact: true })).toHaveCount(0);
   await expect(page.getByLabel('SLACK_TOKEN', { exact: true })).toHaveCount(0);
@@ -288,6 +294,38 @@ test("an agent's request appears live and the user's answer wakes the agent", as
 
   const agentAnswers = [asked.text, woken.text, keys.text].map((body, i) => ({ url: `agent answer ${i}`, body }));
   await expectNoLeak(page, [openai, slack], [...(await traffic.bodies()), ...agentAnswers]);
+});
+
+test('a change made elsewhere shows without disturbing the row being edited', async ({ page, request }) => {
+  const user = createUser();
+  const ws = createWorkspace(user.username);
+  const token = createToken(ws.id);
+  await upsertSecret(request, ws.id, token, 'EDITED_KEY', canary('first'));
+  const typing = canary('typing');
+
+  const streamOpened = page.waitForResponse(isEventStream, { timeout: 15_000 });
+  await signInAs(page, user, true);
+  await open(page, workspacePath(ws.id), true);
+  await streamOpened;
+  await markDocument(page);
+  const edited = secretRow(page, 'EDITED_KEY');
+  await rowSummary(edited, 'Update').click();
+  const field = page.getByLabel('New value for EDITED_KEY', { exact: true });
+  await field.fill(typing);
+
+  // An agent adds another key: its row appears, and the open form keeps what was typed.
+  await upsertSecret(request, ws.id, token, 'ARRIVED_KEY', canary('arrived'));
+  await expect(secretRow(page, 'ARRIVED_KEY')).toContainText('Value set');
+  await expectSecretCount(page, 2);
+  await expect(field).toBeVisible();
+  await expect(field).toHaveValue(typing);
+  await expectSameDocument(page, 'a change made elsewhere');
+
+  // A change to the row itself renders it again, closed, from the new version.
+  await upsertSecret(request, ws.id, token, 'EDITED_KEY', canary('second'));
+  await expect(field).toBeHidden();
+  await expect(field).toHaveValue('');
+  await expect(edited).toContainText('Value set');
 });
 
 test('the quick start run ends with a markdown result', async ({ page, request }) => {

@@ -21,17 +21,13 @@ where
     move || value.get().and_then(Result::err).map(|e| view! { <Alert message=e.message/> })
 }
 
-/// `/workspaces/:id/tokens` (owners).
+/// `/workspaces/:id/tokens` (owners). The list is server-rendered; creating a token is the
+/// [`CreateTokenForm`] island, which shows the new token once.
 #[component]
 pub fn TokensPage() -> impl IntoView {
     let workspace_id = id_param("id");
-    let create = ServerAction::<CreateToken>::new();
     let revoke = ServerAction::<RevokeToken>::new();
-    let tokens = Resource::new(
-        move || (workspace_id.get(), create.version().get(), revoke.version().get()),
-        |(id, ..)| fetch_for(id, get_tokens),
-    );
-    let created = move || create.value().get().and_then(Result::ok);
+    let tokens = Resource::new(move || workspace_id.get(), |id| fetch_for(id, get_tokens));
     let render = move |list: Vec<TokenInfo>| {
         let ws = workspace_id.get().unwrap_or_default();
         view! {
@@ -41,38 +37,49 @@ pub fn TokensPage() -> impl IntoView {
                 <TokenTable list ws revoke/>
                 {alert(revoke.value())}
             </section>
-            <section class="panel" aria-labelledby="new-token-title">
-                <h2 id="new-token-title">"Create a token"</h2>
-                <ActionForm action=create attr:class="stack-form">
-                    <CsrfField/>
-                    <input type="hidden" name="workspace_id" value=ws.to_string()/>
-                    <label for="token-name">"Name"</label>
-                    <input id="token-name" name="name" type="text" required=true autocomplete="off"/>
-                    <fieldset>
-                        <legend>"Scopes"</legend>
-                        <label><input type="checkbox" name="scope_list" checked=true/>" secrets:list"</label>
-                        <label><input type="checkbox" name="scope_write"/>" secrets:write"</label>
-                        <label><input type="checkbox" name="scope_read"/>" secrets:read (reads values: trusted servers only)"</label>
-                        <label><input type="checkbox" name="scope_tools"/>" tools:call"</label>
-                        <label><input type="checkbox" name="scope_workflows"/>" workflows:run"</label>
-                        <label><input type="checkbox" name="scope_use"/>" secrets:use (uses values without seeing them)"</label>
-                        <label><input type="checkbox" name="scope_webhooks"/>" webhooks:manage"</label>
-                    </fieldset>
-                    <label for="token-days">"Expires after (days, empty for never)"</label>
-                    <input id="token-days" name="expires_in_days" type="text" inputmode="numeric" autocomplete="off"/>
-                    <button type="submit">"Create token"</button>
-                </ActionForm>
-                {alert(create.value())}
-                {move || created().map(|c| view! {
-                    <div class="created" role="status">
-                        <p>{format!("Token '{}' created. Copy it now: it is not shown again.", c.info.name)}</p>
-                        <code class="token">{c.token}</code>
-                    </div>
-                })}
-            </section>
+            <CreateTokenForm workspace_id=ws/>
         }
     };
     view! { <SignedInPage data=tokens render/> }
+}
+
+/// "Create a token": name, scopes and lifetime; the token is shown once, here, and never again
+/// (the list shows it after a reload, without the secret part).
+#[island]
+fn CreateTokenForm(workspace_id: Uuid) -> impl IntoView {
+    let create = ServerAction::<CreateToken>::new();
+    let created = move || create.value().get().and_then(Result::ok);
+    view! {
+        <section class="panel" aria-labelledby="new-token-title">
+            <h2 id="new-token-title">"Create a token"</h2>
+            <ActionForm action=create attr:class="stack-form">
+                <CsrfField/>
+                <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
+                <label for="token-name">"Name"</label>
+                <input id="token-name" name="name" type="text" required=true autocomplete="off"/>
+                <fieldset>
+                    <legend>"Scopes"</legend>
+                    <label><input type="checkbox" name="scope_list" checked=true/>" secrets:list"</label>
+                    <label><input type="checkbox" name="scope_write"/>" secrets:write"</label>
+                    <label><input type="checkbox" name="scope_read"/>" secrets:read (reads values: trusted servers only)"</label>
+                    <label><input type="checkbox" name="scope_tools"/>" tools:call"</label>
+                    <label><input type="checkbox" name="scope_workflows"/>" workflows:run"</label>
+                    <label><input type="checkbox" name="scope_use"/>" secrets:use (uses values without seeing them)"</label>
+                    <label><input type="checkbox" name="scope_webhooks"/>" webhooks:manage"</label>
+                </fieldset>
+                <label for="token-days">"Expires after (days, empty for never)"</label>
+                <input id="token-days" name="expires_in_days" type="text" inputmode="numeric" autocomplete="off"/>
+                <button type="submit">"Create token"</button>
+            </ActionForm>
+            {alert(create.value())}
+            {move || created().map(|c| view! {
+                <div class="created" role="status">
+                    <p>{format!("Token '{}' created. Copy it now: it is not shown again.", c.info.name)}</p>
+                    <code class="token">{c.token}</code>
+                </div>
+            })}
+        </section>
+    }
 }
 
 #[component]
@@ -123,10 +130,7 @@ pub fn MembersPage() -> impl IntoView {
     let workspace_id = id_param("id");
     let add = ServerAction::<AddMember>::new();
     let change = ServerAction::<ChangeMember>::new();
-    let members = Resource::new(
-        move || (workspace_id.get(), add.version().get(), change.version().get()),
-        |(id, ..)| fetch_for(id, get_members),
-    );
+    let members = Resource::new(move || workspace_id.get(), |id| fetch_for(id, get_members));
     let render = move |list: Vec<Member>| {
         let ws = workspace_id.get().unwrap_or_default();
         view! {
@@ -203,37 +207,20 @@ fn MemberRow(member: Member, ws: Uuid, change: ServerAction<ChangeMember>) -> im
 /// `/account`: change the password, see and end sessions; administrators also create users.
 #[component]
 pub fn AccountPage() -> impl IntoView {
-    let password = ServerAction::<ChangePassword>::new();
     let revoke = ServerAction::<RevokeSession>::new();
     let everywhere = ServerAction::<SignOutEverywhere>::new();
     let user = Resource::new(
-        move || (password.version().get(), revoke.version().get()),
+        || (),
         |_| async move {
             // Nobody signed in: the skeleton sends the browser to the sign-in page.
             let me = get_current_user().await?.ok_or_else(|| ApiError::new("unauthorized", "Sign in first"))?;
             Ok::<_, ApiError>((me, get_my_sign_ins().await?, get_my_sessions().await?))
         },
     );
-    let create_user = ServerAction::<CreateUser>::new();
-    let changed = move || password.value().get().is_some_and(|r| r.is_ok());
-    let generated = move || create_user.value().get().and_then(Result::ok);
     let render = move |(me, sign_ins, sessions): (CurrentUser, Vec<AuditEvent>, Vec<SessionInfo>)| {
         view! {
             <div class="account-page">
-                <section class="panel" aria-labelledby="password-title">
-                    <h1>{format!("Account: {}", me.username)}</h1>
-                    <h2 id="password-title">"Change password"</h2>
-                    <ActionForm action=password attr:class="stack-form">
-                        <CsrfField/>
-                        <label for="current-password">"Current password"</label>
-                        <input id="current-password" name="current_password" type="password" autocomplete="current-password" required=true/>
-                        <label for="new-password">"New password"</label>
-                        <input id="new-password" name="new_password" type="password" autocomplete="new-password" required=true minlength="8"/>
-                        <button type="submit">"Change password"</button>
-                    </ActionForm>
-                    {alert(password.value())}
-                    {move || changed().then(|| view! { <p class="success" role="status">"Password changed."</p> })}
-                </section>
+                <ChangePasswordForm username=me.username.clone()/>
                 <section class="panel" aria-labelledby="sign-ins-title">
                     <h2 id="sign-ins-title">"Recent sign-ins"</h2>
                     <ul class="sign-ins">
@@ -259,29 +246,61 @@ pub fn AccountPage() -> impl IntoView {
                     </ActionForm>
                     {alert(everywhere.value())}
                 </section>
-                {me.is_admin.then(|| view! {
-                    <section class="panel" aria-labelledby="new-user-title">
-                        <h2 id="new-user-title">"Create a user"</h2>
-                        <ActionForm action=create_user attr:class="stack-form">
-                            <CsrfField/>
-                            <label for="new-username">"New username"</label>
-                            <input id="new-username" name="username" type="text" required=true autocomplete="off"/>
-                            <label for="new-user-password">"Initial password (empty: generate one)"</label>
-                            <input id="new-user-password" name="password" type="password" autocomplete="new-password"/>
-                            <label><input type="checkbox" name="admin"/>" Administrator"</label>
-                            <button type="submit">"Create user"</button>
-                        </ActionForm>
-                        {alert(create_user.value())}
-                        {move || create_user.value().get().and_then(Result::ok).map(|_| view! { <p class="success" role="status">"User created."</p> })}
-                        {move || generated().flatten().map(|p| view! {
-                            <p>"Generated password (shown once): "<code class="token">{p}</code></p>
-                        })}
-                    </section>
-                })}
+                {me.is_admin.then(|| view! { <CreateUserForm/> })}
             </div>
         }
     };
     view! { <SignedInPage data=user render/> }
+}
+
+/// The account's name and "Change password", which says so when it worked (the other sessions
+/// end; this one stays).
+#[island]
+fn ChangePasswordForm(username: String) -> impl IntoView {
+    let password = ServerAction::<ChangePassword>::new();
+    let changed = move || password.value().get().is_some_and(|r| r.is_ok());
+    view! {
+        <section class="panel" aria-labelledby="password-title">
+            <h1>{format!("Account: {username}")}</h1>
+            <h2 id="password-title">"Change password"</h2>
+            <ActionForm action=password attr:class="stack-form">
+                <CsrfField/>
+                <label for="current-password">"Current password"</label>
+                <input id="current-password" name="current_password" type="password" autocomplete="current-password" required=true/>
+                <label for="new-password">"New password"</label>
+                <input id="new-password" name="new_password" type="password" autocomplete="new-password" required=true minlength="8"/>
+                <button type="submit">"Change password"</button>
+            </ActionForm>
+            {alert(password.value())}
+            {move || changed().then(|| view! { <p class="success" role="status">"Password changed."</p> })}
+        </section>
+    }
+}
+
+/// "Create a user" (administrators): a generated initial password is shown once, here.
+#[island]
+fn CreateUserForm() -> impl IntoView {
+    let create_user = ServerAction::<CreateUser>::new();
+    let generated = move || create_user.value().get().and_then(Result::ok);
+    view! {
+        <section class="panel" aria-labelledby="new-user-title">
+            <h2 id="new-user-title">"Create a user"</h2>
+            <ActionForm action=create_user attr:class="stack-form">
+                <CsrfField/>
+                <label for="new-username">"New username"</label>
+                <input id="new-username" name="username" type="text" required=true autocomplete="off"/>
+                <label for="new-user-password">"Initial password (empty: generate one)"</label>
+                <input id="new-user-password" name="password" type="password" autocomplete="new-password"/>
+                <label><input type="checkbox" name="admin"/>" Administrator"</label>
+                <button type="submit">"Create user"</button>
+            </ActionForm>
+            {alert(create_user.value())}
+            {move || create_user.value().get().and_then(Result::ok).map(|_| view! { <p class="success" role="status">"User created."</p> })}
+            {move || generated().flatten().map(|p| view! {
+                <p>"Generated password (shown once): "<code class="token">{p}</code></p>
+            })}
+        </section>
+    }
 }
 
 /// One session of the account page, with a button to end it (not for this session).

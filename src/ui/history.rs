@@ -17,8 +17,8 @@ pub fn SecretHistoryPage() -> impl IntoView {
     let secret_id = id_param("secret");
     let rollback = ServerAction::<RollbackSecret>::new();
     let data = Resource::new(
-        move || (workspace_id.get(), secret_id.get(), rollback.version().get()),
-        |(ws, id, _)| fetch_for(ws, move |ws| fetch_for(id, move |id| get_secret_history(ws, id))),
+        move || (workspace_id.get(), secret_id.get()),
+        |(ws, id)| fetch_for(ws, move |ws| fetch_for(id, move |id| get_secret_history(ws, id))),
     );
     let render = move |history: SecretHistory| {
         let ws = history.workspace.id;

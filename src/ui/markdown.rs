@@ -1,7 +1,7 @@
-//! Markdown documents rendered to HTML. Raw HTML in the source is shown as text, never
-//! interpreted, so a document cannot inject markup or scripts.
+//! Markdown documents rendered to HTML, on the server only (the run page's island gets the HTML).
+//! Raw HTML in the source is shown as text, never interpreted, so a document cannot inject
+//! markup or scripts.
 
-use leptos::prelude::*;
 use pulldown_cmark::{html, Event, Options, Parser, Tag, TagEnd};
 
 /// Renders markdown to safe HTML: raw HTML becomes text, and links or images whose target
@@ -43,12 +43,6 @@ fn is_script_url(url: &str) -> bool {
         .to_ascii_lowercase();
     let has_scheme = url.contains(':');
     has_scheme && matches!(scheme.as_str(), "javascript" | "vbscript" | "data")
-}
-
-/// A markdown document.
-#[component]
-pub fn Markdown(text: String) -> impl IntoView {
-    view! { <div class="markdown" inner_html=to_safe_html(&text)></div> }
 }
 
 #[cfg(test)]

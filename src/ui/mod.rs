@@ -7,6 +7,7 @@ pub mod globals;
 pub mod history;
 pub mod layout;
 pub mod live;
+#[cfg(feature = "ssr")]
 pub mod markdown;
 pub mod requests;
 pub mod secrets_table;

@@ -9,12 +9,12 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::model::{
-    CreatedBy, DocumentKind, PendingRequest, RequestedKey, RunDocument, RunStatus, SecretRequest, WorkflowRun,
+    CreatedBy, DocumentKind, PendingRequest, RequestedKey, RunDocument, RunPageData, RunStatus, SecretRequest,
+    WorkflowRun,
 };
 use crate::ui::csrf::CsrfField;
 use crate::ui::layout::{fetch_for, id_param, Alert, SignedInPage};
-use crate::ui::live::use_workspace_events;
-use crate::ui::markdown::Markdown;
+use crate::ui::live::{refresh_on, use_workspace_events};
 use crate::ui::server_fns::{get_run, DeclineRequest, SubmitRequest};
 
 /// The request a SecretRequestDocument holds. Its content was checked when the request came
@@ -76,28 +76,42 @@ pub fn PendingRequests(workspace_id: Uuid, requests: Vec<PendingRequest>) -> imp
     }
 }
 
-/// `/workspaces/:id/runs/:run`
+/// `/workspaces/:id/runs/:run`: read on the server; under the top bar is the [`RunLive`] island.
 #[component]
 pub fn RunPage() -> impl IntoView {
     let (workspace_id, run_id) = (id_param("id"), id_param("run"));
+    let run = Resource::new(
+        move || (workspace_id.get(), run_id.get()),
+        |(ws, run)| fetch_for(ws, move |ws| fetch_for(run, move |run| get_run(ws, run))),
+    );
+    let render = move |initial: RunPageData| view! { <RunLive initial/> };
+    view! { <SignedInPage data=run render/> }
+}
+
+/// A run as it goes: read again after the person answers or declines and on each event of the
+/// workspace's stream, so the page follows the run without a reload.
+#[island]
+pub fn RunLive(initial: RunPageData) -> impl IntoView {
+    let (ws, run_id) = (initial.run.workspace_id, initial.run.id);
     let submit = ServerAction::<SubmitRequest>::new();
     let decline = ServerAction::<DeclineRequest>::new();
-    let events = use_workspace_events(workspace_id);
-    let run = Resource::new(
-        move || (workspace_id.get(), run_id.get(), submit.version().get(), decline.version().get(), events.get()),
-        |(ws, run, ..)| fetch_for(ws, move |ws| fetch_for(run, move |run| get_run(ws, run))),
+    let events = use_workspace_events(ws);
+    let data = RwSignal::new(initial);
+    refresh_on(
+        move || (submit.version().get(), decline.version().get(), events.get()),
+        data,
+        move || get_run(ws, run_id),
     );
-    let render = move |run: WorkflowRun| {
-        view! {
-            <RunView run submit decline/>
-        }
-    };
-    view! { <SignedInPage data=run render/> }
+    move || {
+        let RunPageData { run, markdown_html } = data.get();
+        view! { <RunView run markdown_html submit decline/> }
+    }
 }
 
 #[component]
 fn RunView(
     run: WorkflowRun,
+    markdown_html: Vec<Option<String>>,
     submit: ServerAction<SubmitRequest>,
     decline: ServerAction<DeclineRequest>,
 ) -> impl IntoView {
@@ -106,6 +120,7 @@ fn RunView(
     let last_request = run.documents.iter().rposition(|d| d.kind == DocumentKind::SecretRequestDocument);
     let stored = run.status == RunStatus::Completed && last_request.is_some();
     let documents = run.documents.clone();
+    let mut markdown_html = markdown_html.into_iter();
     view! {
         <section class="panel">
             <p class="crumbs"><a href=format!("/workspaces/{ws}")>"Back to the workspace"</a></p>
@@ -130,7 +145,8 @@ fn RunView(
         </section>
         {documents.into_iter().enumerate().map(|(i, doc)| {
             let live_form = waiting && Some(i) == last_request;
-            view! { <DocumentView doc live_form run_id=run.id workspace_id=ws submit decline/> }
+            let html = markdown_html.next().flatten();
+            view! { <DocumentView doc html live_form run_id=run.id workspace_id=ws submit decline/> }
         }).collect_view()}
     }
 }
@@ -142,9 +158,11 @@ fn title(workflow: &str) -> &'static str {
     }
 }
 
+/// One document of a run; `html` is a markdown document as the server rendered it.
 #[component]
 fn DocumentView(
     doc: RunDocument,
+    html: Option<String>,
     live_form: bool,
     run_id: Uuid,
     workspace_id: Uuid,
@@ -169,8 +187,8 @@ fn DocumentView(
             .into_any()
         }
         DocumentKind::MarkdownDocument => {
-            let text = doc.content["markdown"].as_str().unwrap_or_default().to_string();
-            view! { <section class="panel document"><Markdown text/></section> }.into_any()
+            view! { <section class="panel document"><div class="markdown" inner_html=html.unwrap_or_default()></div></section> }
+                .into_any()
         }
         DocumentKind::TaskResult => {
             let message = doc.content["message"].as_str().unwrap_or_default().to_string();

@@ -11,74 +11,132 @@ use crate::ui::csrf::CsrfField;
 use crate::ui::globals::GlobalKeys;
 use crate::ui::history::DeletedSecrets;
 use crate::ui::layout::{fetch_for, id_param, Alert, SignedInPage};
-use crate::ui::live::use_workspace_events;
+use crate::ui::live::{refresh_on, use_workspace_events};
 use crate::ui::requests::PendingRequests;
 use crate::ui::server_fns::{
     get_workspace_secrets, CreateSecret, DeleteSecret, RestoreSecret, SetEgress, UpdateSecret,
 };
 
 /// `/workspaces/:id` (optionally `?q=` to filter keys and `?page=` for the page, 100 rows each).
+/// The page is read on the server; what is under the top bar is the [`WorkspaceLive`] island.
 #[component]
 pub fn SecretsPage() -> impl IntoView {
     let query = use_query_map();
     let workspace_id = id_param("id");
     let filter = Memo::new(move |_| query.read().get("q").unwrap_or_default());
     let page_number = Memo::new(move |_| query.read().get("page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1));
+    let data = Resource::new(
+        move || (workspace_id.get(), filter.get(), page_number.get()),
+        |(id, q, page)| fetch_for(id, move |id| get_workspace_secrets(id, Some(q), Some(page))),
+    );
+    let render = move |page: WorkspaceSecrets| view! { <WorkspaceLive initial=page filter=filter.get()/> };
+    view! { <SignedInPage data=data render/> }
+}
+
+/// The live part of a workspace's page: its secrets (filtered and paged as the URL says), the
+/// forms that change them, recently deleted secrets, the server's keys and the pending requests.
+/// It starts from the page the server read and reads it again after each of its own actions and
+/// on each event of the workspace's stream, so changes made elsewhere show without a reload.
+/// Each part follows only what it shows, and rows are keyed by id, version and hosts: a change
+/// re-renders what changed, and another row's open "Update" or half-typed value stays.
+#[island]
+pub fn WorkspaceLive(initial: WorkspaceSecrets, filter: String) -> impl IntoView {
+    let ws = initial.workspace.id;
+    let page_number = initial.page;
     let create = ServerAction::<CreateSecret>::new();
     let update = ServerAction::<UpdateSecret>::new();
     let delete = ServerAction::<DeleteSecret>::new();
     let egress = ServerAction::<SetEgress>::new();
     let restore = ServerAction::<RestoreSecret>::new();
-    let events = use_workspace_events(workspace_id);
-    let data = Resource::new(
+    let events = use_workspace_events(ws);
+    let data = RwSignal::new(initial);
+    let needle = filter.clone();
+    refresh_on(
         move || {
-            let versions = (
+            (
                 create.version().get(),
                 update.version().get(),
                 delete.version().get(),
                 egress.version().get(),
                 restore.version().get(),
                 events.get(),
-            );
-            (workspace_id.get(), filter.get(), page_number.get(), versions)
+            )
         },
-        |(id, q, page, _)| fetch_for(id, move |id| get_workspace_secrets(id, Some(q), Some(page))),
+        data,
+        move || get_workspace_secrets(ws, Some(needle.clone()), Some(page_number)),
     );
-    let render = move |page: WorkspaceSecrets| {
-        let ws = page.workspace.id;
-        let can_write = page.workspace.role >= Role::Editor;
-        let needle = filter.get();
-        let total = page.total;
-        let pager = (page.matching > SECRETS_PAGE_SIZE)
-            .then(|| view! { <Pager page=page.page matching=page.matching filter=needle.clone()/> });
-        view! {
-            <section class="panel">
-                <p class="crumbs"><a href="/workspaces">"Workspaces"</a></p>
-                <h1>{page.workspace.name.clone()}</h1>
-                <p class="muted">
-                    {format!("{total} secrets · your role: {}", page.workspace.role.as_str())}
-                    " · "<a href=format!("/workspaces/{ws}/audit")>"Audit log"</a>
-                    {(page.workspace.role == Role::Owner).then(|| view! {
-                        " · "<a href=format!("/workspaces/{ws}/tokens")>"API tokens"</a>
-                        " · "<a href=format!("/workspaces/{ws}/members")>"Members"</a>
-                        " · "<a href=format!("/workspaces/{ws}/webhooks")>"Webhooks"</a>
-                    })}
-                </p>
-                <form method="get" role="search" class="filter">
-                    <label for="filter-q">"Filter keys"</label>
-                    <input id="filter-q" name="q" type="search" value=filter.get()/>
-                    <button type="submit" class="secondary">"Filter"</button>
-                </form>
-                <SecretsTable secrets=page.secrets hosts=page.hosts workspace_id=ws can_write update delete egress filtered=!needle.is_empty()/>
-                {pager}
-                {can_write.then(|| view! { <AddSecretForm workspace_id=ws action=create/> })}
-            </section>
-            <DeletedSecrets workspace_id=ws deleted=page.deleted can_write restore/>
-            <GlobalKeys globals=page.globals/>
-            <PendingRequests workspace_id=ws requests=page.pending/>
-        }
+    let heading = part(data, |d| (d.workspace.clone(), d.total));
+    let can_write = part(data, |d| d.workspace.role >= Role::Editor);
+    let empty = part(data, |d| d.secrets.is_empty());
+    let rows = part(data, |d| {
+        d.secrets.iter().map(|s| (s.clone(), d.hosts.get(&s.key).cloned().unwrap_or_default())).collect::<Vec<_>>()
+    });
+    let paging = part(data, |d| (d.page, d.matching));
+    let deleted = part(data, |d| d.deleted.clone());
+    let globals = part(data, |d| d.globals.clone());
+    let pending = part(data, |d| d.pending.clone());
+    let failure = move || {
+        update
+            .value()
+            .get()
+            .and_then(Result::err)
+            .or_else(|| delete.value().get().and_then(Result::err))
+            .or_else(|| egress.value().get().and_then(Result::err))
+            .map(|e| view! { <Alert message=e.message/> })
     };
-    view! { <SignedInPage data=data render/> }
+    let filtered = !filter.is_empty();
+    let pager_filter = filter.clone();
+    view! {
+        <section class="panel">
+            <p class="crumbs"><a href="/workspaces">"Workspaces"</a></p>
+            {move || {
+                let (workspace, total) = heading.get();
+                let role = workspace.role;
+                view! {
+                    <h1>{workspace.name}</h1>
+                    <p class="muted">
+                        {format!("{total} secrets · your role: {}", role.as_str())}
+                        " · "<a href=format!("/workspaces/{ws}/audit")>"Audit log"</a>
+                        {(role == Role::Owner).then(|| view! {
+                            " · "<a href=format!("/workspaces/{ws}/tokens")>"API tokens"</a>
+                            " · "<a href=format!("/workspaces/{ws}/members")>"Members"</a>
+                            " · "<a href=format!("/workspaces/{ws}/webhooks")>"Webhooks"</a>
+                        })}
+                    </p>
+                }
+            }}
+            <form method="get" role="search" class="filter">
+                <label for="filter-q">"Filter keys"</label>
+                <input id="filter-q" name="q" type="search" value=filter/>
+                <button type="submit" class="secondary">"Filter"</button>
+            </form>
+            {failure}
+            {move || {
+                if empty.get() {
+                    let text = if filtered { "No key matches the filter." } else { "No secrets yet." };
+                    view! { <p class="empty">{text}</p> }.into_any()
+                } else {
+                    view! { <SecretsTable rows workspace_id=ws can_write=can_write.get() update delete egress/> }.into_any()
+                }
+            }}
+            {move || {
+                let (page, matching) = paging.get();
+                (matching > SECRETS_PAGE_SIZE).then(|| view! { <Pager page matching filter=pager_filter.clone()/> })
+            }}
+            {move || can_write.get().then(|| view! { <AddSecretForm workspace_id=ws action=create/> })}
+        </section>
+        {move || view! { <DeletedSecrets workspace_id=ws deleted=deleted.get() can_write=can_write.get() restore/> }}
+        {move || view! { <GlobalKeys globals=globals.get()/> }}
+        {move || view! { <PendingRequests workspace_id=ws requests=pending.get()/> }}
+    }
+}
+
+/// One part of the island's data, as a memo: it changes only when that part does.
+fn part<T>(data: RwSignal<WorkspaceSecrets>, pick: impl Fn(&WorkspaceSecrets) -> T + Send + Sync + 'static) -> Memo<T>
+where
+    T: PartialEq + Send + Sync + 'static,
+{
+    Memo::new(move |_| data.with(&pick))
 }
 
 /// "Showing 101–200 of 1,000" with links to the previous and next pages (plain links, so they
@@ -116,10 +174,21 @@ fn url_encode(text: &str) -> String {
 #[component]
 fn AddSecretForm(workspace_id: Uuid, action: ServerAction<CreateSecret>) -> impl IntoView {
     let error = move || action.value().get().and_then(Result::err).map(|e| e.message);
+    // Once added, the form is empty again for the next one (the value does not stay in its field).
+    let form = NodeRef::<leptos::html::Form>::new();
+    Effect::watch(
+        move || action.value().get(),
+        move |result, _, _| {
+            if let (Some(Ok(_)), Some(form)) = (result, form.get_untracked()) {
+                form.reset();
+            }
+        },
+        false,
+    );
     view! {
         <section class="add-secret" aria-labelledby="add-secret-title">
             <h2 id="add-secret-title">"Add secret"</h2>
-            <ActionForm action=action attr:class="inline-form">
+            <ActionForm action=action node_ref=form attr:class="inline-form">
                 <CsrfField/>
                 <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
                 <label for="new-key">"Key"</label>
@@ -133,33 +202,38 @@ fn AddSecretForm(workspace_id: Uuid, action: ServerAction<CreateSecret>) -> impl
     }
 }
 
-/// The table itself, or an empty state.
+/// The table itself, its rows keyed by id, version and hosts.
 #[component]
 pub fn SecretsTable(
-    secrets: Vec<SecretItem>,
-    hosts: std::collections::BTreeMap<String, Vec<String>>,
+    rows: Memo<Vec<(SecretItem, Vec<String>)>>,
     workspace_id: Uuid,
     can_write: bool,
     update: ServerAction<UpdateSecret>,
     delete: ServerAction<DeleteSecret>,
     egress: ServerAction<SetEgress>,
-    filtered: bool,
 ) -> impl IntoView {
-    if secrets.is_empty() {
-        let text = if filtered { "No key matches the filter." } else { "No secrets yet." };
-        return view! { <p class="empty">{text}</p> }.into_any();
-    }
-    let failure = move || {
-        update
-            .value()
-            .get()
-            .and_then(Result::err)
-            .or_else(|| delete.value().get().and_then(Result::err))
-            .or_else(|| egress.value().get().and_then(Result::err))
-            .map(|e| e.message)
+    let row = move |(s, allowed): (SecretItem, Vec<String>)| {
+        let (label, class) = if s.has_value { ("Value set", "state set") } else { ("No value", "state unset") };
+        let shown = if allowed.is_empty() { "nowhere".to_string() } else { allowed.join(", ") };
+        let actions = can_write.then(|| {
+            let secret = s.clone();
+            view! { <td class="actions"><RowActions secret workspace_id update delete egress allowed/></td> }
+        });
+        view! {
+            <tr>
+                <td><a href=format!("/workspaces/{workspace_id}/secrets/{}", s.id) title="History"><code>{s.key.clone()}</code></a></td>
+                <td><span class=class>{label}</span></td>
+                <td>
+                    <time datetime=s.updated_at.to_rfc3339()>
+                        {s.updated_at.format("%Y-%m-%d %H:%M UTC").to_string()}
+                    </time>
+                </td>
+                <td class="hosts">{shown}</td>
+                {actions}
+            </tr>
+        }
     };
     view! {
-        {move || failure().map(|message| view! { <Alert message/> })}
         <table class="secrets">
             <caption class="sr-only">"Secrets"</caption>
             <thead>
@@ -172,32 +246,10 @@ pub fn SecretsTable(
                 </tr>
             </thead>
             <tbody>
-                {secrets.into_iter().map(|s| {
-                    let (label, class) = if s.has_value { ("Value set", "state set") } else { ("No value", "state unset") };
-                    let allowed = hosts.get(&s.key).cloned().unwrap_or_default();
-                    let shown = if allowed.is_empty() { "nowhere".to_string() } else { allowed.join(", ") };
-                    let actions = can_write.then(|| {
-                        let secret = s.clone();
-                        view! { <td class="actions"><RowActions secret workspace_id update delete egress allowed/></td> }
-                    });
-                    view! {
-                        <tr>
-                            <td><a href=format!("/workspaces/{workspace_id}/secrets/{}", s.id) title="History"><code>{s.key.clone()}</code></a></td>
-                            <td><span class=class>{label}</span></td>
-                            <td>
-                                <time datetime=s.updated_at.to_rfc3339()>
-                                    {s.updated_at.format("%Y-%m-%d %H:%M UTC").to_string()}
-                                </time>
-                            </td>
-                            <td class="hosts">{shown}</td>
-                            {actions}
-                        </tr>
-                    }
-                }).collect_view()}
+                <For each=move || rows.get() key=|(s, allowed)| (s.id, s.version, allowed.clone()) children=row/>
             </tbody>
         </table>
     }
-    .into_any()
 }
 
 /// Update (a password field and Save) and Delete (a second, explicit button) for one row.

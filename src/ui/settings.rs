@@ -12,7 +12,7 @@ use crate::ui::server_fns::{get_workspace_settings, ChangeWorkspaceSettings};
 #[component]
 pub fn WorkspaceSettingsForm(workspace_id: Uuid) -> impl IntoView {
     let change = ServerAction::<ChangeWorkspaceSettings>::new();
-    let settings = Resource::new(move || change.version().get(), move |_| get_workspace_settings(workspace_id));
+    let settings = Resource::new(|| (), move |_| get_workspace_settings(workspace_id));
     let failure = move || change.value().get().and_then(Result::err).map(|e| view! { <Alert message=e.message/> });
     view! {
         <section class="panel" aria-labelledby="settings-title">

@@ -1,5 +1,5 @@
 //! `/workspaces/:id/webhooks` (owners): register an endpoint (its signing secret is shown
-//! once), and for each one its events, state and latest deliveries (status, attempts, last
+//! once, by the one island of the page), and for each one its events, state and latest deliveries (status, attempts, last
 //! answer or error) with disable or enable, re-send and remove.
 
 use leptos::prelude::*;
@@ -24,30 +24,16 @@ const EVENTS: &[(&str, &str)] = &[
 #[component]
 pub fn WebhooksPage() -> impl IntoView {
     let workspace_id = id_param("id");
-    let create = ServerAction::<CreateWebhook>::new();
     let toggle = ServerAction::<SetWebhookEnabled>::new();
     let resend = ServerAction::<ResendDelivery>::new();
     let delete = ServerAction::<DeleteWebhook>::new();
-    let data = Resource::new(
-        move || {
-            let versions =
-                (create.version().get(), toggle.version().get(), resend.version().get(), delete.version().get());
-            (workspace_id.get(), versions)
-        },
-        |(id, _)| fetch_for(id, get_webhooks),
-    );
-    let created = move || create.value().get().and_then(Result::ok);
+    let data = Resource::new(move || workspace_id.get(), |id| fetch_for(id, get_webhooks));
     let failure = move || {
-        [
-            create.value().get().map(|r| r.map(|_| ())),
-            toggle.value().get().map(|r| r.map(|_| ())),
-            resend.value().get(),
-            delete.value().get(),
-        ]
-        .into_iter()
-        .flatten()
-        .find_map(Result::err)
-        .map(|e| view! { <Alert message=e.message/> })
+        [toggle.value().get().map(|r| r.map(|_| ())), resend.value().get(), delete.value().get()]
+            .into_iter()
+            .flatten()
+            .find_map(Result::err)
+            .map(|e| view! { <Alert message=e.message/> })
     };
     let render = move |page: WebhooksPage| {
         let ws = page.workspace.id;
@@ -67,31 +53,43 @@ pub fn WebhooksPage() -> impl IntoView {
                     }).collect_view().into_any()
                 }}
             </section>
-            <section class="panel" aria-labelledby="new-webhook-title">
-                <h2 id="new-webhook-title">"Add a webhook"</h2>
-                <ActionForm action=create attr:class="stack-form">
-                    <CsrfField/>
-                    <input type="hidden" name="workspace_id" value=ws.to_string()/>
-                    <label for="webhook-url">"URL"</label>
-                    <input id="webhook-url" name="url" type="url" required=true placeholder="https://deploy.example.com/hooks/secrets" autocomplete="off"/>
-                    <fieldset>
-                        <legend>"Events"</legend>
-                        {EVENTS.iter().map(|(field, name)| view! {
-                            <label><input type="checkbox" name=*field checked=name.starts_with("secret.")/>" "{*name}</label>
-                        }).collect_view()}
-                    </fieldset>
-                    <button type="submit">"Add webhook"</button>
-                </ActionForm>
-                {move || created().map(|c| view! {
-                    <div class="created" role="status">
-                        <p>{format!("Webhook to {} added. Copy its signing secret now: it is not shown again.", c.url)}</p>
-                        <code class="token">{c.secret}</code>
-                    </div>
-                })}
-            </section>
+            <CreateWebhookForm workspace_id=ws/>
         }
     };
     view! { <SignedInPage data render/> }
+}
+
+/// "Add a webhook": its signing secret is shown once, here.
+#[island]
+fn CreateWebhookForm(workspace_id: Uuid) -> impl IntoView {
+    let create = ServerAction::<CreateWebhook>::new();
+    let created = move || create.value().get().and_then(Result::ok);
+    let failure = move || create.value().get().and_then(Result::err).map(|e| view! { <Alert message=e.message/> });
+    view! {
+        <section class="panel" aria-labelledby="new-webhook-title">
+            <h2 id="new-webhook-title">"Add a webhook"</h2>
+            <ActionForm action=create attr:class="stack-form">
+                <CsrfField/>
+                <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
+                <label for="webhook-url">"URL"</label>
+                <input id="webhook-url" name="url" type="url" required=true placeholder="https://deploy.example.com/hooks/secrets" autocomplete="off"/>
+                <fieldset>
+                    <legend>"Events"</legend>
+                    {EVENTS.iter().map(|(field, name)| view! {
+                        <label><input type="checkbox" name=*field checked=name.starts_with("secret.")/>" "{*name}</label>
+                    }).collect_view()}
+                </fieldset>
+                <button type="submit">"Add webhook"</button>
+            </ActionForm>
+            {move || created().map(|c| view! {
+                <div class="created" role="status">
+                    <p>{format!("Webhook to {} added. Copy its signing secret now: it is not shown again.", c.url)}</p>
+                    <code class="token">{c.secret}</code>
+                </div>
+            })}
+            {failure}
+        </section>
+    }
 }
 
 /// One endpoint: what it gets, its state and buttons, and its deliveries.

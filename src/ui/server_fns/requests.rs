@@ -3,16 +3,26 @@
 use leptos::prelude::*;
 use uuid::Uuid;
 
-use crate::model::{ApiError, WorkflowRun};
+use crate::model::{ApiError, RunPageData, WorkflowRun};
 
-/// A run with its documents.
+/// A run with its documents, markdown ones rendered.
 #[server(prefix = "/studio", endpoint = "run")]
-pub async fn get_run(workspace_id: Uuid, run_id: Uuid) -> Result<WorkflowRun, ApiError> {
-    crate::server::web::studio::run(workspace_id, run_id).await.map_err(crate::server::web::studio::fail)
+pub async fn get_run(workspace_id: Uuid, run_id: Uuid) -> Result<RunPageData, ApiError> {
+    let run = crate::server::web::studio::run(workspace_id, run_id).await.map_err(crate::server::web::studio::fail)?;
+    let markdown_html = run
+        .documents
+        .iter()
+        .map(|doc| {
+            (doc.kind == crate::model::DocumentKind::MarkdownDocument)
+                .then(|| crate::ui::markdown::to_safe_html(doc.content["markdown"].as_str().unwrap_or_default()))
+        })
+        .collect();
+    Ok(RunPageData { run, markdown_html })
 }
 
 /// Submits a SecretRequestDocument form (`values[KEY]=...`): all values stored and the run
-/// continued in one transaction. Without JavaScript the browser comes back to the run page.
+/// continued in one transaction. Without JavaScript the browser comes back to the run page (its
+/// URL without an earlier error); the run page's island reads the run again itself.
 #[server(prefix = "/studio", endpoint = "submit_request")]
 pub async fn submit_request(
     csrf: String,
@@ -24,7 +34,7 @@ pub async fn submit_request(
     let run = crate::server::web::studio::submit_request(workspace_id, run_id, values)
         .await
         .map_err(crate::server::web::studio::fail)?;
-    leptos_axum::redirect(&format!("/workspaces/{workspace_id}/runs/{run_id}"));
+    crate::server::web::studio::back_to(&format!("/workspaces/{workspace_id}/runs/{run_id}"));
     Ok(run)
 }
 
@@ -35,6 +45,6 @@ pub async fn decline_request(csrf: String, workspace_id: Uuid, run_id: Uuid) -> 
     let run = crate::server::web::studio::decline_request(workspace_id, run_id)
         .await
         .map_err(crate::server::web::studio::fail)?;
-    leptos_axum::redirect(&format!("/workspaces/{workspace_id}/runs/{run_id}"));
+    crate::server::web::studio::back_to(&format!("/workspaces/{workspace_id}/runs/{run_id}"));
     Ok(run)
 }

@@ -194,20 +194,34 @@ fn set_cookie(cookie: &str) {
     }
 }
 
-/// Turns an error into the server function's error, answering with the same HTTP status (and
-/// `Retry-After`) as the REST error it mirrors. A plain form post from a browser without
-/// JavaScript (`Accept: text/html`) keeps the redirect back to its page that carries the error,
-/// so the page can show it.
-pub fn fail(err: AppError) -> crate::model::ApiError {
-    // A page render (GET) sets its status from the error too; only a form's POST redirects.
-    let form_post = use_context::<Parts>().is_some_and(|parts| {
+/// Whether this server function call is a plain form post from a browser without JavaScript
+/// (`Accept: text/html`), which is answered with a redirect to a page; an island calls with
+/// JavaScript and handles the answer itself.
+pub fn is_form_post() -> bool {
+    use_context::<Parts>().is_some_and(|parts| {
         parts.method == axum::http::Method::POST
             && parts
                 .headers
                 .get(ACCEPT)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|accept| accept.contains("text/html"))
-    });
+    })
+}
+
+/// Sends a browser without JavaScript to `path` after its form post (an island stays where it is).
+pub fn back_to(path: &str) {
+    if is_form_post() {
+        leptos_axum::redirect(path);
+    }
+}
+
+/// Turns an error into the server function's error, answering with the same HTTP status (and
+/// `Retry-After`) as the REST error it mirrors. A plain form post from a browser without
+/// JavaScript (`Accept: text/html`) keeps the redirect back to its page that carries the error,
+/// so the page can show it.
+pub fn fail(err: AppError) -> crate::model::ApiError {
+    // A page render (GET) sets its status from the error too; only a form's POST redirects.
+    let form_post = is_form_post();
     if let Some(response) = use_context::<ResponseOptions>().filter(|_| !form_post) {
         response.set_status(err.status_code());
         if let AppError::TooManyRequests(secs) = err {
