@@ -4,6 +4,10 @@
 //! mounted into another axum app (`server::api_router`, `server::secrets::SecretService`); with
 //! `hydrate` it is the Studio's WASM that hydrates the islands of the server-rendered pages.
 
+// A page's view is one nested type in release builds (debug builds erase them): laying out the
+// workspace page's future needs more than the default depth of 128.
+#![recursion_limit = "256"]
+
 pub mod app;
 pub mod model;
 #[cfg(feature = "ssr")]
