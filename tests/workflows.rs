@@ -83,8 +83,8 @@ async fn the_quick_start_flow_ends_with_stored_and_missing(engine: Engine) {
     assert!(markdown.contains("| `EXAMPLE_SECRET` | Missing |"), "{markdown}");
     assert_eq!(app.value_of(ws, "EXAMPLE_API_KEY").await.as_deref(), Some(canary.as_str()));
 
-    // The Studio's run page gets the markdown already rendered by the server (the browser has
-    // no markdown parser), one entry per document.
+    // The Studio's run page gets its documents ready to show: the markdown already rendered by
+    // the server (the browser has no markdown parser), the request as its keys, times formatted.
     let reader = app.user("reader", "a-reader-password").await;
     app.add_member(ws, reader, "viewer").await;
     let cookie = TestApp::session_cookie(&app.sign_in("reader", "a-reader-password").await).expect("a session");
@@ -99,11 +99,15 @@ async fn the_quick_start_flow_ends_with_stored_and_missing(engine: Engine) {
         .unwrap();
     assert_eq!(page.status(), 200);
     let page = json(page).await;
-    let rendered = page["markdownHtml"].as_array().unwrap();
-    assert_eq!(rendered.len(), page["run"]["documents"].as_array().unwrap().len());
-    assert!(rendered[0].is_null(), "a request document is not markdown");
-    let html = rendered.last().unwrap().as_str().unwrap();
+    let documents = page["documents"].as_array().unwrap();
+    assert_eq!(documents.len(), done["documents"].as_array().unwrap().len());
+    let request = &documents[0]["request"];
+    assert_eq!(request["open"], false, "the run is over: its request is no longer a form");
+    assert_eq!(request["request"]["variables"][0]["key"], "EXAMPLE_API_KEY");
+    let html = documents.last().unwrap()["markdown"]["html"].as_str().unwrap();
     assert!(html.contains("<table>") && html.contains("<td><code>EXAMPLE_API_KEY</code></td>"), "{html}");
+    assert_eq!(page["status"], "completed");
+    assert!(page["requestedAt"]["text"].as_str().unwrap().ends_with(" UTC"), "{}", page["requestedAt"]);
 }
 
 async fn request_secrets_answers_at_once_and_the_long_poll_returns_on_submission(engine: Engine) {

@@ -1,8 +1,18 @@
 // The account page's sessions: a person signed in on two browsers sees both, ends the other one
 // (that browser is signed out at its next step), and "Sign out everywhere" ends this one too.
-// A password change ends every other session. Each browser is its own context (own cookies).
+// A password change ends every other session. An administrator creates a user whose generated
+// password is shown once. Each browser is its own context (own cookies).
 import { expect, test, type Browser, type Page } from '@playwright/test';
-import { createUser, createWorkspace, signIn, waitForHydration, type TestUser } from './support';
+import {
+  createUser,
+  createWorkspace,
+  randomPassword,
+  runCli,
+  signIn,
+  uniqueUsername,
+  waitForHydration,
+  type TestUser,
+} from './support';
 
 async function signedInPage(browser: Browser, user: TestUser, userAgent: string): Promise<Page> {
   const context = await browser.newContext({ userAgent });
@@ -57,4 +67,27 @@ test('changing the password ends the other sessions', async ({ browser }) => {
   await expectSignedOut(other, ws.id);
   await here.goto(`/workspaces/${ws.id}`);
   await expect(here).toHaveURL(new RegExp(`/workspaces/${ws.id}$`));
+});
+
+test('an administrator creates a user, whose generated password is shown once and signs in', async ({ browser }) => {
+  const admin: TestUser = { username: uniqueUsername(), password: randomPassword() };
+  runCli(['user', 'create', admin.username, '--password-stdin', '--admin'], `${admin.password}\n`);
+  const page = await signedInPage(browser, admin, 'Admin Browser e2e');
+
+  await page.goto('/account');
+  await waitForHydration(page);
+  const username = uniqueUsername();
+  await page.getByLabel('New username', { exact: true }).fill(username);
+  await page.getByRole('button', { name: 'Create user' }).click();
+  const shown = page.getByRole('status');
+  await expect(shown).toContainText(`User '${username}' created. Copy the generated password now`);
+  const password = (await shown.locator('code').innerText()).trim();
+  expect(password.length).toBeGreaterThanOrEqual(16);
+  await expect(page.getByLabel('New username', { exact: true })).toHaveValue('');
+
+  await page.reload();
+  await waitForHydration(page);
+  expect(await page.content()).not.toContain(password);
+  const created = await signedInPage(browser, { username, password }, 'New User Browser e2e');
+  await expect(created.getByRole('heading', { name: 'Workspaces' })).toBeVisible();
 });

@@ -8,9 +8,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 mod history;
+mod studio;
 mod webhooks;
 mod workflow;
 pub use history::*;
+pub use studio::*;
 pub use webhooks::*;
 pub use workflow::*;
 
@@ -145,44 +147,6 @@ pub struct CurrentUser {
     pub id: Uuid,
     pub username: String,
     pub is_admin: bool,
-}
-
-/// A workspace page: the workspace and its secrets, read in one server-function call.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkspaceSecrets {
-    pub workspace: WorkspaceItem,
-    /// One page of the secrets that match the filter, by key.
-    pub secrets: Vec<SecretItem>,
-    /// Secrets in the workspace.
-    pub total: usize,
-    /// Secrets whose key matches the filter.
-    pub matching: usize,
-    /// This page, from 1; [`SECRETS_PAGE_SIZE`] secrets each.
-    pub page: usize,
-    /// The workspace's waiting secret requests, newest first.
-    pub pending: Vec<PendingRequest>,
-    /// Where each secret of this page may be sent by `http_request`, by key (none: nowhere).
-    #[serde(default)]
-    pub hosts: std::collections::BTreeMap<String, Vec<String>>,
-    /// The keys the server provides to every workspace (read-only here), by key.
-    #[serde(default)]
-    pub globals: Vec<GlobalKey>,
-    /// Secrets deleted within the retention window, newest first (they can be restored).
-    #[serde(default)]
-    pub deleted: Vec<DeletedSecret>,
-}
-
-/// Rows per page of the Studio's secrets table.
-pub const SECRETS_PAGE_SIZE: usize = 100;
-
-/// A waiting secret request as the workspace page lists it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PendingRequest {
-    pub run_id: Uuid,
-    pub workflow: String,
-    pub keys: Vec<String>,
 }
 
 /// The error body every API answers with, and the error type of every server function:

@@ -111,16 +111,6 @@ pub struct WorkflowRun {
     pub documents: Vec<RunDocument>,
 }
 
-/// A run as the Studio's run page shows it: the run, and its markdown documents already
-/// rendered to HTML on the server (raw HTML escaped), one entry per document in order (`None`
-/// for documents that are not markdown), so the browser needs no markdown parser.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RunPageData {
-    pub run: WorkflowRun,
-    pub markdown_html: Vec<Option<String>>,
-}
-
 /// One requested key of a SecretRequestDocument, with what the person asked should know
 /// about it. Unknown fields are refused.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 //! members, and the signed-in user's account (password; creating users for administrators).
 
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use uuid::Uuid;
 
 use crate::model::{ApiError, AuditEvent, CurrentUser, Member, SessionInfo, TokenInfo};
@@ -11,6 +12,7 @@ use crate::ui::server_fns::{
     get_current_user, get_members, get_my_sessions, get_my_sign_ins, get_tokens, AddMember, ChangeMember,
     ChangePassword, CreateToken, CreateUser, RevokeSession, RevokeToken, SignOutEverywhere,
 };
+use crate::ui::show_once::ShowOnceForm;
 
 /// The error of an action's last result, as an alert.
 fn alert<T, S>(value: S) -> impl IntoView
@@ -45,14 +47,12 @@ pub fn TokensPage() -> impl IntoView {
 
 /// "Create a token": name, scopes and lifetime; the token is shown once, here, and never again
 /// (the list shows it after a reload, without the secret part).
-#[island]
+#[component]
 fn CreateTokenForm(workspace_id: Uuid) -> impl IntoView {
-    let create = ServerAction::<CreateToken>::new();
-    let created = move || create.value().get().and_then(Result::ok);
     view! {
         <section class="panel" aria-labelledby="new-token-title">
             <h2 id="new-token-title">"Create a token"</h2>
-            <ActionForm action=create attr:class="stack-form">
+            <ShowOnceForm to=CreateToken::PATH.to_string() class="stack-form".to_string()>
                 <CsrfField/>
                 <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
                 <label for="token-name">"Name"</label>
@@ -70,14 +70,7 @@ fn CreateTokenForm(workspace_id: Uuid) -> impl IntoView {
                 <label for="token-days">"Expires after (days, empty for never)"</label>
                 <input id="token-days" name="expires_in_days" type="text" inputmode="numeric" autocomplete="off"/>
                 <button type="submit">"Create token"</button>
-            </ActionForm>
-            {alert(create.value())}
-            {move || created().map(|c| view! {
-                <div class="created" role="status">
-                    <p>{format!("Token '{}' created. Copy it now: it is not shown again.", c.info.name)}</p>
-                    <code class="token">{c.token}</code>
-                </div>
-            })}
+            </ShowOnceForm>
         </section>
     }
 }
@@ -255,37 +248,31 @@ pub fn AccountPage() -> impl IntoView {
 
 /// The account's name and "Change password", which says so when it worked (the other sessions
 /// end; this one stays).
-#[island]
+#[component]
 fn ChangePasswordForm(username: String) -> impl IntoView {
-    let password = ServerAction::<ChangePassword>::new();
-    let changed = move || password.value().get().is_some_and(|r| r.is_ok());
     view! {
         <section class="panel" aria-labelledby="password-title">
             <h1>{format!("Account: {username}")}</h1>
             <h2 id="password-title">"Change password"</h2>
-            <ActionForm action=password attr:class="stack-form">
+            <ShowOnceForm to=ChangePassword::PATH.to_string() class="stack-form".to_string()>
                 <CsrfField/>
                 <label for="current-password">"Current password"</label>
                 <input id="current-password" name="current_password" type="password" autocomplete="current-password" required=true/>
                 <label for="new-password">"New password"</label>
                 <input id="new-password" name="new_password" type="password" autocomplete="new-password" required=true minlength="8"/>
                 <button type="submit">"Change password"</button>
-            </ActionForm>
-            {alert(password.value())}
-            {move || changed().then(|| view! { <p class="success" role="status">"Password changed."</p> })}
+            </ShowOnceForm>
         </section>
     }
 }
 
 /// "Create a user" (administrators): a generated initial password is shown once, here.
-#[island]
+#[component]
 fn CreateUserForm() -> impl IntoView {
-    let create_user = ServerAction::<CreateUser>::new();
-    let generated = move || create_user.value().get().and_then(Result::ok);
     view! {
         <section class="panel" aria-labelledby="new-user-title">
             <h2 id="new-user-title">"Create a user"</h2>
-            <ActionForm action=create_user attr:class="stack-form">
+            <ShowOnceForm to=CreateUser::PATH.to_string() class="stack-form".to_string()>
                 <CsrfField/>
                 <label for="new-username">"New username"</label>
                 <input id="new-username" name="username" type="text" required=true autocomplete="off"/>
@@ -293,12 +280,7 @@ fn CreateUserForm() -> impl IntoView {
                 <input id="new-user-password" name="password" type="password" autocomplete="new-password"/>
                 <label><input type="checkbox" name="admin"/>" Administrator"</label>
                 <button type="submit">"Create user"</button>
-            </ActionForm>
-            {alert(create_user.value())}
-            {move || create_user.value().get().and_then(Result::ok).map(|_| view! { <p class="success" role="status">"User created."</p> })}
-            {move || generated().flatten().map(|p| view! {
-                <p>"Generated password (shown once): "<code class="token">{p}</code></p>
-            })}
+            </ShowOnceForm>
         </section>
     }
 }

@@ -3,11 +3,13 @@
 //! with restore.
 
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use uuid::Uuid;
 
-use crate::model::{DeletedSecret, Role, SecretHistory};
+use crate::model::{DeletedRow, Role, SecretHistory};
 use crate::ui::csrf::CsrfField;
-use crate::ui::layout::{fetch_for, id_param, Alert, SignedInPage};
+use crate::ui::layout::{fetch_for, id_param, Alert, SignedInPage, When};
+use crate::ui::post::{Post, PostForm};
 use crate::ui::server_fns::{get_secret_history, RestoreSecret, RollbackSecret};
 
 /// `/workspaces/:id/secrets/:secret`.
@@ -80,49 +82,46 @@ pub fn SecretHistoryPage() -> impl IntoView {
 
 /// "Recently deleted": secrets that can still be restored, with a Restore button for editors.
 #[component]
-pub fn DeletedSecrets(
-    workspace_id: Uuid,
-    deleted: Vec<DeletedSecret>,
-    can_write: bool,
-    restore: ServerAction<RestoreSecret>,
-) -> impl IntoView {
-    let failure = move || restore.value().get().and_then(Result::err).map(|e| view! { <Alert message=e.message/> });
-    (!deleted.is_empty()).then(|| view! {
-        <section class="panel" aria-labelledby="deleted-title">
-            <h2 id="deleted-title">"Recently deleted"</h2>
-            {failure}
-            <table class="secrets">
-                <caption class="sr-only">"Recently deleted secrets"</caption>
-                <thead><tr>
-                    <th scope="col">"Key"</th>
-                    <th scope="col">"Deleted"</th>
-                    <th scope="col">"By"</th>
-                    {can_write.then(|| view! { <th scope="col"><span class="sr-only">"Actions"</span></th> })}
-                </tr></thead>
-                <tbody>
-                    {deleted.into_iter().map(|d| {
-                        let key = d.key.clone();
-                        let action = can_write.then(move || view! {
-                            <td class="actions">
-                                <ActionForm action=restore attr:class="inline-form">
-                                    <CsrfField/>
-                                    <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
-                                    <input type="hidden" name="key" value=key.clone()/>
-                                    <button type="submit" class="secondary">{format!("Restore {key}")}</button>
-                                </ActionForm>
-                            </td>
-                        });
-                        view! {
-                            <tr>
-                                <td><code>{d.key.clone()}</code></td>
-                                <td><time datetime=d.deleted_at.to_rfc3339()>{d.deleted_at.format("%Y-%m-%d %H:%M UTC").to_string()}</time></td>
-                                <td>{d.deleted_by}</td>
-                                {action}
-                            </tr>
-                        }
-                    }).collect_view()}
-                </tbody>
-            </table>
-        </section>
+pub fn DeletedSecrets(workspace_id: Uuid, deleted: Vec<DeletedRow>, can_write: bool, restore: Post) -> impl IntoView {
+    let failure = move || restore.error().map(|message| view! { <Alert message/> });
+    (!deleted.is_empty()).then(|| {
+        view! {
+            <section class="panel" aria-labelledby="deleted-title">
+                <h2 id="deleted-title">"Recently deleted"</h2>
+                {failure}
+                <table class="secrets">
+                    <caption class="sr-only">"Recently deleted secrets"</caption>
+                    <thead><tr>
+                        <th scope="col">"Key"</th>
+                        <th scope="col">"Deleted"</th>
+                        <th scope="col">"By"</th>
+                        {can_write.then(|| view! { <th scope="col"><span class="sr-only">"Actions"</span></th> })}
+                    </tr></thead>
+                    <tbody>
+                        {deleted.into_iter().map(|d| {
+                            let key = d.key.clone();
+                            let action = can_write.then(move || view! {
+                                <td class="actions">
+                                    <PostForm to=RestoreSecret::PATH post=restore class="inline-form">
+                                        <CsrfField/>
+                                        <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
+                                        <input type="hidden" name="key" value=key.clone()/>
+                                        <button type="submit" class="secondary">{format!("Restore {key}")}</button>
+                                    </PostForm>
+                                </td>
+                            });
+                            view! {
+                                <tr>
+                                    <td><code>{d.key.clone()}</code></td>
+                                    <td><When at=d.deleted/></td>
+                                    <td>{d.deleted_by}</td>
+                                    {action}
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </section>
+        }
     })
 }

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::model::ApiError;
+use crate::model::{ApiError, Moment};
 use crate::ui::csrf::CsrfField;
 use crate::ui::server_fns::SignOut;
 
@@ -51,6 +51,12 @@ where
             }}
         </Suspense>
     }
+}
+
+/// A time as the Studio shows it.
+#[component]
+pub fn When(at: Moment) -> impl IntoView {
+    view! { <time datetime=at.iso>{at.text}</time> }
 }
 
 /// An error message, announced to screen readers.

@@ -9,10 +9,12 @@ pub mod layout;
 pub mod live;
 #[cfg(feature = "ssr")]
 pub mod markdown;
+pub mod post;
 pub mod requests;
 pub mod secrets_table;
 pub mod server_fns;
 pub mod settings;
+pub mod show_once;
 pub mod sign_in;
 pub mod webhooks;
 pub mod workspaces;

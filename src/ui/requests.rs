@@ -3,23 +3,57 @@
 //! form with the reason and each key's description and help link while waiting, then results).
 //! Everything the requester wrote is rendered as text, never as markup.
 
-use chrono::{DateTime, Utc};
 use leptos::prelude::*;
-use serde_json::Value;
+use leptos::server_fn::ServerFn;
 use uuid::Uuid;
 
-use crate::model::{
-    CreatedBy, DocumentKind, PendingRequest, RequestedKey, RunDocument, RunPageData, RunStatus, SecretRequest,
-    WorkflowRun,
-};
+use crate::model::{PendingRequest, RequestedKey, RunPageData, RunPart, RunStatus, SecretRequest};
 use crate::ui::csrf::CsrfField;
-use crate::ui::layout::{fetch_for, id_param, Alert, SignedInPage};
+use crate::ui::layout::{fetch_for, id_param, Alert, SignedInPage, When};
 use crate::ui::live::{refresh_on, use_workspace_events};
-use crate::ui::server_fns::{get_run, DeclineRequest, SubmitRequest};
+use crate::ui::post::{read, Post, PostForm};
+use crate::ui::server_fns::{get_run, DeclineRequest, GetRun, SubmitRequest};
+
+/// The run page's data: the run in words and its documents ready to show (markdown rendered
+/// here, on the server; raw HTML in it escaped).
+#[cfg(feature = "ssr")]
+pub fn run_page(run: crate::model::WorkflowRun) -> RunPageData {
+    use crate::model::{DocumentKind, Moment};
+    let waiting = run.status == RunStatus::Waiting;
+    let last_request = run.documents.iter().rposition(|d| d.kind == DocumentKind::SecretRequestDocument);
+    let documents = run
+        .documents
+        .iter()
+        .enumerate()
+        .map(|(i, doc)| match doc.kind {
+            DocumentKind::SecretRequestDocument => {
+                RunPart::Request { request: request_of(&doc.content), open: waiting && Some(i) == last_request }
+            }
+            DocumentKind::MarkdownDocument => RunPart::Markdown {
+                html: crate::ui::markdown::to_safe_html(doc.content["markdown"].as_str().unwrap_or_default()),
+            },
+            DocumentKind::TaskResult => {
+                RunPart::Result { message: doc.content["message"].as_str().unwrap_or_default().to_string() }
+            }
+        })
+        .collect();
+    RunPageData {
+        workspace_id: run.workspace_id,
+        run_id: run.id,
+        title: title(&run.workflow).to_string(),
+        status: run.status,
+        requested_by: creator_label(&run.created_by),
+        requested_at: run.created_at.into(),
+        expires: run.expires_at.map(Moment::from),
+        expired: run.status == RunStatus::Failed && run.result.as_ref().is_some_and(|r| r["expired"] == true),
+        documents,
+    }
+}
 
 /// The request a SecretRequestDocument holds. Its content was checked when the request came
 /// in; should a stored one not read as a request, its keys alone are shown.
-fn request_of(content: &Value) -> SecretRequest {
+#[cfg(feature = "ssr")]
+fn request_of(content: &serde_json::Value) -> SecretRequest {
     serde_json::from_value(content.clone()).unwrap_or_else(|_| SecretRequest {
         reason: None,
         variables: content["variables"]
@@ -32,7 +66,9 @@ fn request_of(content: &Value) -> SecretRequest {
 }
 
 /// Who started a run, in words.
-fn creator_label(created_by: &CreatedBy) -> String {
+#[cfg(feature = "ssr")]
+fn creator_label(created_by: &crate::model::CreatedBy) -> String {
+    use crate::model::CreatedBy;
     match created_by {
         CreatedBy::User { name } => name.clone(),
         CreatedBy::Token { name: Some(name) } => format!("API token \u{201c}{name}\u{201d}"),
@@ -42,10 +78,12 @@ fn creator_label(created_by: &CreatedBy) -> String {
     }
 }
 
-/// A time as the Studio shows it.
-#[component]
-fn When(at: DateTime<Utc>) -> impl IntoView {
-    view! { <time datetime=at.to_rfc3339()>{at.format("%Y-%m-%d %H:%M UTC").to_string()}</time> }
+#[cfg(feature = "ssr")]
+fn title(workflow: &str) -> &'static str {
+    match workflow {
+        "secrets_example" => "Secrets Update Example",
+        _ => "Secret request",
+    }
 }
 
 /// The workspace's waiting requests (read with the page, which refetches on every event).
@@ -92,108 +130,73 @@ pub fn RunPage() -> impl IntoView {
 /// workspace's stream, so the page follows the run without a reload.
 #[island]
 pub fn RunLive(initial: RunPageData) -> impl IntoView {
-    let (ws, run_id) = (initial.run.workspace_id, initial.run.id);
-    let submit = ServerAction::<SubmitRequest>::new();
-    let decline = ServerAction::<DeclineRequest>::new();
+    let (ws, run_id) = (initial.workspace_id, initial.run_id);
+    let (submit, decline) = (Post::default(), Post::default());
     let events = use_workspace_events(ws);
     let data = RwSignal::new(initial);
     refresh_on(
-        move || (submit.version().get(), decline.version().get(), events.get()),
+        move || submit.answers() + decline.answers() + events.get(),
         data,
-        move || get_run(ws, run_id),
+        move || {
+            let (ws, run) = (ws.to_string(), run_id.to_string());
+            async move { read::<RunPageData>(GetRun::PATH, &[("workspace_id", &ws), ("run_id", &run)]).await }
+        },
     );
-    move || {
-        let RunPageData { run, markdown_html } = data.get();
-        view! { <RunView run markdown_html submit decline/> }
-    }
+    move || view! { <RunView run=data.get() submit decline/> }
 }
 
 #[component]
-fn RunView(
-    run: WorkflowRun,
-    markdown_html: Vec<Option<String>>,
-    submit: ServerAction<SubmitRequest>,
-    decline: ServerAction<DeclineRequest>,
-) -> impl IntoView {
-    let ws = run.workspace_id;
-    let waiting = run.status == RunStatus::Waiting;
-    let last_request = run.documents.iter().rposition(|d| d.kind == DocumentKind::SecretRequestDocument);
-    let stored = run.status == RunStatus::Completed && last_request.is_some();
-    let documents = run.documents.clone();
-    let mut markdown_html = markdown_html.into_iter();
+fn RunView(run: RunPageData, submit: Post, decline: Post) -> impl IntoView {
+    let RunPageData { workspace_id, run_id, title, status, requested_by, requested_at, expires, expired, documents } =
+        run;
+    let asked = documents.iter().any(|part| matches!(part, RunPart::Request { .. }));
     view! {
         <section class="panel">
-            <p class="crumbs"><a href=format!("/workspaces/{ws}")>"Back to the workspace"</a></p>
-            <h1>{title(&run.workflow)}</h1>
-            <p class="muted">{format!("Status: {}", run.status.as_str())}</p>
+            <p class="crumbs"><a href=format!("/workspaces/{workspace_id}")>"Back to the workspace"</a></p>
+            <h1>{title}</h1>
+            <p class="muted">{format!("Status: {}", status.as_str())}</p>
             <dl class="run-facts">
                 <dt>"Requested by"</dt>
-                <dd class="requested-by">{creator_label(&run.created_by)}</dd>
+                <dd class="requested-by">{requested_by}</dd>
                 <dt>"Requested at"</dt>
-                <dd><When at=run.created_at/></dd>
-                {run.status.is_open().then(|| view! {
+                <dd><When at=requested_at/></dd>
+                {status.is_open().then(|| view! {
                     <dt>"Expires"</dt>
-                    <dd class="expires">{match run.expires_at {
+                    <dd class="expires">{match expires {
                         Some(at) => view! { <When at/> }.into_any(),
                         None => "Never".into_any(),
                     }}</dd>
                 })}
             </dl>
-            {stored.then(|| view! { <p class="success">"Secrets have been stored securely."</p> })}
-            {(run.status == RunStatus::Failed && run.result.as_ref().is_some_and(|r| r["expired"] == true))
-                .then(|| view! { <p class="muted">"This request expired before the secrets were provided."</p> })}
+            {(status == RunStatus::Completed && asked)
+                .then(|| view! { <p class="success">"Secrets have been stored securely."</p> })}
+            {expired.then(|| view! { <p class="muted">"This request expired before the secrets were provided."</p> })}
         </section>
-        {documents.into_iter().enumerate().map(|(i, doc)| {
-            let live_form = waiting && Some(i) == last_request;
-            let html = markdown_html.next().flatten();
-            view! { <DocumentView doc html live_form run_id=run.id workspace_id=ws submit decline/> }
-        }).collect_view()}
+        {documents.into_iter().map(|part| view! { <DocumentView part run_id workspace_id submit decline/> }).collect_view()}
     }
 }
 
-fn title(workflow: &str) -> &'static str {
-    match workflow {
-        "secrets_example" => "Secrets Update Example",
-        _ => "Secret request",
-    }
-}
-
-/// One document of a run; `html` is a markdown document as the server rendered it.
+/// One document of a run.
 #[component]
-fn DocumentView(
-    doc: RunDocument,
-    html: Option<String>,
-    live_form: bool,
-    run_id: Uuid,
-    workspace_id: Uuid,
-    submit: ServerAction<SubmitRequest>,
-    decline: ServerAction<DeclineRequest>,
-) -> impl IntoView {
-    match doc.kind {
-        DocumentKind::SecretRequestDocument if live_form => {
-            view! { <RequestForm request=request_of(&doc.content) run_id workspace_id submit decline/> }.into_any()
+fn DocumentView(part: RunPart, run_id: Uuid, workspace_id: Uuid, submit: Post, decline: Post) -> impl IntoView {
+    match part {
+        RunPart::Request { request, open: true } => {
+            view! { <RequestForm request run_id workspace_id submit decline/> }.into_any()
         }
-        DocumentKind::SecretRequestDocument => {
-            let request = request_of(&doc.content);
-            view! {
-                <section class="panel document">
-                    <h2>"Requested secrets"</h2>
-                    <Reason reason=request.reason/>
-                    <ul>{request.variables.into_iter().map(|v| view! {
-                        <li><code>{v.key}</code><KeyHelp description=v.description help_url=v.help_url hint_id=None/></li>
-                    }).collect_view()}</ul>
-                </section>
-            }
-            .into_any()
+        RunPart::Request { request, open: false } => view! {
+            <section class="panel document">
+                <h2>"Requested secrets"</h2>
+                <Reason reason=request.reason/>
+                <ul>{request.variables.into_iter().map(|v| view! {
+                    <li><code>{v.key}</code><KeyHelp description=v.description help_url=v.help_url hint_id=None/></li>
+                }).collect_view()}</ul>
+            </section>
         }
-        DocumentKind::MarkdownDocument => {
-            view! { <section class="panel document"><div class="markdown" inner_html=html.unwrap_or_default()></div></section> }
-                .into_any()
+        .into_any(),
+        RunPart::Markdown { html } => {
+            view! { <section class="panel document"><div class="markdown" inner_html=html></div></section> }.into_any()
         }
-        DocumentKind::TaskResult => {
-            let message = doc.content["message"].as_str().unwrap_or_default().to_string();
-            view! { <section class="panel document"><p>{message}</p></section> }.into_any()
-        }
+        RunPart::Result { message } => view! { <section class="panel document"><p>{message}</p></section> }.into_any(),
     }
 }
 
@@ -231,21 +234,8 @@ fn KeyHelp(description: Option<String>, help_url: Option<String>, hint_id: Optio
 /// The SecretRequestDocument form: the reason, one password field per key with its
 /// description and help link, "Save & Continue".
 #[component]
-fn RequestForm(
-    request: SecretRequest,
-    run_id: Uuid,
-    workspace_id: Uuid,
-    submit: ServerAction<SubmitRequest>,
-    decline: ServerAction<DeclineRequest>,
-) -> impl IntoView {
-    let error = move || {
-        submit
-            .value()
-            .get()
-            .and_then(Result::err)
-            .or_else(|| decline.value().get().and_then(Result::err))
-            .map(|e| e.message)
-    };
+fn RequestForm(request: SecretRequest, run_id: Uuid, workspace_id: Uuid, submit: Post, decline: Post) -> impl IntoView {
+    let error = move || submit.error().or_else(|| decline.error());
     view! {
         <section class="panel document" aria-labelledby="request-title">
             <h2 id="request-title">"Provide secrets"</h2>
@@ -253,7 +243,7 @@ fn RequestForm(
                 "Values are stored encrypted with this workspace's secrets (see the secrets panel) and are never shown to the workflow or the LLM."
             </p>
             <Reason reason=request.reason/>
-            <ActionForm action=submit attr:class="request-form">
+            <PostForm to=SubmitRequest::PATH post=submit class="request-form">
                 <CsrfField/>
                 <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
                 <input type="hidden" name="run_id" value=run_id.to_string()/>
@@ -267,14 +257,14 @@ fn RequestForm(
                             aria-describedby=hint_id/>
                     }
                 }).collect_view()}
-                <button type="submit" disabled=move || submit.pending().get()>"Save & Continue"</button>
-            </ActionForm>
-            <ActionForm action=decline attr:class="decline-form">
+                <button type="submit" disabled=move || submit.pending()>"Save & Continue"</button>
+            </PostForm>
+            <PostForm to=DeclineRequest::PATH post=decline class="decline-form">
                 <CsrfField/>
                 <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
                 <input type="hidden" name="run_id" value=run_id.to_string()/>
                 <button type="submit" class="secondary">"Decline"</button>
-            </ActionForm>
+            </PostForm>
             {move || error().map(|message| view! { <Alert message/> })}
         </section>
     }

@@ -3,18 +3,20 @@
 //! password fields, sent once and never sent back: the server functions return keys and flags.
 
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use leptos_router::hooks::use_query_map;
 use uuid::Uuid;
 
-use crate::model::{Role, SecretItem, WorkspaceSecrets, SECRETS_PAGE_SIZE};
+use crate::model::{Role, SecretRow, WorkspaceSecrets, SECRETS_PAGE_SIZE};
 use crate::ui::csrf::CsrfField;
 use crate::ui::globals::GlobalKeys;
 use crate::ui::history::DeletedSecrets;
-use crate::ui::layout::{fetch_for, id_param, Alert, SignedInPage};
+use crate::ui::layout::{fetch_for, id_param, Alert, SignedInPage, When};
 use crate::ui::live::{refresh_on, use_workspace_events};
+use crate::ui::post::{read, Post, PostForm};
 use crate::ui::requests::PendingRequests;
 use crate::ui::server_fns::{
-    get_workspace_secrets, CreateSecret, DeleteSecret, RestoreSecret, SetEgress, UpdateSecret,
+    get_workspace_secrets, CreateSecret, DeleteSecret, GetWorkspaceSecrets, SetEgress, UpdateSecret,
 };
 
 /// `/workspaces/:id` (optionally `?q=` to filter keys and `?page=` for the page, 100 rows each).
@@ -42,47 +44,35 @@ pub fn SecretsPage() -> impl IntoView {
 #[island]
 pub fn WorkspaceLive(initial: WorkspaceSecrets, filter: String) -> impl IntoView {
     let ws = initial.workspace.id;
-    let page_number = initial.page;
-    let create = ServerAction::<CreateSecret>::new();
-    let update = ServerAction::<UpdateSecret>::new();
-    let delete = ServerAction::<DeleteSecret>::new();
-    let egress = ServerAction::<SetEgress>::new();
-    let restore = ServerAction::<RestoreSecret>::new();
+    let page_number = initial.page.to_string();
+    let [create, update, delete, egress, restore] = std::array::from_fn(|_| Post::default());
     let events = use_workspace_events(ws);
     let data = RwSignal::new(initial);
     let needle = filter.clone();
     refresh_on(
-        move || {
-            (
-                create.version().get(),
-                update.version().get(),
-                delete.version().get(),
-                egress.version().get(),
-                restore.version().get(),
-                events.get(),
-            )
-        },
+        move || [create, update, delete, egress, restore].map(Post::answers).into_iter().sum::<u64>() + events.get(),
         data,
-        move || get_workspace_secrets(ws, Some(needle.clone()), Some(page_number)),
+        move || {
+            let (id, q, page) = (ws.to_string(), needle.clone(), page_number.clone());
+            async move {
+                read::<WorkspaceSecrets>(
+                    GetWorkspaceSecrets::PATH,
+                    &[("workspace_id", &id), ("q", &q), ("page", &page)],
+                )
+                .await
+            }
+        },
     );
     let heading = part(data, |d| (d.workspace.clone(), d.total));
     let can_write = part(data, |d| d.workspace.role >= Role::Editor);
     let empty = part(data, |d| d.secrets.is_empty());
-    let rows = part(data, |d| {
-        d.secrets.iter().map(|s| (s.clone(), d.hosts.get(&s.key).cloned().unwrap_or_default())).collect::<Vec<_>>()
-    });
+    let rows = part(data, |d| d.secrets.clone());
     let paging = part(data, |d| (d.page, d.matching));
     let deleted = part(data, |d| d.deleted.clone());
     let globals = part(data, |d| d.globals.clone());
     let pending = part(data, |d| d.pending.clone());
     let failure = move || {
-        update
-            .value()
-            .get()
-            .and_then(Result::err)
-            .or_else(|| delete.value().get().and_then(Result::err))
-            .or_else(|| egress.value().get().and_then(Result::err))
-            .map(|e| view! { <Alert message=e.message/> })
+        update.error().or_else(|| delete.error()).or_else(|| egress.error()).map(|message| view! { <Alert message/> })
     };
     let filtered = !filter.is_empty();
     let pager_filter = filter.clone();
@@ -170,34 +160,22 @@ fn url_encode(text: &str) -> String {
         .collect()
 }
 
-/// The "Add secret" form: key and a password field.
+/// The "Add secret" form: key and a password field (empty again once added).
 #[component]
-fn AddSecretForm(workspace_id: Uuid, action: ServerAction<CreateSecret>) -> impl IntoView {
-    let error = move || action.value().get().and_then(Result::err).map(|e| e.message);
-    // Once added, the form is empty again for the next one (the value does not stay in its field).
-    let form = NodeRef::<leptos::html::Form>::new();
-    Effect::watch(
-        move || action.value().get(),
-        move |result, _, _| {
-            if let (Some(Ok(_)), Some(form)) = (result, form.get_untracked()) {
-                form.reset();
-            }
-        },
-        false,
-    );
+fn AddSecretForm(workspace_id: Uuid, action: Post) -> impl IntoView {
     view! {
         <section class="add-secret" aria-labelledby="add-secret-title">
             <h2 id="add-secret-title">"Add secret"</h2>
-            <ActionForm action=action node_ref=form attr:class="inline-form">
+            <PostForm to=CreateSecret::PATH post=action class="inline-form">
                 <CsrfField/>
                 <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
                 <label for="new-key">"Key"</label>
                 <input id="new-key" name="key" type="text" placeholder="KEY_NAME" autocomplete="off" required=true spellcheck="false"/>
                 <label for="new-value">"Value"</label>
                 <input id="new-value" name="value" type="password" autocomplete="new-password"/>
-                <button type="submit" disabled=move || action.pending().get()>"Add secret"</button>
-            </ActionForm>
-            {move || error().map(|message| view! { <Alert message/> })}
+                <button type="submit" disabled=move || action.pending()>"Add secret"</button>
+            </PostForm>
+            {move || action.error().map(|message| view! { <Alert message/> })}
         </section>
     }
 }
@@ -205,29 +183,25 @@ fn AddSecretForm(workspace_id: Uuid, action: ServerAction<CreateSecret>) -> impl
 /// The table itself, its rows keyed by id, version and hosts.
 #[component]
 pub fn SecretsTable(
-    rows: Memo<Vec<(SecretItem, Vec<String>)>>,
+    rows: Memo<Vec<SecretRow>>,
     workspace_id: Uuid,
     can_write: bool,
-    update: ServerAction<UpdateSecret>,
-    delete: ServerAction<DeleteSecret>,
-    egress: ServerAction<SetEgress>,
+    update: Post,
+    delete: Post,
+    egress: Post,
 ) -> impl IntoView {
-    let row = move |(s, allowed): (SecretItem, Vec<String>)| {
+    let row = move |s: SecretRow| {
         let (label, class) = if s.has_value { ("Value set", "state set") } else { ("No value", "state unset") };
-        let shown = if allowed.is_empty() { "nowhere".to_string() } else { allowed.join(", ") };
+        let shown = if s.hosts.is_empty() { "nowhere".to_string() } else { s.hosts.join(", ") };
         let actions = can_write.then(|| {
             let secret = s.clone();
-            view! { <td class="actions"><RowActions secret workspace_id update delete egress allowed/></td> }
+            view! { <td class="actions"><RowActions secret workspace_id update delete egress/></td> }
         });
         view! {
             <tr>
                 <td><a href=format!("/workspaces/{workspace_id}/secrets/{}", s.id) title="History"><code>{s.key.clone()}</code></a></td>
                 <td><span class=class>{label}</span></td>
-                <td>
-                    <time datetime=s.updated_at.to_rfc3339()>
-                        {s.updated_at.format("%Y-%m-%d %H:%M UTC").to_string()}
-                    </time>
-                </td>
+                <td><When at=s.updated/></td>
                 <td class="hosts">{shown}</td>
                 {actions}
             </tr>
@@ -248,7 +222,7 @@ pub fn SecretsTable(
                 </tr>
             </thead>
             <tbody>
-                <For each=move || rows.get() key=|(s, allowed)| (s.id, s.version, allowed.clone()) children=row/>
+                <For each=move || rows.get() key=|s| (s.id, s.version, s.hosts.clone()) children=row/>
             </tbody>
         </table>
     }
@@ -257,14 +231,7 @@ pub fn SecretsTable(
 /// Update (a password field and Save) and Delete (a second, explicit button) for one row.
 /// Both are `<details>` so they work without JavaScript.
 #[component]
-fn RowActions(
-    secret: SecretItem,
-    workspace_id: Uuid,
-    update: ServerAction<UpdateSecret>,
-    delete: ServerAction<DeleteSecret>,
-    egress: ServerAction<SetEgress>,
-    allowed: Vec<String>,
-) -> impl IntoView {
+fn RowActions(secret: SecretRow, workspace_id: Uuid, update: Post, delete: Post, egress: Post) -> impl IntoView {
     let hosts_id = format!("hosts-{}", secret.id);
     let hosts_label = format!("Hosts {} may be sent to, one a line", secret.key);
     let (id3, ws3) = (secret.id.to_string(), workspace_id.to_string());
@@ -276,7 +243,7 @@ fn RowActions(
     view! {
         <details class="row-action">
             <summary>"Update"</summary>
-            <ActionForm action=update attr:class="inline-form">
+            <PostForm to=UpdateSecret::PATH post=update class="inline-form">
                 <CsrfField/>
                 <input type="hidden" name="workspace_id" value=ws/>
                 <input type="hidden" name="id" value=id/>
@@ -284,30 +251,30 @@ fn RowActions(
                 <label for=field_id.clone()>{update_label}</label>
                 <input id=field_id name="value" type="password" autocomplete="new-password"/>
                 <button type="submit">"Save"</button>
-            </ActionForm>
+            </PostForm>
         </details>
         <details class="row-action">
             <summary>"Hosts"</summary>
-            <ActionForm action=egress attr:class="inline-form">
+            <PostForm to=SetEgress::PATH post=egress class="inline-form">
                 <CsrfField/>
                 <input type="hidden" name="workspace_id" value=ws3/>
                 <input type="hidden" name="id" value=id3/>
                 <label for=hosts_id.clone()>{hosts_label}</label>
                 <textarea id=hosts_id name="hosts" rows="3" spellcheck="false" placeholder="https://api.example.com">
-                    {allowed.join("\n")}
+                    {secret.hosts.join("\n")}
                 </textarea>
                 <button type="submit">"Save hosts"</button>
-            </ActionForm>
+            </PostForm>
         </details>
         <details class="row-action">
             <summary>"Delete"</summary>
-            <ActionForm action=delete attr:class="inline-form">
+            <PostForm to=DeleteSecret::PATH post=delete class="inline-form">
                 <CsrfField/>
                 <input type="hidden" name="workspace_id" value=ws2/>
                 <input type="hidden" name="id" value=id2/>
                 <input type="hidden" name="expected_version" value=secret.version.to_string()/>
                 <button type="submit" class="danger">{delete_label}</button>
-            </ActionForm>
+            </PostForm>
         </details>
     }
     .into_any()

@@ -1,14 +1,16 @@
 //! `/workspaces/:id/webhooks` (owners): register an endpoint (its signing secret is shown
-//! once, by the one island of the page), and for each one its events, state and latest deliveries (status, attempts, last
+//! once), and for each one its events, state and latest deliveries (status, attempts, last
 //! answer or error) with disable or enable, re-send and remove.
 
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use uuid::Uuid;
 
 use crate::model::{WebhookDelivery, WebhookInfo, WebhooksPage};
 use crate::ui::csrf::CsrfField;
 use crate::ui::layout::{fetch_for, id_param, Alert, SignedInPage};
 use crate::ui::server_fns::{get_webhooks, CreateWebhook, DeleteWebhook, ResendDelivery, SetWebhookEnabled};
+use crate::ui::show_once::ShowOnceForm;
 
 /// The event types an endpoint can subscribe to, as the form offers them.
 const EVENTS: &[(&str, &str)] = &[
@@ -60,15 +62,12 @@ pub fn WebhooksPage() -> impl IntoView {
 }
 
 /// "Add a webhook": its signing secret is shown once, here.
-#[island]
+#[component]
 fn CreateWebhookForm(workspace_id: Uuid) -> impl IntoView {
-    let create = ServerAction::<CreateWebhook>::new();
-    let created = move || create.value().get().and_then(Result::ok);
-    let failure = move || create.value().get().and_then(Result::err).map(|e| view! { <Alert message=e.message/> });
     view! {
         <section class="panel" aria-labelledby="new-webhook-title">
             <h2 id="new-webhook-title">"Add a webhook"</h2>
-            <ActionForm action=create attr:class="stack-form">
+            <ShowOnceForm to=CreateWebhook::PATH.to_string() class="stack-form".to_string()>
                 <CsrfField/>
                 <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
                 <label for="webhook-url">"URL"</label>
@@ -80,14 +79,7 @@ fn CreateWebhookForm(workspace_id: Uuid) -> impl IntoView {
                     }).collect_view()}
                 </fieldset>
                 <button type="submit">"Add webhook"</button>
-            </ActionForm>
-            {move || created().map(|c| view! {
-                <div class="created" role="status">
-                    <p>{format!("Webhook to {} added. Copy its signing secret now: it is not shown again.", c.url)}</p>
-                    <code class="token">{c.secret}</code>
-                </div>
-            })}
-            {failure}
+            </ShowOnceForm>
         </section>
     }
 }

@@ -3,15 +3,20 @@
 use leptos::prelude::*;
 use uuid::Uuid;
 
-use crate::model::{ApiError, AuditEvent, SessionInfo};
+use crate::model::{ApiError, AuditEvent, SessionInfo, ShownOnce};
 
 /// Changes the signed-in user's password.
 #[server(prefix = "/studio", endpoint = "change_password")]
-pub async fn change_password(csrf: String, current_password: String, new_password: String) -> Result<(), ApiError> {
+pub async fn change_password(
+    csrf: String,
+    current_password: String,
+    new_password: String,
+) -> Result<ShownOnce, ApiError> {
     let _ = csrf; // checked by server::csrf::guard before this runs
     crate::server::web::studio::change_password(&current_password, &new_password)
         .await
-        .map_err(crate::server::web::studio::fail)
+        .map_err(crate::server::web::studio::fail)?;
+    Ok(ShownOnce { message: "Password changed. Your other sessions have ended.".into(), secret: None })
 }
 
 /// Creates a user (administrators only); answers with a generated password when none is given.
@@ -21,11 +26,16 @@ pub async fn create_user(
     username: String,
     password: Option<String>,
     admin: Option<String>,
-) -> Result<Option<String>, ApiError> {
+) -> Result<ShownOnce, ApiError> {
     let _ = csrf; // checked by server::csrf::guard before this runs
-    crate::server::web::studio::create_user(&username, password, admin.is_some())
+    let generated = crate::server::web::studio::create_user(&username, password, admin.is_some())
         .await
-        .map_err(crate::server::web::studio::fail)
+        .map_err(crate::server::web::studio::fail)?;
+    let message = match generated {
+        Some(_) => format!("User '{username}' created. Copy the generated password now: it is not shown again."),
+        None => format!("User '{username}' created."),
+    };
+    Ok(ShownOnce { message, secret: generated })
 }
 
 /// The signed-in user's recent sign-ins and failed attempts.

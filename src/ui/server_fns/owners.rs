@@ -6,7 +6,7 @@
 use leptos::prelude::*;
 use uuid::Uuid;
 
-use crate::model::{ApiError, AuditEvent, CreatedToken, Member, Role, TokenInfo};
+use crate::model::{ApiError, AuditEvent, Member, Role, ShownOnce, TokenInfo};
 
 /// A workspace's audit log (never values).
 #[server(prefix = "/studio", endpoint = "audit_log")]
@@ -34,7 +34,7 @@ pub async fn create_token(
     scope_workflows: Option<String>,
     scope_use: Option<String>,
     scope_webhooks: Option<String>,
-) -> Result<CreatedToken, ApiError> {
+) -> Result<ShownOnce, ApiError> {
     let _ = csrf; // checked by server::csrf::guard before this runs
     use crate::server::domain::Scope;
     let chosen = [
@@ -55,9 +55,13 @@ pub async fn create_token(
         })?),
         None => None,
     };
-    crate::server::web::studio::create_token(workspace_id, &name, &scopes, days)
+    let created = crate::server::web::studio::create_token(workspace_id, &name, &scopes, days)
         .await
-        .map_err(crate::server::web::studio::fail)
+        .map_err(crate::server::web::studio::fail)?;
+    Ok(ShownOnce {
+        message: format!("Token '{}' created. Copy it now: it is not shown again.", created.info.name),
+        secret: Some(created.token),
+    })
 }
 
 /// Revokes a token.

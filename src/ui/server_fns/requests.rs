@@ -5,19 +5,11 @@ use uuid::Uuid;
 
 use crate::model::{ApiError, RunPageData, WorkflowRun};
 
-/// A run with its documents, markdown ones rendered.
+/// A run as its page shows it (markdown documents rendered, times formatted).
 #[server(prefix = "/studio", endpoint = "run")]
 pub async fn get_run(workspace_id: Uuid, run_id: Uuid) -> Result<RunPageData, ApiError> {
     let run = crate::server::web::studio::run(workspace_id, run_id).await.map_err(crate::server::web::studio::fail)?;
-    let markdown_html = run
-        .documents
-        .iter()
-        .map(|doc| {
-            (doc.kind == crate::model::DocumentKind::MarkdownDocument)
-                .then(|| crate::ui::markdown::to_safe_html(doc.content["markdown"].as_str().unwrap_or_default()))
-        })
-        .collect();
-    Ok(RunPageData { run, markdown_html })
+    Ok(crate::ui::requests::run_page(run))
 }
 
 /// Submits a SecretRequestDocument form (`values[KEY]=...`): all values stored and the run

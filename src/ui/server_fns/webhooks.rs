@@ -7,7 +7,7 @@
 use leptos::prelude::*;
 use uuid::Uuid;
 
-use crate::model::{ApiError, CreatedWebhook, WebhookInfo, WebhooksPage};
+use crate::model::{ApiError, ShownOnce, WebhookInfo, WebhooksPage};
 
 /// The workspace's endpoints and their latest deliveries.
 #[server(prefix = "/studio", endpoint = "webhooks")]
@@ -27,7 +27,7 @@ pub async fn create_webhook(
     event_token_created: Option<String>,
     event_token_revoked: Option<String>,
     event_member_changed: Option<String>,
-) -> Result<CreatedWebhook, ApiError> {
+) -> Result<ShownOnce, ApiError> {
     let _ = csrf; // checked by server::csrf::guard before this runs
     let chosen = [
         (event_secret_upserted, "secret.upserted"),
@@ -38,9 +38,13 @@ pub async fn create_webhook(
         (event_member_changed, "member.changed"),
     ];
     let events: Vec<String> = chosen.into_iter().filter(|(on, _)| on.is_some()).map(|(_, e)| e.to_string()).collect();
-    crate::server::web::studio::create_webhook(workspace_id, &url, &events)
+    let created = crate::server::web::studio::create_webhook(workspace_id, &url, &events)
         .await
-        .map_err(crate::server::web::studio::fail)
+        .map_err(crate::server::web::studio::fail)?;
+    Ok(ShownOnce {
+        message: format!("Webhook to {} added. Copy its signing secret now: it is not shown again.", created.url),
+        secret: Some(created.secret),
+    })
 }
 
 /// Disables or enables an endpoint.

@@ -11,8 +11,8 @@ use uuid::Uuid;
 use std::collections::HashMap;
 
 use crate::model::{
-    AuditEvent, CreatedToken, CurrentUser, DocumentKind, Member, PendingRequest, Role, RunStatus, SecretItem,
-    SessionInfo, TokenInfo, WorkflowRun, WorkspaceItem, WorkspaceSecrets,
+    AuditEvent, CreatedToken, CurrentUser, DeletedRow, DocumentKind, Member, PendingRequest, Role, RunStatus,
+    SecretItem, SecretRow, SessionInfo, TokenInfo, WorkflowRun, WorkspaceItem, WorkspaceSecrets,
 };
 use crate::server::domain::{Actor, Scope, Submission};
 use crate::server::error::AppError;
@@ -145,24 +145,38 @@ pub async fn workspace_secrets(workspace_id: Uuid, filter: &str, page: usize) ->
     let workspace = user.workspace(&state.db, workspace_id).await?;
     Principal::User(user).authorize(&state.db, workspace_id, Scope::SecretsList).await?;
     let page = state.secrets.page(workspace_id, filter, page).await?;
-    let shown: std::collections::BTreeSet<&str> = page.secrets.iter().map(|s| s.key.as_str()).collect();
-    let hosts = crate::server::store::egress_by_key(&state.db, workspace_id)
-        .await?
+    let mut hosts: HashMap<String, Vec<String>> =
+        crate::server::store::egress_by_key(&state.db, workspace_id).await?.into_iter().collect();
+    let secrets = page
+        .secrets
         .into_iter()
-        .filter(|(key, hosts)| shown.contains(key.as_str()) && !hosts.is_empty())
+        .map(|s| SecretRow {
+            hosts: hosts.remove(&s.key).unwrap_or_default(),
+            id: s.id,
+            key: s.key,
+            has_value: s.has_value,
+            version: s.version,
+            updated: s.updated_at.into(),
+        })
         .collect();
     let pending =
         state.workflows.list(workspace_id, Some(RunStatus::Waiting)).await?.iter().map(pending_request).collect();
+    let deleted = state
+        .secrets
+        .deleted(workspace_id)
+        .await?
+        .into_iter()
+        .map(|d| DeletedRow { key: d.key, deleted: d.deleted_at.into(), deleted_by: d.deleted_by })
+        .collect();
     Ok(WorkspaceSecrets {
         workspace,
-        secrets: page.secrets,
+        secrets,
         total: page.total,
         matching: page.matching,
         page: page.number,
         pending,
-        hosts,
         globals: state.secrets.global_keys(workspace_id).await?,
-        deleted: state.secrets.deleted(workspace_id).await?,
+        deleted,
     })
 }
 
