@@ -506,15 +506,17 @@ async fn owners_create_and_revoke_tokens_shown_once(engine: Engine) {
     let created = json(studio_post(&app, &owner, "create_token", &form(ws)).await).await;
     let by_editor = json(studio_post(&app, &editor, "create_token", &form(ws)).await).await;
     let foreign = json(studio_post(&app, &owner, "create_token", &form(other)).await).await;
-    let token = created["token"].as_str().unwrap().to_string();
+    let token = created["secret"].as_str().unwrap().to_string();
     let listed = studio_post(&app, &owner, "tokens", &[("workspace_id", ws.to_string())]).await.text().await.unwrap();
     let works = app.list(ws, &token).await.status();
-    let token_id = created["info"]["id"].as_str().unwrap().to_string();
+    let info = serde_json::from_str::<serde_json::Value>(&listed).unwrap()[0].clone();
+    let token_id = info["id"].as_str().unwrap().to_string();
     let revoked =
         studio_post(&app, &owner, "revoke_token", &[("workspace_id", ws.to_string()), ("token_id", token_id)]).await;
 
     assert!(token.starts_with("lss_"));
-    assert_eq!(created["info"]["scopes"], serde_json::json!(["secrets:list"]));
+    assert_eq!(created["message"], "Token 'ci' created. Copy it now: it is not shown again.");
+    assert_eq!(info["scopes"], serde_json::json!(["secrets:list"]));
     assert_eq!(by_editor["code"], "forbidden");
     assert_eq!(foreign["code"], "not_found");
     assert!(listed.contains("\"ci\"") && !listed.contains(&token), "the list never shows a token");
@@ -625,7 +627,7 @@ async fn users_change_their_password_and_admins_create_users(engine: Engine) {
     assert!(TestApp::session_cookie(&app.sign_in("alice", "brand-new-pass").await).is_some());
     assert!(TestApp::session_cookie(&app.sign_in("alice", PASSWORD).await).is_none());
     assert_eq!(by_user["code"], "forbidden");
-    let generated = by_admin.as_str().expect("a generated password");
+    let generated = by_admin["secret"].as_str().expect("a generated password");
     assert!(TestApp::session_cookie(&app.sign_in("bob", generated).await).is_some());
 }
 
