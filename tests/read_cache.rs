@@ -273,24 +273,76 @@ async fn the_server_sees_what_the_cli_wrote_to_its_sqlite_file() {
     assert_eq!(app.list(ws, &token).await.status(), 401, "the CLI's revocation holds at once");
 }
 
-/// A request reads the SQLite outbox once, however many of its reads want a fresh cache: the
-/// list route (token, listing) and `get_secret_keys` (token, listing, leak guard) each make one
-/// check, where every read checking alone made two or three.
+/// A request reads the SQLite outbox at most once, however many of its reads want a fresh
+/// cache (the list route: token, listing; `get_secret_keys`: token, listing, leak guard), and
+/// only when some process committed since the last read: every committing process bumps the
+/// change counter beside the database file, which a request reads instead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_checks_the_sqlite_outbox_once() {
+async fn a_request_reads_the_sqlite_outbox_only_after_a_commit() {
     let app = spawn_app(Engine::Sqlite).await;
     let ws = app.workspace("main").await;
     let token = app.token(ws, &[Scope::SecretsList, Scope::SecretsWrite, Scope::ToolsCall]).await;
     app.create(ws, &token, "CHECKED", "v").await;
+    let checks = || app.state.db.cache().checks_made();
+    let both = || async {
+        assert_eq!(app.list(ws, &token).await.status(), 200);
+        assert_eq!(app.tool(ws, &token, "get_secret_keys", serde_json::json!({})).await.status(), 200);
+    };
+
+    // The server's own write was announced: the next request reads the outbox once.
+    let before = checks();
+    both().await;
+    let after_write = checks() - before;
+    // Nothing committed since: 20 more requests read no outbox.
+    let before = checks();
+    for _ in 0..10 {
+        both().await;
+    }
+    let idle = checks() - before;
+    // The CLI's write is announced too.
+    let file = app.dir.path().join("import.env");
+    std::fs::write(&file, "FROM_CLI=imported\n").unwrap();
+    cli(&app, &["import", "--workspace", &ws.to_string(), file.to_str().unwrap()]);
+    let before = checks();
+    let list = json(app.list(ws, &token).await).await;
+    let after_cli = checks() - before;
+
+    assert!(after_write <= 2, "{after_write} checks for two requests after a write");
+    assert_eq!(idle, 0, "no request reads the outbox while nothing was committed");
+    assert_eq!(listed_version(&list, "FROM_CLI"), 1, "the import shows at once: {list}");
+    assert_eq!(after_cli, 1, "the request after the CLI's import reads the outbox once");
+}
+
+/// While other processes keep committing, a request still reads the outbox once: its first
+/// read's check serves its later reads (the token, the listing, the leak guard), which would
+/// otherwise each see the counter moved and check again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_reads_the_sqlite_outbox_once_while_others_commit() {
+    let app = spawn_app(Engine::Sqlite).await;
+    let ws = app.workspace("main").await;
+    let token = app.token(ws, &[Scope::SecretsList, Scope::SecretsWrite, Scope::ToolsCall]).await;
+    app.create(ws, &token, "CHECKED", "v").await;
+    let counter = format!("{}-changes", app.database_url.trim_start_matches("sqlite://"));
     let requests = 20;
+
     let before = app.state.db.cache().checks_made();
     for _ in 0..requests {
+        another_process_committed(&counter);
         assert_eq!(app.list(ws, &token).await.status(), 200);
+        another_process_committed(&counter);
         assert_eq!(app.tool(ws, &token, "get_secret_keys", serde_json::json!({})).await.status(), 200);
     }
     let made = app.state.db.cache().checks_made() - before;
-    // Background tasks may check now and then too; two per request would be 80.
+
+    // Two or three per request without the request scope: 80 or more.
     assert!((2 * requests..2 * requests + 10).contains(&made), "{made} checks for {} requests", 2 * requests);
+}
+
+/// What a committing process does to the counter beside the SQLite file (`<database>-changes`:
+/// a little-endian u64 it adds one to).
+fn another_process_committed(counter: &str) {
+    let now = std::fs::read(counter).ok().and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0);
+    std::fs::write(counter, (now + 1).to_le_bytes()).unwrap();
 }
 
 /// Runs the binary's CLI on the app's data dir and database.

@@ -14,7 +14,9 @@
 //!   one such check, but each waits for a check that started after it arrived, so a write
 //!   committed before a request arrived is seen by it. Within one request
 //!   ([`one_check_per_request`]) the first check serves every later read: a request sees what
-//!   was committed before it arrived, as with the first read alone.
+//!   was committed before it arrived, as with the first read alone. And no check is needed
+//!   while the [`ChangeSignal`] every committing process bumps is where it was when the last
+//!   check began: nothing was committed since.
 //!
 //! A read that misses takes a ticket before it reads the database and stores what it read only
 //! if no invalidation of that entry happened since, so a read that raced a commit never stores
@@ -29,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 use crate::model::{Event, SecretItem, WorkflowRun};
+use crate::server::store::change_signal::ChangeSignal;
 use crate::server::store::TokenRow;
 
 /// The PostgreSQL channel the outbox trigger notifies (migration 0011).
@@ -123,6 +126,10 @@ pub struct ReadCache {
     checks: AtomicU64,
     done: AtomicU64,
     follower: Option<tokio::sync::Mutex<Follower>>,
+    /// SQLite with a file: the change counter, and its value when the last finished check
+    /// began (`u64::MAX`: none yet).
+    signal: Option<ChangeSignal>,
+    checked_at_signal: AtomicU64,
 }
 
 impl std::fmt::Debug for ReadCache {
@@ -142,6 +149,24 @@ impl ReadCache {
             checks: AtomicU64::new(0),
             done: AtomicU64::new(0),
             follower: follows.then(|| tokio::sync::Mutex::new(Follower { applied: 0 })),
+            signal: None,
+            checked_at_signal: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// SQLite: checks the outbox only after `signal` moved (see the module's comment).
+    pub(super) fn with_signal(mut self, signal: ChangeSignal) -> ReadCache {
+        self.signal = Some(signal);
+        self
+    }
+
+    /// SQLite: tells every process following the outbox that events were committed (see
+    /// [`ChangeSignal`]), before the commit is acknowledged.
+    pub(super) fn announce_commit(&self) {
+        if let Some(signal) = &self.signal {
+            if let Err(err) = signal.bump() {
+                tracing::warn!(error = %err, "could not bump the change counter: a running server sees this commit with the next one");
+            }
         }
     }
 
@@ -309,6 +334,11 @@ impl ReadCache {
         Fut: Future<Output = Result<Vec<(i64, String)>, sqlx::Error>>,
     {
         let Some(follower) = self.follower.as_ref().filter(|_| self.is_enabled()) else { return Ok(()) };
+        let signal = || self.signal.as_ref().and_then(ChangeSignal::read);
+        // Nothing was committed since the last check began.
+        if signal().is_some_and(|now| now == self.checked_at_signal.load(Ordering::SeqCst)) {
+            return Ok(());
+        }
         let arrived = self.arrival();
         // A check that started after the arrival has finished.
         if self.done.load(Ordering::SeqCst) > arrived {
@@ -319,6 +349,8 @@ impl ReadCache {
             return Ok(());
         }
         let number = self.checks.fetch_add(1, Ordering::SeqCst) + 1;
+        // Read before the outbox: a commit bumping it later is read by this check or the next.
+        let began_at = signal().unwrap_or(u64::MAX);
         for (seq, payload) in read(follower.applied).await? {
             if seq != follower.applied + 1 {
                 // Events were purged before this process read them: what they changed is
@@ -329,6 +361,7 @@ impl ReadCache {
             follower.applied = seq;
         }
         self.done.store(number, Ordering::SeqCst);
+        self.checked_at_signal.store(began_at, Ordering::SeqCst);
         Ok(())
     }
 

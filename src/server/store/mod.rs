@@ -7,6 +7,7 @@
 
 mod audit;
 mod cache;
+mod change_signal;
 mod data_keys;
 mod egress;
 mod elicitations;
@@ -36,6 +37,7 @@ pub use versions::*;
 pub use webhooks::*;
 
 use anyhow::Context;
+use change_signal::ChangeSignal;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
@@ -186,6 +188,9 @@ impl Tx {
             TxConn::Postgres(t) => t.commit().await,
         };
         cache.apply(events.iter().map(outbox::PendingEvent::event));
+        if committed.is_ok() && !events.is_empty() {
+            cache.announce_commit();
+        }
         committed
     }
 
@@ -300,7 +305,13 @@ impl Db {
             .await
             .context("failed to open the SQLite database")?;
         let writer = group_commit::GroupCommit::open(&options).await.context("failed to open the SQLite database")?;
-        Ok(Db { pool: Pool::Sqlite(pool), cache: Arc::new(ReadCache::new(true)), writer: Some(writer) })
+        let mut cache = ReadCache::new(true);
+        if !file.as_os_str().is_empty() && file.as_os_str() != ":memory:" {
+            let signal = ChangeSignal::open(file)
+                .with_context(|| format!("failed to open the change counter beside {}", file.display()))?;
+            cache = cache.with_signal(signal);
+        }
+        Ok(Db { pool: Pool::Sqlite(pool), cache: Arc::new(cache), writer: Some(writer) })
     }
 
     /// Applies the migrations of this engine, then chains the audit entries written before
