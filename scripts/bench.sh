@@ -15,13 +15,7 @@ if ! command -v wrk >/dev/null; then
     exit 1
   fi
 fi
-if ! command -v wasm-opt >/dev/null; then
-  step "Installing binaryen 132 for wasm-opt (Debian's breaks hydration)" >&2
-  npm install -g binaryen@132 >&2
-fi
-
-step "Building the release server and front end (cargo leptos build --release --precompress)" >&2
-cargo leptos build --release --precompress >&2
+build_release >&2
 
 step "Front-end sizes" >&2
 echo "## Front end (release, target/site/pkg)"
@@ -33,6 +27,9 @@ for f in target/site/pkg/*.wasm target/site/pkg/*.js target/site/pkg/*.css; do
   kib() { [ -f "$1" ] && awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.1f", b / 1024 }' || echo "-"; }
   echo "| $(basename "$f" | sed -E 's/\.[A-Za-z0-9_-]{10,}\././') | $(kib "$f") | $(kib "$f.gz") | $(kib "$f.br") |"
 done
+# What a first visit downloads for the islands (target: 250 KB gzip).
+code_gz=$(cat target/site/pkg/*.wasm.gz target/site/pkg/*.js.gz | wc -c)
+echo "| WASM + JS, gzip as served | | $(awk -v b="$code_gz" 'BEGIN { printf "%.1f KiB (%.0f KB)", b / 1024, b / 1000 }') | |"
 echo
 
 # Many long-polls at once need more than the default 1,024 file descriptors.

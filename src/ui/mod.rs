@@ -11,6 +11,8 @@ pub mod live;
 pub mod markdown;
 pub mod post;
 pub mod requests;
+#[cfg(feature = "ssr")]
+pub mod run_page;
 pub mod secrets_table;
 pub mod server_fns;
 pub mod settings;

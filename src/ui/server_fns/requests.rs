@@ -9,7 +9,7 @@ use crate::model::{ApiError, RunPageData, WorkflowRun};
 #[server(prefix = "/studio", endpoint = "run")]
 pub async fn get_run(workspace_id: Uuid, run_id: Uuid) -> Result<RunPageData, ApiError> {
     let run = crate::server::web::studio::run(workspace_id, run_id).await.map_err(crate::server::web::studio::fail)?;
-    Ok(crate::ui::requests::run_page(run))
+    Ok(crate::ui::run_page::run_page(run))
 }
 
 /// Submits a SecretRequestDocument form (`values[KEY]=...`): all values stored and the run
