@@ -242,7 +242,41 @@ async fn get_secret_keys_keeps_its_answer_only_while_it_holds(engine: Engine) {
     assert_eq!(in_tool, 2, "each masked answer is audited: {blocked:?}");
 }
 
+/// A run's status answers with text kept with the run and the workspace's leak guard: a value
+/// stored since that appears in the run is masked at once, and an answer the guard had to mask
+/// is made, and audited, on every call.
+async fn a_runs_status_keeps_its_answer_only_while_it_holds(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let ws = app.workspace("main").await;
+    let token = app.token(ws, &[Scope::SecretsList, Scope::SecretsWrite, Scope::WorkflowsRun]).await;
+    let spelled = "spelled-out-in-the-reason-4711";
+    let body = serde_json::json!({"workflow": "secrets_request",
+        "args": {"reason": format!("The old one was {spelled}"), "variables": [{"key": "NEW_KEY"}]}});
+    let started = app.req(reqwest::Method::POST, &format!("/api/v1/workspaces/{ws}/workflows"), &token).json(&body);
+    let path = format!(
+        "/api/v1/workspaces/{ws}/workflows/{}",
+        json(started.send().await.unwrap()).await["id"].as_str().unwrap()
+    );
+    let read = || async { app.req(reqwest::Method::GET, &path, &token).send().await.unwrap().text().await.unwrap() };
+
+    let first = read().await;
+    let again = read().await;
+    assert_eq!(app.upsert(ws, &token, "OLD_KEY", spelled).await.status(), 200);
+    let masked = [read().await, read().await];
+
+    assert!(first.contains(spelled), "{first}");
+    assert_eq!(again, first, "the same answer while nothing changed");
+    for answer in &masked {
+        assert!(!answer.contains(spelled) && answer.contains("NEW_KEY"), "a value stored since is masked: {answer}");
+    }
+    let blocked = store::audit_events(&app.state.db, ws, Some("leak.blocked"), 10).await.unwrap();
+    let in_run =
+        blocked.iter().filter(|e| e.detail.as_deref().is_some_and(|d| d.starts_with("masked in run "))).count();
+    assert_eq!(in_run, 2, "each masked answer is audited: {blocked:?}");
+}
+
 both_engines!(
+    a_runs_status_keeps_its_answer_only_while_it_holds,
     a_change_is_dropped_from_memory_by_the_commit_that_made_it,
     no_read_is_answered_from_an_entry_its_acknowledged_write_replaced,
     no_request_is_let_in_by_a_token_revoked_before_it_started,

@@ -124,6 +124,19 @@ impl SecretService {
         actor: &Actor,
     ) -> Result<bool, AppError> {
         let guard = self.leak_guard(workspace_id).await?;
+        self.mask_with(&guard, workspace_id, values, place, actor).await
+    }
+
+    /// [`SecretService::mask_all_telling`] with the workspace's guard as
+    /// [`SecretService::leak_guard`] answered it.
+    pub async fn mask_with(
+        &self,
+        guard: &LeakGuard,
+        workspace_id: Uuid,
+        values: Vec<&mut Value>,
+        place: &str,
+        actor: &Actor,
+    ) -> Result<bool, AppError> {
         if guard.is_empty() {
             return Ok(false);
         }

@@ -10,6 +10,7 @@ mod engine;
 mod reading;
 mod submission;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -132,13 +133,15 @@ pub struct WorkflowEngine {
     secrets: SecretService,
     events: EventHub,
     runs_per_minute: u32,
+    /// Status answers kept while they hold (see [`WorkflowEngine::view_json`]).
+    answers: Arc<reading::KeptAnswers>,
 }
 
 impl WorkflowEngine {
     /// An engine over `db`, storing submitted values through `secrets`; each workspace may
     /// start `runs_per_minute` runs a minute.
     pub fn new(db: Db, secrets: SecretService, events: EventHub, runs_per_minute: u32) -> WorkflowEngine {
-        WorkflowEngine { db, secrets, events, runs_per_minute }
+        WorkflowEngine { db, secrets, events, runs_per_minute, answers: Arc::default() }
     }
 }
 

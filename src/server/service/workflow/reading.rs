@@ -2,11 +2,12 @@
 //! one query), and the long-poll that waits for a run to move.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
 use crate::model::CreatedBy;
+use crate::server::domain::leak::LeakGuard;
 use crate::server::domain::ActorKind;
 use crate::server::store::token_by_id;
 
@@ -15,22 +16,48 @@ impl WorkflowEngine {
     /// has been committed since it was read (status reads and polls read it again and again),
     /// through the leak guard each time.
     pub async fn view(&self, workspace_id: Uuid, id: Uuid) -> Result<WorkflowRun, AppError> {
+        let mut view = WorkflowRun::clone(&*self.as_read(workspace_id, id).await?);
+        self.guard(&mut view).await?;
+        Ok(view)
+    }
+
+    /// [`WorkflowEngine::view`] as JSON text, for status reads. The text is kept with the run as
+    /// read and the leak guard it went through, and served again while both are current (no
+    /// move of the run, no change to the workspace's values), unless the guard masked
+    /// something: that answer is made, and audited, on every call.
+    pub async fn view_json(&self, workspace_id: Uuid, id: Uuid) -> Result<Arc<str>, AppError> {
+        let run = self.as_read(workspace_id, id).await?;
+        let guard = self.secrets.leak_guard(workspace_id).await?;
+        if let Some(text) = self.answers.of(&run, &guard) {
+            return Ok(text);
+        }
+        let mut view = WorkflowRun::clone(&run);
+        let place = format!("run {}", view.id);
+        let masked =
+            self.secrets.mask_with(&guard, workspace_id, parts_of(&mut view), &place, &Actor::system()).await?;
+        let text: Arc<str> = serde_json::to_string(&view).map_err(anyhow::Error::from)?.into();
+        if !masked {
+            self.answers.keep(run, guard, text.clone());
+        }
+        Ok(text)
+    }
+
+    /// A run as read, before the leak guard: from memory, or read and kept.
+    async fn as_read(&self, workspace_id: Uuid, id: Uuid) -> Result<Arc<WorkflowRun>, AppError> {
         let cache = self.db.fresh_cache().await?;
-        let mut view = match cache.run(id) {
-            Some(run) if run.workspace_id == workspace_id => WorkflowRun::clone(&run),
-            Some(_) => return Err(AppError::NotFound),
+        match cache.run(id) {
+            Some(run) if run.workspace_id == workspace_id => Ok(run),
+            Some(_) => Err(AppError::NotFound),
             None => {
                 let ticket = cache.run_ticket();
                 let run = runs::run(&self.db, workspace_id, id).await?.ok_or(AppError::NotFound)?;
                 let documents = runs::documents(&self.db, run.id).await?;
                 let created_by = self.created_by(&run).await?;
-                let view = view_of(run, documents, created_by)?;
-                cache.store_run(ticket, Arc::new(view.clone()));
-                view
+                let view = Arc::new(view_of(run, documents, created_by)?);
+                cache.store_run(ticket, view.clone());
+                Ok(view)
             }
-        };
-        self.guard(&mut view).await?;
-        Ok(view)
+        }
     }
 
     /// A workspace's runs, newest first, optionally with one status (`waiting`: the pending
@@ -117,11 +144,41 @@ impl WorkflowEngine {
 
     /// Passes a run's args, result and documents through the workspace's leak guard.
     async fn guard(&self, view: &mut WorkflowRun) -> Result<(), AppError> {
-        let place = format!("run {}", view.id);
-        let mut parts: Vec<&mut Value> = vec![&mut view.args];
-        parts.extend(view.result.as_mut());
-        parts.extend(view.documents.iter_mut().map(|d| &mut d.content));
-        self.secrets.mask_all(view.workspace_id, parts, &place, &Actor::system()).await
+        let (workspace_id, place) = (view.workspace_id, format!("run {}", view.id));
+        self.secrets.mask_all(workspace_id, parts_of(view), &place, &Actor::system()).await
+    }
+}
+
+/// What of a run people and agents wrote: its arguments, result and documents.
+fn parts_of(view: &mut WorkflowRun) -> Vec<&mut Value> {
+    let mut parts: Vec<&mut Value> = vec![&mut view.args];
+    parts.extend(view.result.as_mut());
+    parts.extend(view.documents.iter_mut().map(|d| &mut d.content));
+    parts
+}
+
+/// Most runs whose status answer is kept; past it they start over.
+const MAX_ANSWERS: usize = 10_000;
+
+/// A status answer as JSON text, with the run as read and the guard it went through.
+type Kept = (Arc<WorkflowRun>, LeakGuard, Arc<str>);
+
+/// Status answers, by run.
+#[derive(Default)]
+pub(super) struct KeptAnswers(Mutex<HashMap<Uuid, Kept>>);
+
+impl KeptAnswers {
+    fn of(&self, run: &Arc<WorkflowRun>, guard: &LeakGuard) -> Option<Arc<str>> {
+        let kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        kept.get(&run.id).filter(|(from, by, _)| Arc::ptr_eq(from, run) && by.is(guard)).map(|(.., text)| text.clone())
+    }
+
+    fn keep(&self, run: Arc<WorkflowRun>, guard: LeakGuard, text: Arc<str>) {
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() >= MAX_ANSWERS {
+            kept.clear();
+        }
+        kept.insert(run.id, (run, guard, text));
     }
 }
 

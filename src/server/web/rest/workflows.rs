@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -129,9 +129,10 @@ async fn read(
     principal: Principal,
     State(state): State<AppState>,
     ApiPath((workspace_id, id)): ApiPath<(Uuid, Uuid)>,
-) -> Result<Json<WorkflowRun>, AppError> {
+) -> Result<Response, AppError> {
     principal.authorize(&state.db, workspace_id, Scope::WorkflowsRun).await?;
-    Ok(Json(state.workflows.view(workspace_id, id).await?))
+    let text = state.workflows.view_json(workspace_id, id).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], text.to_string()).into_response())
 }
 
 /// Fires a waiting transition. The body is `{"payload": ...}` or the payload itself; for
