@@ -136,6 +136,26 @@ impl Bench {
             ("GET .../workflows/:id", run, Some(run_bare)),
         ]);
 
+        // 2c. The same read over MCP (streamable HTTP, one session, `tools/call`), against a bare
+        // handler answering its bytes.
+        let mcp_url = format!("{}/mcp", server.base);
+        let session = format!("Mcp-Session-Id: {}", mcp_session(&mcp_url, &auth));
+        let (accept, version) = ("Accept: application/json, text/event-stream", "MCP-Protocol-Version: 2025-11-25");
+        let call =
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_secret_keys","arguments":{}}}"#;
+        let mcp_headers = [auth.as_str(), session.as_str(), accept, version];
+        let mcp_bytes = http_post(&mcp_url, &mcp_headers, call);
+        assert!(String::from_utf8_lossy(&mcp_bytes).contains("KEY_00000"), "the MCP call lists the keys");
+        let mcp_script = post_script(&server, "mcp.lua", call);
+        let mcp_bare = self.runtime.block_on(bare_axum(mcp_bytes.clone()));
+        let mcp_bare = self.wrk(&mcp_bare, &[], Some(&mcp_script), None);
+        let mcp = self.wrk(&mcp_url, &[&auth, &session, accept, version], Some(&mcp_script), Some(&server));
+        println!("### get_secret_keys over MCP ({} bytes) vs a bare handler with the same bytes\n", mcp_bytes.len());
+        table(&[
+            ("bare axum handler (MCP's bytes, POST)", mcp_bare, None),
+            ("POST /mcp tools/call", mcp, Some(mcp_bare)),
+        ]);
+
         // 3. Durable upserts over 1,000 keys, against raw sqlx running the same upsert.
         let script = upsert_script(&server);
         let fsyncs = FsyncCount::start(server.child.id());
@@ -661,6 +681,27 @@ async fn long_polls(server: &Server, token: &str, count: usize) -> (f64, f64, us
         }
     }
     (before, held, answered)
+}
+
+/// Opens an MCP session at `url` (initialize, then the initialized notification); its id.
+fn mcp_session(url: &str, auth: &str) -> String {
+    let client = reqwest::blocking::Client::new();
+    let initialize = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#;
+    let (name, token) = auth.split_once(": ").unwrap();
+    let response = client
+        .post(url)
+        .header(name, token)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .body(initialize)
+        .send()
+        .unwrap();
+    assert!(response.status().is_success(), "initialize: {}", response.status());
+    let session = response.headers()["mcp-session-id"].to_str().unwrap().to_string();
+    let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    let headers = [auth, &format!("Mcp-Session-Id: {session}"), "Accept: application/json, text/event-stream"];
+    http_post(url, &headers, initialized);
+    session
 }
 
 /// A JSON POST with extra `Name: value` headers, blocking; the body.

@@ -483,7 +483,13 @@ async fn the_data_dir_and_its_files_are_private() {
 
     let mode = |name: &str| std::fs::metadata(data.join(name)).unwrap().permissions().mode() & 0o777;
     assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);
-    for file in ["master.key", "loopstack-secrets.db", "loopstack-secrets.db-wal", "loopstack-secrets.db-shm"] {
+    for file in [
+        "master.key",
+        "loopstack-secrets.db",
+        "loopstack-secrets.db-wal",
+        "loopstack-secrets.db-shm",
+        "loopstack-secrets.db-changes",
+    ] {
         assert_eq!(mode(file), 0o600, "{file}");
     }
     state.shutdown().await;
