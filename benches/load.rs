@@ -146,7 +146,7 @@ impl Bench {
         let mcp_headers = [auth.as_str(), session.as_str(), accept, version];
         let mcp_bytes = http_post(&mcp_url, &mcp_headers, call);
         assert!(String::from_utf8_lossy(&mcp_bytes).contains("KEY_00000"), "the MCP call lists the keys");
-        let mcp_script = post_script(&server, "mcp.lua", call);
+        let mcp_script = mcp_call_script(&server);
         let mcp_bare = self.runtime.block_on(bare_axum(mcp_bytes.clone()));
         let mcp_bare = self.wrk(&mcp_bare, &[], Some(&mcp_script), None);
         let mcp = self.wrk(&mcp_url, &[&auth, &session, accept, version], Some(&mcp_script), Some(&server));
@@ -565,6 +565,31 @@ fn post_script(server: &Server, name: &str, body: &str) -> PathBuf {
     let path = server.dir.path().join(name);
     let script =
         format!("wrk.method = \"POST\"\nwrk.body = '{body}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n");
+    std::fs::write(&path, script).unwrap();
+    path
+}
+
+/// A Lua script making wrk call `get_secret_keys` over MCP, each request with an id of its own
+/// (a session refuses a second request with the id of one in flight); each of wrk's threads
+/// counts from its own billion.
+fn mcp_call_script(server: &Server) -> PathBuf {
+    let path = server.dir.path().join("mcp.lua");
+    let script = r#"wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local threads = 0
+function setup(thread)
+  thread:set("first", threads * 1000000000)
+  threads = threads + 1
+end
+function init(args)
+  next_id = first
+end
+function request()
+  next_id = next_id + 1
+  return wrk.format(nil, nil, nil, '{"jsonrpc":"2.0","id":' .. next_id ..
+    ',"method":"tools/call","params":{"name":"get_secret_keys","arguments":{}}}')
+end
+"#;
     std::fs::write(&path, script).unwrap();
     path
 }
