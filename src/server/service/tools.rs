@@ -238,10 +238,21 @@ pub async fn call_for_rest(
     if name != "get_secret_keys" {
         return call(secrets, workflows, workspace_id, name, body, actor, heartbeat).await.map(Reply::Result);
     }
+    let keys = secret_keys_json(secrets, workspace_id, body, actor).await?;
+    Ok(Reply::Text(format!(r#"{{"data":{keys}}}"#)))
+}
+
+/// `get_secret_keys`' data as JSON text, kept while the workspace's secrets are unchanged
+/// (`SecretService::key_states_json`): what the REST API and MCP answer with.
+pub async fn secret_keys_json(
+    secrets: &SecretService,
+    workspace_id: Uuid,
+    body: Value,
+    actor: &Actor,
+) -> Result<std::sync::Arc<str>, AppError> {
     let (args, _) = split_envelope(body)?;
     no_arguments(&args)?;
-    let keys = secrets.key_states_json(workspace_id, "tool get_secret_keys", actor).await?;
-    Ok(Reply::Text(format!(r#"{{"data":{keys}}}"#)))
+    secrets.key_states_json(workspace_id, "tool get_secret_keys", actor).await
 }
 
 /// `get_secret_keys` takes none: nothing, or an empty object.

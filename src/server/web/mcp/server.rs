@@ -3,7 +3,7 @@
 //! for secrets go through [`super::elicit`], which opens the Studio's form for the person.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use rmcp::model::{
@@ -121,11 +121,11 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(tool_list()))
+        Ok(ListToolsResult::with_all_items(TOOLS.clone()))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        tool_list().into_iter().find(|tool| tool.name == name)
+        TOOLS.iter().find(|tool| tool.name == name).cloned()
     }
 
     async fn call_tool(
@@ -135,7 +135,7 @@ impl ServerHandler for McpServer {
     ) -> Result<CallToolResponse, ErrorData> {
         let caller = self.caller(&context)?;
         let name = request.name.to_string();
-        if !tools::definitions().iter().any(|tool| tool.name == name) {
+        if !TOOLS.iter().any(|tool| tool.name == name) {
             return Err(ErrorData::invalid_params(format!("unknown tool '{name}'"), None));
         }
         if let Err(err) = caller.authorize(&self.state, tools::required_scope(&name)).await {
@@ -144,6 +144,14 @@ impl ServerHandler for McpServer {
         let args = Value::Object(request.arguments.clone().unwrap_or_default());
         if name == "request_secrets" || name == "request_secrets_task" {
             return self.request_secrets(&caller, &name, args, &request, &context).await;
+        }
+        if name == "get_secret_keys" {
+            // The keys' text kept for the REST API serves here too (the leak guard saw it).
+            let keys = tools::secret_keys_json(&self.state.secrets, caller.workspace_id, args, &caller.actor).await;
+            return match keys.and_then(|text| serde_json::from_str(&text).map_err(|e| anyhow::Error::from(e).into())) {
+                Ok(data) => Ok(answer(&name, ToolResult { data, pending: None }, &None).into()),
+                Err(err) => tool_error(err),
+            };
         }
         let _slot = match (name == "wait_for_secrets").then(|| caller.hold_stream(&self.state)) {
             Some(Err(err)) => return tool_error(err),
@@ -178,7 +186,9 @@ impl McpServer {
     }
 }
 
-/// The tool definitions as MCP tools.
+/// The tool definitions as MCP tools, made once: the transport looks a tool up on every call.
+static TOOLS: LazyLock<Vec<Tool>> = LazyLock::new(tool_list);
+
 fn tool_list() -> Vec<Tool> {
     tools::definitions()
         .into_iter()
