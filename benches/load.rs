@@ -82,20 +82,22 @@ impl Bench {
         let auth = format!("Authorization: Bearer {token}");
         let cookie = format!("Cookie: {}", server.sign_in());
         let idle_rss = server.rss_mib();
-        if std::env::var("BENCH_ONLY").is_ok_and(|only| only == "flood") {
-            self.sign_in_flood(&server);
-            return;
-        }
+        // BENCH_ONLY=polls,reads,writes,ssr,flood (any of them) runs those parts (the reads' bare handler, the
+        // baseline of the others, always runs).
+        let only = std::env::var("BENCH_ONLY").ok();
+        let part = |name: &str| only.as_deref().is_none_or(|only| only.split(',').any(|o| o.trim() == name));
 
         // 1. Memory with 1,000 requests held in long-poll at once (first, on a fresh process).
-        let (before, held, answered) = self.runtime.block_on(long_polls(&server, &token, 1000));
-        println!("### 1,000 long-polls held at once\n");
-        println!("| idle RSS MiB | before MiB | with 1,000 held MiB | per held request KiB | all answered |");
-        println!("|---:|---:|---:|---:|---:|");
-        println!(
-            "| {idle_rss:.1} | {before:.1} | {held:.1} | {:.1} | {answered} |\n",
-            (held - before) * 1024.0 / 1000.0
-        );
+        if part("polls") {
+            let (before, held, answered) = self.runtime.block_on(long_polls(&server, &token, 1000));
+            println!("### 1,000 long-polls held at once\n");
+            println!("| idle RSS MiB | before MiB | with 1,000 held MiB | per held request KiB | all answered |");
+            println!("|---:|---:|---:|---:|---:|");
+            println!(
+                "| {idle_rss:.1} | {before:.1} | {held:.1} | {:.1} | {answered} |\n",
+                (held - before) * 1024.0 / 1000.0
+            );
+        }
         // 2. List keys of a workspace with 100 secrets, against a bare handler with the same bytes.
         server.import(server.workspace, 100);
         let list_url = format!("{}/api/v1/workspaces/{}/secrets", server.base, server.workspace);
@@ -103,94 +105,109 @@ impl Bench {
         assert!(bytes.starts_with(b"[{"), "the list answers JSON");
         let baseline = self.runtime.block_on(bare_axum(bytes.clone()));
         let bare = self.wrk(&baseline, &[], None, None);
-        let list = self.wrk(&list_url, &[&auth], None, Some(&server));
-        println!(
-            "### List keys (100 secrets, REST, token auth) vs a bare axum handler returning the same {} bytes\n",
-            bytes.len()
-        );
-        table(&[("bare axum handler", bare, None), ("GET .../secrets", list, Some(bare))]);
+        if part("reads") {
+            let list = self.wrk(&list_url, &[&auth], None, Some(&server));
+            println!(
+                "### List keys (100 secrets, REST, token auth) vs a bare axum handler returning the same {} bytes\n",
+                bytes.len()
+            );
+            table(&[("bare axum handler", bare, None), ("GET .../secrets", list, Some(bare))]);
 
-        // 2b. The agent's read (get_secret_keys over the tool API) and a run's status, each
-        // against a bare handler returning its bytes.
-        let tool_url = format!("{}/api/v1/workspaces/{}/tools/get_secret_keys", server.base, server.workspace);
-        let tool_bytes = http_post(&tool_url, &[&auth], r#"{"args":{}}"#);
-        let tool_script = post_script(&server, "tool.lua", r#"{"args":{}}"#);
-        let tool_bare = self.runtime.block_on(bare_axum(tool_bytes.clone()));
-        let tool_bare = self.wrk(&tool_bare, &[], Some(&tool_script), None);
-        let json_type = "Content-Type: application/json";
-        let tool = self.wrk(&tool_url, &[&auth, json_type], Some(&tool_script), Some(&server));
-        let run_url = self.runtime.block_on(server.run(&token, "STATUS"));
-        let run_bytes = http_get(&run_url, &[&auth]);
-        let run_bare = self.runtime.block_on(bare_axum(run_bytes.clone()));
-        let run_bare = self.wrk(&run_bare, &[], None, None);
-        let run = self.wrk(&run_url, &[&auth], None, Some(&server));
-        println!(
+            // 2b. The agent's read (get_secret_keys over the tool API) and a run's status, each
+            // against a bare handler returning its bytes.
+            let tool_url = format!("{}/api/v1/workspaces/{}/tools/get_secret_keys", server.base, server.workspace);
+            let tool_bytes = http_post(&tool_url, &[&auth], r#"{"args":{}}"#);
+            let tool_script = post_script(&server, "tool.lua", r#"{"args":{}}"#);
+            let tool_bare = self.runtime.block_on(bare_axum(tool_bytes.clone()));
+            let tool_bare = self.wrk(&tool_bare, &[], Some(&tool_script), None);
+            let json_type = "Content-Type: application/json";
+            let tool = self.wrk(&tool_url, &[&auth, json_type], Some(&tool_script), Some(&server));
+            let run_url = self.runtime.block_on(server.run(&token, "STATUS"));
+            let run_bytes = http_get(&run_url, &[&auth]);
+            let run_bare = self.runtime.block_on(bare_axum(run_bytes.clone()));
+            let run_bare = self.wrk(&run_bare, &[], None, None);
+            let run = self.wrk(&run_url, &[&auth], None, Some(&server));
+            println!(
             "### get_secret_keys (tool API, {} bytes) and a run's status ({} bytes) vs bare handlers with the same bytes\n",
             tool_bytes.len(),
             run_bytes.len()
         );
-        table(&[
-            ("bare axum handler (tool's bytes, POST)", tool_bare, None),
-            ("POST .../tools/get_secret_keys", tool, Some(tool_bare)),
-            ("bare axum handler (run's bytes)", run_bare, None),
-            ("GET .../workflows/:id", run, Some(run_bare)),
-        ]);
-
-        // 2c. The same read over MCP (streamable HTTP, one session, `tools/call`), against a bare
-        // handler answering its bytes.
-        let mcp_url = format!("{}/mcp", server.base);
-        let session = format!("Mcp-Session-Id: {}", mcp_session(&mcp_url, &auth));
-        let (accept, version) = ("Accept: application/json, text/event-stream", "MCP-Protocol-Version: 2025-11-25");
-        let call =
-            r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_secret_keys","arguments":{}}}"#;
-        let mcp_headers = [auth.as_str(), session.as_str(), accept, version];
-        let mcp_bytes = http_post(&mcp_url, &mcp_headers, call);
-        assert!(String::from_utf8_lossy(&mcp_bytes).contains("KEY_00000"), "the MCP call lists the keys");
-        let mcp_script = mcp_call_script(&server);
-        let mcp_bare = self.runtime.block_on(bare_axum(mcp_bytes.clone()));
-        let mcp_bare = self.wrk(&mcp_bare, &[], Some(&mcp_script), None);
-        let mcp = self.wrk(&mcp_url, &[&auth, &session, accept, version], Some(&mcp_script), Some(&server));
-        println!("### get_secret_keys over MCP ({} bytes) vs a bare handler with the same bytes\n", mcp_bytes.len());
-        table(&[
-            ("bare axum handler (MCP's bytes, POST)", mcp_bare, None),
-            ("POST /mcp tools/call", mcp, Some(mcp_bare)),
-        ]);
-
-        // 3. Durable upserts over 1,000 keys, against raw sqlx running the same upsert.
-        let script = upsert_script(&server);
-        let fsyncs = FsyncCount::start(server.child.id());
-        let upsert = self.wrk(
-            &format!("{}/api/v1/workspaces/{}/secrets/upsert", server.base, server.workspace),
-            &[&auth, "Content-Type: application/json"],
-            Some(&script),
-            Some(&server),
-        );
-        let fsyncs = fsyncs.stop();
-        let raw = self.runtime.block_on(raw_sqlx_upserts(&server.raw_database_url(engine), self.seconds));
-        println!("### Durable upsert over 1,000 keys vs raw sqlx (same engine and durability settings, {CONNECTIONS} tasks)\n");
-        if engine == "postgres" {
-            // The same rows per write as the product's (value, version, outbox event, audit
-            // entry and head), by the product's one statement, from raw sqlx: what the
-            // database alone can do, without HTTP, auth or sealing.
-            let same = self.runtime.block_on(raw_sqlx_same_writes(&server.raw_database_url(engine), self.seconds));
             table(&[
-                ("raw sqlx upsert (one transaction each)", raw, None),
-                ("raw sqlx: the product's statement (lss_upsert_secret)", same, Some(raw)),
-                ("PUT .../secrets/upsert", upsert, Some(raw)),
+                ("bare axum handler (tool's bytes, POST)", tool_bare, None),
+                ("POST .../tools/get_secret_keys", tool, Some(tool_bare)),
+                ("bare axum handler (run's bytes)", run_bare, None),
+                ("GET .../workflows/:id", run, Some(run_bare)),
             ]);
+
+            // 2c. The same read over MCP (streamable HTTP, one session, `tools/call`), against a bare
+            // handler answering its bytes.
+            let mcp_url = format!("{}/mcp", server.base);
+            let session = format!("Mcp-Session-Id: {}", mcp_session(&mcp_url, &auth));
+            let (accept, version) = ("Accept: application/json, text/event-stream", "MCP-Protocol-Version: 2025-11-25");
+            let call =
+                r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_secret_keys","arguments":{}}}"#;
+            let mcp_headers = [auth.as_str(), session.as_str(), accept, version];
+            let mcp_bytes = http_post(&mcp_url, &mcp_headers, call);
+            assert!(String::from_utf8_lossy(&mcp_bytes).contains("KEY_00000"), "the MCP call lists the keys");
+            let mcp_script = mcp_call_script(&server);
+            let mcp_bare = self.runtime.block_on(bare_axum(mcp_bytes.clone()));
+            let mcp_bare = self.wrk(&mcp_bare, &[], Some(&mcp_script), None);
+            let mcp = self.wrk(&mcp_url, &[&auth, &session, accept, version], Some(&mcp_script), Some(&server));
             println!(
-                "PUT .../secrets/upsert is {:.2} of raw sqlx running the product's own statement with the same rows.\n",
-                upsert.rps / same.rps
+                "### get_secret_keys over MCP ({} bytes) vs a bare handler with the same bytes\n",
+                mcp_bytes.len()
             );
-        } else {
             table(&[
-                ("raw sqlx upsert (one transaction each)", raw, None),
-                ("PUT .../secrets/upsert", upsert, Some(raw)),
+                ("bare axum handler (MCP's bytes, POST)", mcp_bare, None),
+                ("POST /mcp tools/call", mcp, Some(mcp_bare)),
             ]);
         }
-        if engine == "sqlite" {
-            let disk = fsync_rate(server.dir.path());
-            match fsyncs {
+        // 3. Durable upserts over 1,000 keys, against raw sqlx running the same upsert.
+        if part("writes") {
+            let script = upsert_script(&server);
+            let fsyncs = FsyncCount::start(server.child.id());
+            let upsert = self.wrk(
+                &format!("{}/api/v1/workspaces/{}/secrets/upsert", server.base, server.workspace),
+                &[&auth, "Content-Type: application/json"],
+                Some(&script),
+                Some(&server),
+            );
+            let fsyncs = fsyncs.stop();
+            let raw =
+                self.runtime.block_on(raw_sqlx_upserts(&server.raw_database_url(engine), self.seconds, Also::Nothing));
+            println!("### Durable upsert over 1,000 keys vs raw sqlx (same engine and durability settings, {CONNECTIONS} tasks)\n");
+            if engine == "postgres" {
+                // The same rows per write as the product's (value, version, outbox event, audit
+                // entry and head), by the product's one statement, from raw sqlx: what the
+                // database alone can do, without HTTP, auth or sealing.
+                let same = self.runtime.block_on(raw_sqlx_same_writes(&server.raw_database_url(engine), self.seconds));
+                // What serializes a workspace's writes on PostgreSQL: the chain head (a row lock
+                // held until the commit is on disk) and a notification (a lock on the database
+                // held through the commit), each alone beside the one-row upsert.
+                let url = server.raw_database_url(engine);
+                let head = self.runtime.block_on(raw_sqlx_upserts(&url, self.seconds, Also::ChainHead));
+                let notify = self.runtime.block_on(raw_sqlx_upserts(&url, self.seconds, Also::Notify));
+                table(&[
+                    ("raw sqlx upsert (one transaction each)", raw, None),
+                    ("raw sqlx upsert + its workspace's chain head, same transaction", head, Some(raw)),
+                    ("raw sqlx upsert + pg_notify, same transaction", notify, Some(raw)),
+                    ("raw sqlx: the product's statement (lss_upsert_secret)", same, Some(raw)),
+                    ("PUT .../secrets/upsert", upsert, Some(raw)),
+                ]);
+                println!(
+                    "PUT .../secrets/upsert is {:.2} of raw sqlx running the product's own statement with the same rows, {:.2} of the one-row upsert that advances a chain head.\n",
+                    upsert.rps / same.rps,
+                    upsert.rps / head.rps
+                );
+            } else {
+                table(&[
+                    ("raw sqlx upsert (one transaction each)", raw, None),
+                    ("PUT .../secrets/upsert", upsert, Some(raw)),
+                ]);
+            }
+            if engine == "sqlite" {
+                let disk = fsync_rate(server.dir.path());
+                match fsyncs {
                 Some(fsyncs) => println!(
                     "The server's fsyncs during the upserts (perf, ext4:ext4_sync_file_enter): {fsyncs}, {:.1} upserts per fsync; this disk does {disk:.0} fsyncs/s alone (write 4 KiB + fdatasync, one file, {} s), so one fsync per upsert would cap at {disk:.0} upserts/s.\n",
                     upsert.rps * f64::from(self.seconds) / fsyncs.max(1) as f64,
@@ -198,48 +215,66 @@ impl Bench {
                 ),
                 None => println!("(perf could not count the server's fsyncs; this disk does {disk:.0} fsyncs/s alone.)\n"),
             }
+            }
         }
-
         // 4. Server-side rendering: the secrets page with 1,000 keys, and the sign-in page.
-        let big = server.workspace_with("ssr-1000", 1000);
-        let page = self.wrk(&format!("{}/workspaces/{big}", server.base), &[&cookie], None, Some(&server));
-        let sign_in = self.wrk(&format!("{}/sign-in", server.base), &[], None, Some(&server));
-        println!("### Server-side rendering (SsrMode::Async, signed in) vs the bare handler\n");
-        table(&[
-            ("bare axum handler", bare, None),
-            ("GET /sign-in", sign_in, Some(bare)),
-            ("GET /workspaces/:id (1,000 secrets)", page, Some(bare)),
-        ]);
-
-        // 5. How list and page cost grow with the number of secrets.
-        println!("### Growth: list and page at 10 to 10,000 secrets\n");
-        println!("| secrets | list req/s | list p50 ms | list p99 ms | page req/s | page p50 ms | page p99 ms | peak RSS MiB |");
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
-        for n in [10usize, 100, 1_000, 10_000] {
-            let ws = server.workspace_with(&format!("grow-{n}"), n);
-            let token = server.token(ws);
-            let list = self.wrk(
-                &format!("{}/api/v1/workspaces/{ws}/secrets", server.base),
-                &[&format!("Authorization: Bearer {token}")],
-                None,
-                Some(&server),
-            );
-            let page = self.wrk(&format!("{}/workspaces/{ws}", server.base), &[&cookie], None, Some(&server));
+        if part("ssr") {
+            let big = server.workspace_with("ssr-1000", 1000);
+            let page = self.wrk(&format!("{}/workspaces/{big}", server.base), &[&cookie], None, Some(&server));
+            let sign_in = self.wrk(&format!("{}/sign-in", server.base), &[], None, Some(&server));
+            // The page of 100 secrets (target 5), also against a bare handler sending its bytes:
+            // what rendering costs beside what copying the page costs.
+            let hundred = server.workspace_with("ssr-100", 100);
+            let hundred_url = format!("{}/workspaces/{hundred}", server.base);
+            let page_bytes = http_get(&hundred_url, &[&cookie]);
+            assert!(String::from_utf8_lossy(&page_bytes).contains("KEY_00099"), "the page lists the keys");
+            let page_bare = self.runtime.block_on(bare_axum(page_bytes.clone()));
+            let page_bare = self.wrk(&page_bare, &[], None, None);
+            let page_100 = self.wrk(&hundred_url, &[&cookie], None, Some(&server));
             println!(
-                "| {n} | {:.0} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.0} |",
-                list.rps,
-                list.p50_ms,
-                list.p99_ms,
-                page.rps,
-                page.p50_ms,
-                page.p99_ms,
-                list.peak_rss_mib.max(page.peak_rss_mib)
+                "### Server-side rendering (SsrMode::Async, signed in) vs the bare handler; the page of 100 secrets is {} bytes\n",
+                page_bytes.len()
             );
-        }
-        println!();
+            table(&[
+                ("bare axum handler", bare, None),
+                ("GET /sign-in", sign_in, Some(bare)),
+                ("GET /workspaces/:id (100 secrets)", page_100, Some(bare)),
+                ("GET /workspaces/:id (1,000 secrets, first 100)", page, Some(bare)),
+                ("bare axum handler (the 100-secret page's bytes)", page_bare, None),
+                ("GET /workspaces/:id (100 secrets)", page_100, Some(page_bare)),
+            ]);
 
+            // 5. How list and page cost grow with the number of secrets.
+            println!("### Growth: list and page at 10 to 10,000 secrets\n");
+            println!("| secrets | list req/s | list p50 ms | list p99 ms | page req/s | page p50 ms | page p99 ms | peak RSS MiB |");
+            println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+            for n in [10usize, 100, 1_000, 10_000] {
+                let ws = server.workspace_with(&format!("grow-{n}"), n);
+                let token = server.token(ws);
+                let list = self.wrk(
+                    &format!("{}/api/v1/workspaces/{ws}/secrets", server.base),
+                    &[&format!("Authorization: Bearer {token}")],
+                    None,
+                    Some(&server),
+                );
+                let page = self.wrk(&format!("{}/workspaces/{ws}", server.base), &[&cookie], None, Some(&server));
+                println!(
+                    "| {n} | {:.0} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.0} |",
+                    list.rps,
+                    list.p50_ms,
+                    list.p99_ms,
+                    page.rps,
+                    page.p50_ms,
+                    page.p99_ms,
+                    list.peak_rss_mib.max(page.peak_rss_mib)
+                );
+            }
+            println!();
+        }
         // 6. The list while sign-ins flood the server.
-        self.sign_in_flood(&server);
+        if part("flood") {
+            self.sign_in_flood(&server);
+        }
 
         println!("Peak RSS of the whole run (VmHWM): {:.1} MiB\n", server.peak_rss_mib());
     }
@@ -353,7 +388,10 @@ fn table(rows: &[(&str, Load, Option<Load>)]) {
     println!("| | req/s | p50 ms | p99 ms | server peak RSS MiB | throughput vs baseline |");
     println!("|---|---:|---:|---:|---:|---:|");
     for (name, load, baseline) in rows {
-        let ratio = baseline.map(|b| format!("{:.2}", load.rps / b.rps)).unwrap_or_else(|| "1 (baseline)".into());
+        let ratio = baseline
+            .map(|b| load.rps / b.rps)
+            .map(|r| if r < 0.1 { format!("{r:.3}") } else { format!("{r:.2}") })
+            .unwrap_or_else(|| "1 (baseline)".into());
         let rss = if load.peak_rss_mib > 0.0 { format!("{:.1}", load.peak_rss_mib) } else { "-".into() };
         println!("| {name} | {:.0} | {:.2} | {:.2} | {rss} | {ratio} |", load.rps, load.p50_ms, load.p99_ms);
     }
@@ -612,7 +650,7 @@ async fn bare_axum(body: Vec<u8>) -> String {
 
 /// The product's upsert statement, run by `CONNECTIONS` tasks over 1,000 keys for `seconds`
 /// on a fresh database of the same engine with the product's schema and settings.
-async fn raw_sqlx_upserts(url: &str, seconds: u32) -> Load {
+async fn raw_sqlx_upserts(url: &str, seconds: u32, also: Also) -> Load {
     let workspace = uuid::Uuid::new_v4();
     let sql = "INSERT INTO secrets (id, workspace_id, key, ciphertext, nonce, key_version, has_value, created_at, created_by, updated_at, updated_by)
                VALUES ($1, $2, $3, $4, $5, 1, TRUE, $6, 'bench', $6, 'bench')
@@ -644,6 +682,9 @@ async fn raw_sqlx_upserts(url: &str, seconds: u32) -> Load {
                                 .execute(&mut *tx)
                                 .await
                                 .unwrap();
+                            if let Some(statement) = also.statement() {
+                                sqlx::query(statement).bind(workspace).execute(&mut *tx).await.unwrap();
+                            }
                             tx.commit().await.unwrap();
                             times.push(started.elapsed());
                             n += CONNECTIONS as usize;
@@ -680,6 +721,29 @@ async fn raw_sqlx_upserts(url: &str, seconds: u32) -> Load {
         drive!(pool);
     }
     load_of(latencies, started.elapsed())
+}
+
+/// What the raw upsert's transaction does besides its one row (PostgreSQL): each of the
+/// product's writes also advances its workspace's audit chain head (one row every write of the
+/// workspace updates) and, through the outbox trigger, sends a notification.
+#[derive(Clone, Copy, PartialEq)]
+enum Also {
+    Nothing,
+    ChainHead,
+    Notify,
+}
+
+impl Also {
+    fn statement(self) -> Option<&'static str> {
+        match self {
+            Also::Nothing => None,
+            Also::ChainHead => Some(
+                "INSERT INTO audit_heads (chain, seq, hash) VALUES ($1, 1, '\\x00')
+                 ON CONFLICT (chain) DO UPDATE SET seq = audit_heads.seq + 1",
+            ),
+            Also::Notify => Some("SELECT pg_notify('lss_bench', $1::text)"),
+        }
+    }
 }
 
 /// Opens `count` long-polls on one waiting run; returns the server's RSS before and while they

@@ -267,6 +267,48 @@ async fn keys_are_listed_with_flags_and_never_a_value(engine: Engine) {
     }
 }
 
+/// The answer is kept between calls (and shared by sessions) only while the workspace's keys
+/// are unchanged: a write or a delete shows in the next call of the same session, and another
+/// workspace's session gets its own keys.
+async fn kept_key_lists_follow_writes_and_stay_per_workspace(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let (ws, token) = workspace(&app).await;
+    let keys = |result: CallToolResult| result.structured_content.unwrap()["keys"].clone();
+    let client = connect(&app, &token, Agent::new(Era::Legacy, None), Era::Legacy).await;
+    let first = keys(client.call_tool(call("get_secret_keys", json!({}))).await.unwrap());
+    assert_eq!(first, json!([{"key": "STORED", "hasValue": true, "global": false}]));
+    let again = keys(client.call_tool(call("get_secret_keys", json!({}))).await.unwrap());
+    assert_eq!(again, first, "unchanged keys, the same answer");
+
+    let writer = app.writer_token(ws).await;
+    assert_eq!(app.create(ws, &writer, "ADDED", "").await.status(), 201);
+    let added = client.call_tool(call("get_secret_keys", json!({}))).await.unwrap();
+    assert!(text(&added).contains("2 secret key(s)"), "{}", text(&added));
+    assert_eq!(
+        keys(added),
+        json!([
+            {"key": "ADDED", "hasValue": false, "global": false},
+            {"key": "STORED", "hasValue": true, "global": false}
+        ])
+    );
+
+    let other = app.workspace("other").await;
+    let other_token = app.token(other, &[Scope::ToolsCall]).await;
+    assert_eq!(app.create(other, &app.writer_token(other).await, "ELSEWHERE", CANARY).await.status(), 201);
+    let elsewhere = connect(&app, &other_token, Agent::new(Era::Legacy, None), Era::Legacy).await;
+    let theirs = keys(elsewhere.call_tool(call("get_secret_keys", json!({}))).await.unwrap());
+    assert_eq!(theirs, json!([{"key": "ELSEWHERE", "hasValue": true, "global": false}]));
+
+    let listed = json(app.list(ws, &writer).await).await;
+    let stored =
+        listed.as_array().unwrap().iter().find(|s| s["key"] == "STORED").unwrap()["id"].as_str().unwrap().to_string();
+    assert!(app.delete(ws, &writer, &stored).await.status().is_success());
+    let after = keys(client.call_tool(call("get_secret_keys", json!({}))).await.unwrap());
+    assert_eq!(after, json!([{"key": "ADDED", "hasValue": false, "global": false}]));
+    let _ = client.cancel().await;
+    let _ = elsewhere.cancel().await;
+}
+
 async fn bad_arguments_are_errors_the_model_can_read(engine: Engine) {
     let app = spawn_app(engine).await;
     let (_, token) = workspace(&app).await;
@@ -671,6 +713,7 @@ async fn stdio_speaks_both_versions(engine: Engine) {
 both_engines!(
     tools_are_the_rest_definitions_on_both_versions,
     keys_are_listed_with_flags_and_never_a_value,
+    kept_key_lists_follow_writes_and_stay_per_workspace,
     global_keys_are_listed_as_provided_by_the_server_and_their_values_stay_hidden,
     bad_arguments_are_errors_the_model_can_read,
     another_workspace_is_not_found_and_a_revoked_token_is_refused,

@@ -280,6 +280,27 @@ async fn studio_post(app: &TestApp, cookie: &str, function: &str, form: &[(&str,
     app.studio(cookie, function, form).await
 }
 
+/// The token is made once per page and put in every form of it: each of the rows' forms
+/// carries the session's own token, and another session's page carries its own.
+async fn every_form_of_a_page_carries_its_sessions_csrf_token(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let ws = app.workspace("main").await;
+    let token = app.writer_token(ws).await;
+    for key in ["FIRST", "SECOND", "THIRD"] {
+        assert_eq!(app.create(ws, &token, key, "v").await.status(), 201);
+    }
+    let (eddie, olly) = (member(&app, "eddie", ws, "editor").await, member(&app, "olly", ws, "editor").await);
+    for cookie in [&eddie, &olly] {
+        let html = get_page(&app, &format!("/workspaces/{ws}"), Some(cookie)).await.text().await.unwrap();
+        let fields: Vec<&str> =
+            html.split(r#"name="csrf" value=""#).skip(1).map(|rest| &rest[..rest.find('"').unwrap()]).collect();
+        // Add, then update, hosts and delete for each of the three rows (and the deleted list's forms, none yet).
+        assert!(fields.len() >= 10, "{} forms", fields.len());
+        assert!(fields.iter().all(|field| *field == csrf_of(cookie)), "{fields:?}");
+    }
+    assert_ne!(csrf_of(&eddie), csrf_of(&olly));
+}
+
 async fn studio_writes_need_the_sessions_csrf_token(engine: Engine) {
     let app = spawn_app(engine).await;
     let ws = app.workspace("main").await;
@@ -645,6 +666,7 @@ async fn sign_ins_and_failed_attempts_are_audited_and_shown_to_the_user(engine: 
 
 both_engines!(serial:
     studio_writes_need_the_sessions_csrf_token,
+    every_form_of_a_page_carries_its_sessions_csrf_token,
     only_the_named_reads_go_without_a_csrf_token,
     sign_ins_and_failed_attempts_are_audited_and_shown_to_the_user,
     owners_create_and_revoke_tokens_shown_once,

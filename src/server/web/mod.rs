@@ -49,6 +49,7 @@ pub fn app_router(state: AppState) -> Router {
     let page_context = move || {
         provide_context(context_state.clone());
         http::provide_page_nonce();
+        studio::provide_csrf_token();
     };
     let shell_options = state.leptos_options.clone();
     let body_timeout = Duration::from_secs(state.config.body_timeout_secs);

@@ -30,9 +30,11 @@ pub const PATH: &str = "/mcp";
 /// The `/mcp` route: every request is authenticated by [`authenticate`] before the SDK's
 /// transport sees it.
 pub fn router(state: &AppState) -> Router<AppState> {
-    let factory_state = state.clone();
+    // One server, cloned for each session or stateless request: its request-state codec and
+    // kept answers are made once.
+    let server = McpServer::new(state.clone(), None);
     let service = StreamableHttpService::new(
-        move || Ok(McpServer::new(factory_state.clone(), None)),
+        move || Ok(server.clone()),
         Arc::new(LocalSessionManager::default()),
         transport_config(state),
     );

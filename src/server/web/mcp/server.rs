@@ -3,7 +3,8 @@
 //! for secrets go through [`super::elicit`], which opens the Studio's form for the person.
 
 use std::borrow::Cow;
-use std::sync::{Arc, LazyLock};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use rmcp::model::{
@@ -75,6 +76,15 @@ pub struct McpServer {
     /// The caller of every request over stdio; over HTTP each request brings its own.
     local: Option<Caller>,
     pub(super) codec: Arc<RequestStateCodec>,
+    /// `get_secret_keys`' answer per workspace, made from the keys' kept text and served again
+    /// while that text is the current one (shared by every session of the server).
+    kept: Arc<Mutex<HashMap<Uuid, KeptKeys>>>,
+}
+
+/// An answer and the kept text it was made from (held, so its address names it).
+struct KeptKeys {
+    text: Arc<str>,
+    answer: CallToolResult,
 }
 
 impl McpServer {
@@ -82,7 +92,7 @@ impl McpServer {
     pub fn new(state: AppState, local: Option<Caller>) -> McpServer {
         let key = state.kek.derive("mcp requestState");
         let codec = RequestStateCodec::try_new(key.as_slice()).expect("BUG: a 32-byte key is long enough");
-        McpServer { state, local, codec: Arc::new(codec) }
+        McpServer { state, local, codec: Arc::new(codec), kept: Arc::default() }
     }
 
     fn caller(&self, context: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
@@ -146,10 +156,8 @@ impl ServerHandler for McpServer {
             return self.request_secrets(&caller, &name, args, &request, &context).await;
         }
         if name == "get_secret_keys" {
-            // The keys' text kept for the REST API serves here too (the leak guard saw it).
-            let keys = tools::secret_keys_json(&self.state.secrets, caller.workspace_id, args, &caller.actor).await;
-            return match keys.and_then(|text| serde_json::from_str(&text).map_err(|e| anyhow::Error::from(e).into())) {
-                Ok(data) => Ok(answer(&name, ToolResult { data, pending: None }, &None).into()),
+            return match self.secret_keys(&caller, args).await {
+                Ok(answer) => Ok(answer.into()),
                 Err(err) => tool_error(err),
             };
         }
@@ -180,6 +188,22 @@ impl ServerHandler for McpServer {
 }
 
 impl McpServer {
+    /// `get_secret_keys`: made from the keys' text kept for the REST API (the leak guard saw
+    /// it, and the audit entry is written there) and kept while that text is current.
+    async fn secret_keys(&self, caller: &Caller, args: Value) -> Result<CallToolResult, AppError> {
+        let text = tools::secret_keys_json(&self.state.secrets, caller.workspace_id, args, &caller.actor).await?;
+        if let Some(kept) = self.kept.lock().expect("kept answers").get(&caller.workspace_id) {
+            if Arc::ptr_eq(&kept.text, &text) {
+                return Ok(kept.answer.clone());
+            }
+        }
+        let data = serde_json::from_str(&text).map_err(anyhow::Error::from)?;
+        let made = answer("get_secret_keys", ToolResult { data, pending: None }, &None);
+        let kept = KeptKeys { text, answer: made.clone() };
+        self.kept.lock().expect("kept answers").insert(caller.workspace_id, kept);
+        Ok(made)
+    }
+
     /// The Studio page of a run, where a signed-in editor answers a request.
     pub(super) fn run_url(&self, workspace_id: Uuid, run: Option<Uuid>) -> Option<String> {
         run.map(|run| format!("{}/workspaces/{workspace_id}/runs/{run}", self.state.config.public_url()))

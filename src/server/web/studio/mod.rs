@@ -4,7 +4,7 @@
 use axum::http::header::{ACCEPT, RETRY_AFTER, SET_COOKIE, USER_AGENT};
 use axum::http::request::Parts;
 use axum::http::HeaderValue;
-use leptos::prelude::use_context;
+use leptos::prelude::{provide_context, use_context};
 use leptos_axum::ResponseOptions;
 use uuid::Uuid;
 
@@ -64,8 +64,26 @@ pub async fn signed_in() -> Result<SessionUser, AppError> {
     Ok(user)
 }
 
-/// The CSRF token of this request's session, for the hidden field of Studio forms.
+/// The CSRF token of this request's session, for the hidden field of Studio forms: the one
+/// [`provide_csrf_token`] made for the page, else made from the request.
 pub fn csrf_token() -> String {
+    match use_context::<PageCsrfToken>() {
+        Some(PageCsrfToken(token)) => token.to_string(),
+        None => request_csrf_token(),
+    }
+}
+
+/// Made once per page render: a page of 100 secrets has three hundred forms, and each would
+/// otherwise copy the request's headers, find the cookie and hash it again.
+pub fn provide_csrf_token() {
+    provide_context(PageCsrfToken(request_csrf_token().into()));
+}
+
+/// The token of the page being rendered (see [`provide_csrf_token`]).
+#[derive(Clone)]
+struct PageCsrfToken(std::sync::Arc<str>);
+
+fn request_csrf_token() -> String {
     use_context::<Parts>().and_then(|parts| session_cookie(&parts)).map(|c| csrf::csrf_token(&c)).unwrap_or_default()
 }
 
