@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the release server (precompressed front end) and runs the load benchmarks against it,
 # each beside its baseline: `./scripts/bench.sh > bench.md`. Needs wrk (installed when root).
-# BENCH_SECONDS (default 5) and BENCH_ENGINES (default sqlite,postgres) tune the run.
+# BENCH_SECONDS (default 5), BENCH_ENGINES (default sqlite,postgres) and BENCH_ONLY (any of
+# polls,reads,writes,ssr,flood) tune the run.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
