@@ -14,6 +14,7 @@ mod elicitations;
 mod group_commit;
 mod one_trip;
 mod outbox;
+mod pg_group_commit;
 pub mod runs;
 mod secrets;
 mod sessions;
@@ -52,6 +53,9 @@ pub struct Db {
     cache: Arc<ReadCache>,
     /// SQLite: the connection write transactions take turns on (see [`group_commit`]).
     writer: Option<group_commit::GroupCommit>,
+    /// PostgreSQL: the queue one-statement upserts share commits through (see
+    /// [`pg_group_commit`]).
+    pg_writes: Option<pg_group_commit::PgGroupCommit>,
 }
 
 /// A pool of one of the supported engines.
@@ -263,10 +267,15 @@ impl Db {
         Ok(&self.cache)
     }
 
-    /// SQLite: the writes committed so far and the commits (each one `fsync`) that carried
-    /// them, since this handle was opened.
+    /// The writes committed so far through the engine's group commit and the commits that
+    /// carried them, since this handle was opened: SQLite's write transactions (each commit one
+    /// `fsync`), PostgreSQL's one-statement upserts.
     pub fn group_commit_stats(&self) -> Option<(u64, u64)> {
-        self.writer.as_ref().map(group_commit::GroupCommit::stats)
+        match (&self.writer, &self.pg_writes) {
+            (Some(writer), _) => Some(writer.stats()),
+            (None, Some(pg)) => Some(pg.stats()),
+            (None, None) => None,
+        }
     }
 
     /// Whether this is the embedded SQLite.
@@ -284,7 +293,13 @@ impl Db {
                 .connect(url)
                 .await
                 .context("failed to connect to PostgreSQL")?;
-            return Ok(Db { pool: Pool::Postgres(pool), cache: Arc::new(ReadCache::new(false)), writer: None });
+            let pg_writes = Some(pg_group_commit::PgGroupCommit::start(pool.clone()));
+            return Ok(Db {
+                pool: Pool::Postgres(pool),
+                cache: Arc::new(ReadCache::new(false)),
+                writer: None,
+                pg_writes,
+            });
         }
         let options = SqliteConnectOptions::from_str(url)
             .with_context(|| format!("invalid database URL {url}"))?
@@ -311,7 +326,7 @@ impl Db {
                 .with_context(|| format!("failed to open the change counter beside {}", file.display()))?;
             cache = cache.with_signal(signal);
         }
-        Ok(Db { pool: Pool::Sqlite(pool), cache: Arc::new(cache), writer: Some(writer) })
+        Ok(Db { pool: Pool::Sqlite(pool), cache: Arc::new(cache), writer: Some(writer), pg_writes: None })
     }
 
     /// Applies the migrations of this engine, then chains the audit entries written before

@@ -2,16 +2,18 @@
 //! (migration 0013) does in one statement what a write transaction does in about ten: it
 //! shares the data key, locks the row, writes the value sealed for the id and version the
 //! server expected, keeps the version, writes the outbox event and appends the audit entry. When
-//! the row is not what the server expected it writes nothing and says what is there.
+//! the row is not what the server expected it writes nothing and says what is there. Upserts
+//! sent at the same time share a transaction and its commit (`pg_group_commit`).
 
 use chrono::{DateTime, Utc};
+use sqlx::{Execute, FromRow};
 use uuid::Uuid;
 
 use crate::model::{Event, SecretItem};
 use crate::server::domain::audit::{entry_time, Link, GENESIS};
 use crate::server::domain::AuditAction;
 use crate::server::error::AppError;
-use crate::server::store::{Db, Pool, Sealed};
+use crate::server::store::{Db, Sealed};
 
 /// One upsert, sealed for `id` at `version`.
 pub struct OneTripUpsert<'a> {
@@ -46,10 +48,13 @@ pub enum OneTrip {
 
 type Answer = (String, Option<Uuid>, Option<i64>, Option<bool>, Option<DateTime<Utc>>);
 
-/// Runs the upsert `w` as one statement on PostgreSQL (never on SQLite, whose writes are group
-/// commits on one connection already).
+const UPSERT: &str = "SELECT o_outcome, o_id, o_version, o_has_value, o_updated_at FROM lss_upsert_secret(
+     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)";
+
+/// Runs the upsert `w` as one statement on PostgreSQL, committed with the upserts sent at the
+/// same time (never on SQLite, whose writes are group commits on one connection already).
 pub async fn upsert_secret_one_trip(db: &Db, w: &OneTripUpsert<'_>) -> Result<OneTrip, AppError> {
-    let Pool::Postgres(pool) = &db.pool else {
+    let Some(writes) = &db.pg_writes else {
         unreachable!("BUG: one-trip upserts are PostgreSQL's");
     };
     let now = Utc::now();
@@ -71,34 +76,36 @@ pub async fn upsert_secret_one_trip(db: &Db, w: &OneTripUpsert<'_>) -> Result<On
         run_id: None,
     };
     let (head, tail) = link.encoding_around_place();
-    let (outcome, id, version, has_value, updated_at): Answer = sqlx::query_as(
-        "SELECT o_outcome, o_id, o_version, o_has_value, o_updated_at FROM lss_upsert_secret(
-             $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
-    )
-    .bind(w.workspace_id)
-    .bind(w.key)
-    .bind(w.id)
-    .bind(w.version)
-    .bind(w.sealed.key_version)
-    .bind(&w.sealed.ciphertext)
-    .bind(&w.sealed.nonce)
-    .bind(w.sealed.aad_version)
-    .bind(w.sealed.has_value)
-    .bind(w.actor)
-    .bind(now)
-    .bind(w.expected)
-    .bind(w.keep)
-    .bind(audit_id)
-    .bind(action)
-    .bind(at)
-    .bind(head)
-    .bind(tail)
-    .bind(&GENESIS[..])
-    .bind(Uuid::new_v4())
-    .bind(event.name())
-    .bind(payload)
-    .fetch_one(pool)
-    .await?;
+    let mut query = sqlx::query::<sqlx::Postgres>(UPSERT)
+        .bind(w.workspace_id)
+        .bind(w.key)
+        .bind(w.id)
+        .bind(w.version)
+        .bind(w.sealed.key_version)
+        .bind(&w.sealed.ciphertext)
+        .bind(&w.sealed.nonce)
+        .bind(w.sealed.aad_version)
+        .bind(w.sealed.has_value)
+        .bind(w.actor)
+        .bind(now)
+        .bind(w.expected)
+        .bind(w.keep)
+        .bind(audit_id)
+        .bind(action)
+        .bind(at)
+        .bind(head)
+        .bind(tail)
+        .bind(&GENESIS[..])
+        .bind(Uuid::new_v4())
+        .bind(event.name())
+        .bind(payload);
+    let arguments = query
+        .take_arguments()
+        .map_err(|err| AppError::Internal(anyhow::anyhow!("the upsert's arguments did not encode: {err}")))?
+        .unwrap_or_default();
+    // Committed with the upserts that came at the same time (see `pg_group_commit`).
+    let row = writes.fetch_one(UPSERT, arguments).await?;
+    let (outcome, id, version, has_value, updated_at) = Answer::from_row(&row)?;
     Ok(match outcome.as_str() {
         "written" => {
             db.cache().apply([&event]);
