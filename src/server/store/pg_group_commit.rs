@@ -107,7 +107,7 @@ async fn write_batches(pool: PgPool, mut jobs: mpsc::UnboundedReceiver<Job>, sta
                 continue;
             }
         };
-        match commit_batch(&mut *conn, batch, &stats).await {
+        match commit_batch(&mut conn, batch, &stats).await {
             Ok(again) => next.extend(again),
             // The connection's state is unknown: close it rather than hand it back.
             Err(()) => drop(conn.detach()),
@@ -137,7 +137,7 @@ async fn commit_batch(conn: &mut PgConnection, batch: Vec<Job>, stats: &Stats) -
             }
             timeout_set = true;
         }
-        let mut savepoint = match (&mut *tx).begin().await {
+        let mut savepoint = match tx.begin().await {
             Ok(savepoint) => savepoint,
             Err(err) => return abandon(err, job, members, done, again),
         };
