@@ -6,15 +6,16 @@
 //! outbox trigger does) holds a database-wide lock through its commit. One transaction per write
 //! therefore commits a workspace's writes one after another (BENCHMARKS.md measures it). Here
 //! the statements go through one connection in turn: the writer takes every statement waiting,
-//! runs each in its own savepoint (one that fails is rolled back alone and answered with its
-//! error), commits them together, and answers each caller only after that commit returned.
-//! Statements that arrive meanwhile form the next batch.
+//! runs them one after another in one transaction (one round trip each), commits them
+//! together, and answers each caller only after that commit returned. Statements that arrive
+//! meanwhile form the next batch. A statement that fails aborts the transaction: it is answered
+//! with its error and the others, none of whose writes stands, run again in the next batch.
 //!
 //! No deadlock: until one of its statements stands, a batch holds no lock, and a statement may
 //! wait for one as long as it takes. After that the others run under a short `lock_timeout`,
 //! because the batch may hold a chain head that the holder of their row waits for (a
 //! transaction that locked that row, then wants the head at its commit); one that times out is
-//! rolled back to its savepoint and goes first in the next batch.
+//! rolled back with the batch and goes first in the next one.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -116,7 +117,11 @@ async fn write_batches(pool: PgPool, mut jobs: mpsc::UnboundedReceiver<Job>, sta
 }
 
 /// Runs `batch` in one transaction on `conn` and answers every member; returns the members to
-/// try again first in the next batch. `Err` when the connection can no longer be trusted.
+/// run again, first, in the next batch. `Err` when the connection can no longer be trusted.
+///
+/// One round trip a statement: a statement that fails aborts the transaction, so the batch is
+/// rolled back; that statement is answered with its error (or goes first next time when it
+/// only timed out on a lock), and the others, none of whose writes stands, go again.
 async fn commit_batch(conn: &mut PgConnection, batch: Vec<Job>, stats: &Stats) -> Result<Vec<Job>, ()> {
     let mut tx = match conn.begin().await {
         Ok(tx) => tx,
@@ -126,38 +131,33 @@ async fn commit_batch(conn: &mut PgConnection, batch: Vec<Job>, stats: &Stats) -
         }
     };
     let mut done: Vec<(Job, PgRow)> = Vec::with_capacity(batch.len());
-    let mut again = Vec::new();
     let mut members = batch.into_iter();
-    let mut timeout_set = false;
     while let Some(job) = members.next() {
         // Once a statement stands, the batch may hold a chain head: wait for locks briefly.
-        if !done.is_empty() && !timeout_set {
+        if done.len() == 1 {
             if let Err(err) = sqlx::query(LOCK_TIMEOUT).execute(&mut *tx).await {
-                return abandon(err, job, members, done, again);
+                fail_all(std::iter::once(job).chain(done.into_iter().map(|(job, _)| job)).chain(members), &err);
+                return Err(());
             }
-            timeout_set = true;
         }
-        let mut savepoint = match tx.begin().await {
-            Ok(savepoint) => savepoint,
-            Err(err) => return abandon(err, job, members, done, again),
+        let err = match sqlx::query_with(job.sql, job.arguments.clone()).fetch_one(&mut *tx).await {
+            Ok(row) => {
+                done.push((job, row));
+                continue;
+            }
+            Err(err) => err,
         };
-        let attempt = sqlx::query_with(job.sql, job.arguments.clone()).fetch_one(&mut *savepoint).await;
-        match attempt {
-            Ok(row) => match savepoint.commit().await {
-                Ok(()) => done.push((job, row)),
-                Err(err) => return abandon(err, job, members, done, again),
-            },
-            Err(err) => {
-                if let Err(rollback) = savepoint.rollback().await {
-                    return abandon(rollback, job, members, done, again);
-                }
-                if is_lock_timeout(&err) {
-                    again.push(job);
-                } else {
-                    let _ = job.reply.send(Err(err));
-                }
-            }
+        let unwritten = done.into_iter().map(|(job, _)| job);
+        if let Err(rollback) = tx.rollback().await {
+            fail_all(std::iter::once(job).chain(unwritten).chain(members), &rollback);
+            return Err(());
         }
+        return Ok(if is_lock_timeout(&err) {
+            std::iter::once(job).chain(unwritten).chain(members).collect()
+        } else {
+            let _ = job.reply.send(Err(err));
+            unwritten.chain(members).collect()
+        });
     }
     match tx.commit().await {
         Ok(()) => {
@@ -166,27 +166,14 @@ async fn commit_batch(conn: &mut PgConnection, batch: Vec<Job>, stats: &Stats) -
             for (job, row) in done {
                 let _ = job.reply.send(Ok(row));
             }
-            Ok(again)
+            Ok(Vec::new())
         }
         Err(err) => {
             // None of the batch's writes is on disk: every member hears it.
-            fail_all(done.into_iter().map(|(job, _)| job).chain(again), &err);
+            fail_all(done.into_iter().map(|(job, _)| job), &err);
             Err(())
         }
     }
-}
-
-/// The connection failed mid-batch: nothing of the batch is committed, every member hears it.
-fn abandon(
-    err: sqlx::Error,
-    job: Job,
-    rest: impl Iterator<Item = Job>,
-    done: Vec<(Job, PgRow)>,
-    again: Vec<Job>,
-) -> Result<Vec<Job>, ()> {
-    let members = std::iter::once(job).chain(rest).chain(done.into_iter().map(|(job, _)| job)).chain(again);
-    fail_all(members, &err);
-    Err(())
 }
 
 /// Answers every member with `err` (as an I/O error when it is not the connection's own kind,
